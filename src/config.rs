@@ -1,0 +1,385 @@
+//! [`PlumtreeConfig`]: every knob of the protocol core, with presets.
+//!
+//! Start from a preset and override what differs; [`PlumtreeConfig::validate`] (called by every
+//! constructor) rejects combinations that cannot work. docs/configuration.md has the same table
+//! with guidance on choosing.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::message::DecodeLimits;
+
+/// Largest IHave batch a config may ask for; it is also the decode limit, so it bounds the memory
+/// one IHave frame can claim.
+pub const MAX_IHAVE_BATCH_SIZE: usize = 4096;
+
+/// Largest payload a config may allow: 16 MiB. Larger broadcasts belong in a blob store.
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Configuration of the Plumtree protocol core.
+///
+/// Durations serialize as human-readable strings (`"500ms"`, `"1m"`) with the `serde` feature;
+/// fields left out of a serialized config take their [`Default`] values.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use memberlist_plumtree::PlumtreeConfig;
+///
+/// let config = PlumtreeConfig::lan()
+///     .with_eager_fanout(4)
+///     .with_graft_timeout(Duration::from_millis(150));
+/// assert!(config.validate().is_ok());
+/// assert!(PlumtreeConfig::default().with_eager_fanout(0).validate().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct PlumtreeConfig {
+    /// Eager (push) neighbours chosen when a node first picks its neighbours. Default 3.
+    ///
+    /// Before the tree converges every broadcast costs about `eager_fanout` payloads per node;
+    /// after, one. More gives more redundancy while the tree forms, at the cost of early duplicates.
+    pub eager_fanout: usize,
+    /// Lazy (announce-only) neighbours chosen besides the eager ones. Default 6.
+    ///
+    /// These receive IHave announcements and repair the tree when an eager link fails; more lazy
+    /// neighbours mean more paths for repair and more IHave traffic (about 28 bytes per neighbour
+    /// per broadcast).
+    pub lazy_fanout: usize,
+    /// Cap on eager plus lazy neighbours, counting peers that chose this node. `None` (default):
+    /// no cap beyond the membership itself.
+    ///
+    /// When the cap is reached, a new peer that pushes to this node is answered with a Prune.
+    pub max_peers: Option<usize>,
+    /// How long an announcement may wait to be batched into an IHave. Default 100 ms.
+    ///
+    /// A batch also leaves as soon as it holds `ihave_batch_size` entries. Longer intervals mean
+    /// fewer IHave frames and slower repair.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub ihave_interval: Duration,
+    /// Most announcements in one IHave frame. Default 16. Also the decode limit for received
+    /// IHaves, so every node of a cluster must use the same value or a smaller one.
+    pub ihave_batch_size: usize,
+    /// How long to wait after the first announcement of a missing payload before grafting its
+    /// announcer. Default 500 ms.
+    ///
+    /// Should exceed the usual delay of the eager path (latency times depth of the tree), or nodes
+    /// graft payloads that were about to arrive and the tree gains needless links.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub graft_timeout: Duration,
+    /// After a Graft, how long to wait before grafting the next announcer. Default 250 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub graft_retry_timeout: Duration,
+    /// Grafts sent for one missing payload before giving up on it (the announcers are tried in
+    /// turn). Default 5.
+    pub graft_max_retries: u32,
+    /// Tree optimization: when a payload arrives with a hop count at least this much larger than
+    /// an announcer's, the announcer is grafted and the sender pruned. Default 3. 0 disables it.
+    pub optimization_threshold: u32,
+    /// How long a payload stays in the cache, to answer Grafts. Default 60 s.
+    ///
+    /// Bounds how long after a broadcast a lagging node can still be repaired.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub message_cache_ttl: Duration,
+    /// Most payloads in the cache; the oldest leaves first. Default 10,000.
+    pub message_cache_max_size: usize,
+    /// Most payload bytes in the cache; the oldest leaves first. Default 64 MiB.
+    pub message_cache_max_bytes: usize,
+    /// Largest payload accepted from the application or the network, in bytes. Default 64 KiB.
+    pub max_message_size: usize,
+    /// How long a message id is remembered as delivered, so late copies are recognised as
+    /// duplicates. Default 120 s; at least `message_cache_ttl`.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub seen_ttl: Duration,
+    /// Most message ids remembered as delivered. Default 100,000 (about 5 MB); at least
+    /// `message_cache_max_size`.
+    pub seen_max_size: usize,
+    /// Most payloads tracked as announced but not yet received. Default 10,000. Announcements
+    /// beyond it are dropped and counted, so an IHave flood cannot grow memory.
+    pub max_missing: usize,
+    /// Most announcers remembered per missing payload. Default 8.
+    pub max_announcers: usize,
+    /// Seed for the protocol's random choices. `None` (default): seeded from the OS.
+    ///
+    /// A fixed seed makes a node's choices, and its message-id incarnation, repeat: use it for
+    /// tests and simulation, never for two lives of one production node.
+    pub rng_seed: Option<u64>,
+}
+
+impl Default for PlumtreeConfig {
+    /// General purpose: links of a few to a few tens of milliseconds, up to a few hundred nodes.
+    fn default() -> Self {
+        Self {
+            eager_fanout: 3,
+            lazy_fanout: 6,
+            max_peers: None,
+            ihave_interval: Duration::from_millis(100),
+            ihave_batch_size: 16,
+            graft_timeout: Duration::from_millis(500),
+            graft_retry_timeout: Duration::from_millis(250),
+            graft_max_retries: 5,
+            optimization_threshold: 3,
+            message_cache_ttl: Duration::from_secs(60),
+            message_cache_max_size: 10_000,
+            message_cache_max_bytes: 64 * 1024 * 1024,
+            max_message_size: 64 * 1024,
+            seen_ttl: Duration::from_secs(120),
+            seen_max_size: 100_000,
+            max_missing: 10_000,
+            max_announcers: 8,
+            rng_seed: None,
+        }
+    }
+}
+
+impl PlumtreeConfig {
+    /// Low-latency LAN (sub-millisecond to a few ms): faster IHave flushes and grafts, shorter
+    /// cache. Differs from `default()` only in the fields set here.
+    pub fn lan() -> Self {
+        Self {
+            ihave_interval: Duration::from_millis(50), // repair latency matters more than frames
+            graft_timeout: Duration::from_millis(200), // eager paths finish in a few ms
+            graft_retry_timeout: Duration::from_millis(100),
+            optimization_threshold: 2, // cheap to reshape on a fast network
+            message_cache_ttl: Duration::from_secs(30),
+            seen_ttl: Duration::from_secs(60),
+            ..Self::default()
+        }
+    }
+
+    /// High-latency WAN (tens to hundreds of ms, some loss): more redundancy, patient grafts,
+    /// longer cache.
+    pub fn wan() -> Self {
+        Self {
+            eager_fanout: 4,                            // redundancy while the tree forms
+            lazy_fanout: 8,                             // more repair paths
+            ihave_interval: Duration::from_millis(200), // fewer, fuller IHave frames
+            graft_timeout: Duration::from_secs(1),      // eager path may take several 100 ms hops
+            graft_retry_timeout: Duration::from_millis(500),
+            graft_max_retries: 7,
+            optimization_threshold: 4, // reshape only for large gains
+            message_cache_ttl: Duration::from_secs(120),
+            seen_ttl: Duration::from_secs(240),
+            ..Self::default()
+        }
+    }
+
+    /// 1,000 nodes and more: larger batches and caches, a bounded neighbour table.
+    pub fn large_cluster() -> Self {
+        Self {
+            lazy_fanout: 8,                            // more repair paths in a deeper tree
+            max_peers: Some(32), // bound per-node state however popular a node is
+            ihave_batch_size: 32, // fewer IHave frames in a busy cluster
+            graft_timeout: Duration::from_millis(750), // deeper tree, longer eager paths
+            graft_retry_timeout: Duration::from_millis(300),
+            message_cache_ttl: Duration::from_secs(90),
+            message_cache_max_size: 50_000,
+            seen_ttl: Duration::from_secs(180),
+            seen_max_size: 200_000,
+            max_missing: 20_000,
+            ..Self::default()
+        }
+    }
+
+    /// Checks that the fields make sense together.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("eager_fanout", self.eager_fanout),
+            ("ihave_batch_size", self.ihave_batch_size),
+            ("message_cache_max_size", self.message_cache_max_size),
+            ("message_cache_max_bytes", self.message_cache_max_bytes),
+            ("max_message_size", self.max_message_size),
+            ("seen_max_size", self.seen_max_size),
+            ("max_missing", self.max_missing),
+            ("max_announcers", self.max_announcers),
+            ("graft_max_retries", self.graft_max_retries as usize),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(field));
+        }
+        let durations = [
+            ("ihave_interval", self.ihave_interval),
+            ("graft_timeout", self.graft_timeout),
+            ("graft_retry_timeout", self.graft_retry_timeout),
+            ("message_cache_ttl", self.message_cache_ttl),
+            ("seen_ttl", self.seen_ttl),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Zero(field));
+        }
+        if self.ihave_batch_size > MAX_IHAVE_BATCH_SIZE {
+            return Err(ConfigError::TooLarge {
+                field: "ihave_batch_size",
+                max: MAX_IHAVE_BATCH_SIZE,
+            });
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE_LIMIT {
+            return Err(ConfigError::TooLarge {
+                field: "max_message_size",
+                max: MAX_MESSAGE_SIZE_LIMIT,
+            });
+        }
+        if let Some(max) = self.max_peers {
+            let wanted = self.eager_fanout + self.lazy_fanout;
+            if max < wanted {
+                return Err(ConfigError::MaxPeersBelowFanout {
+                    max_peers: max,
+                    fanout: wanted,
+                });
+            }
+        }
+        if self.seen_ttl < self.message_cache_ttl {
+            return Err(ConfigError::Inconsistent(
+                "seen_ttl must be at least message_cache_ttl",
+            ));
+        }
+        if self.seen_max_size < self.message_cache_max_size {
+            return Err(ConfigError::Inconsistent(
+                "seen_max_size must be at least message_cache_max_size",
+            ));
+        }
+        if self.graft_retry_timeout > self.graft_timeout {
+            return Err(ConfigError::Inconsistent(
+                "graft_retry_timeout must not exceed graft_timeout",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits a decoder applies to frames for a node with this config.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_payload: self.max_message_size,
+            max_announcements: self.ihave_batch_size,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl PlumtreeConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`eager_fanout`](Self::eager_fanout).
+    with_eager_fanout: eager_fanout: usize;
+    /// Sets [`lazy_fanout`](Self::lazy_fanout).
+    with_lazy_fanout: lazy_fanout: usize;
+    /// Sets [`max_peers`](Self::max_peers).
+    with_max_peers: max_peers: Option<usize>;
+    /// Sets [`ihave_interval`](Self::ihave_interval).
+    with_ihave_interval: ihave_interval: Duration;
+    /// Sets [`ihave_batch_size`](Self::ihave_batch_size).
+    with_ihave_batch_size: ihave_batch_size: usize;
+    /// Sets [`graft_timeout`](Self::graft_timeout).
+    with_graft_timeout: graft_timeout: Duration;
+    /// Sets [`graft_retry_timeout`](Self::graft_retry_timeout).
+    with_graft_retry_timeout: graft_retry_timeout: Duration;
+    /// Sets [`graft_max_retries`](Self::graft_max_retries).
+    with_graft_max_retries: graft_max_retries: u32;
+    /// Sets [`optimization_threshold`](Self::optimization_threshold).
+    with_optimization_threshold: optimization_threshold: u32;
+    /// Sets [`message_cache_ttl`](Self::message_cache_ttl).
+    with_message_cache_ttl: message_cache_ttl: Duration;
+    /// Sets [`message_cache_max_size`](Self::message_cache_max_size).
+    with_message_cache_max_size: message_cache_max_size: usize;
+    /// Sets [`message_cache_max_bytes`](Self::message_cache_max_bytes).
+    with_message_cache_max_bytes: message_cache_max_bytes: usize;
+    /// Sets [`max_message_size`](Self::max_message_size).
+    with_max_message_size: max_message_size: usize;
+    /// Sets [`seen_ttl`](Self::seen_ttl).
+    with_seen_ttl: seen_ttl: Duration;
+    /// Sets [`seen_max_size`](Self::seen_max_size).
+    with_seen_max_size: seen_max_size: usize;
+    /// Sets [`max_missing`](Self::max_missing).
+    with_max_missing: max_missing: usize;
+    /// Sets [`max_announcers`](Self::max_announcers).
+    with_max_announcers: max_announcers: usize;
+    /// Sets [`rng_seed`](Self::rng_seed).
+    with_rng_seed: rng_seed: Option<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid() {
+        for config in [
+            PlumtreeConfig::default(),
+            PlumtreeConfig::lan(),
+            PlumtreeConfig::wan(),
+            PlumtreeConfig::large_cluster(),
+        ] {
+            assert_eq!(config.validate(), Ok(()), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_configs_name_the_problem() {
+        let d = PlumtreeConfig::default;
+        assert_eq!(
+            d().with_eager_fanout(0).validate(),
+            Err(ConfigError::Zero("eager_fanout"))
+        );
+        assert_eq!(
+            d().with_graft_timeout(Duration::ZERO).validate(),
+            Err(ConfigError::Zero("graft_timeout"))
+        );
+        assert_eq!(
+            d().with_max_peers(Some(5)).validate(),
+            Err(ConfigError::MaxPeersBelowFanout {
+                max_peers: 5,
+                fanout: 9
+            })
+        );
+        assert!(matches!(
+            d().with_ihave_batch_size(MAX_IHAVE_BATCH_SIZE + 1)
+                .validate(),
+            Err(ConfigError::TooLarge {
+                field: "ihave_batch_size",
+                ..
+            })
+        ));
+        assert!(matches!(
+            d().with_seen_ttl(Duration::from_secs(1)).validate(),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            d().with_graft_retry_timeout(Duration::from_secs(9))
+                .validate(),
+            Err(ConfigError::Inconsistent(_))
+        ));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_uses_readable_durations_and_defaults() {
+        let json = serde_json::to_value(PlumtreeConfig::lan()).unwrap();
+        assert_eq!(json["graft_timeout"], "200ms");
+        let parsed: PlumtreeConfig =
+            serde_json::from_str(r#"{"eager_fanout": 4, "ihave_interval": "1s 5ms"}"#).unwrap();
+        assert_eq!(
+            parsed,
+            PlumtreeConfig::default()
+                .with_eager_fanout(4)
+                .with_ihave_interval(Duration::from_millis(1005))
+        );
+        assert!(serde_json::from_str::<PlumtreeConfig>(r#"{"eager_fanot": 4}"#).is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! The binary wire format: encoding and validating decoding of [`Envelope`]s.
+//!
+//! ```text
+//! envelope := version:u8  sender:NodeId  kind:u8  body
+//! gossip   := id:24B  origin:NodeId  round:varint  len:varint  payload:len bytes      (kind 1)
+//! ihave    := count:varint  count * (id:24B  round:varint)                           (kind 2)
+//! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
+//! prune    := (empty)                                                                 (kind 4)
+//! ```
+//!
+//! Integers in ids are big-endian; lengths, counts and rounds are LEB128 varints. Kinds 5 and up
+//! are reserved for later message types: a node that does not know one returns
+//! [`DecodeError::UnknownKind`] so that the caller can skip the frame.
+//!
+//! Decoding never panics, allocates at most in proportion to the input, and rejects what the
+//! encoder would never produce: an unknown version, a payload over the limit, an IHave over the
+//! batch limit, overlong varints, trailing bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::types::{Announcement, Envelope, Gossip, Graft, IHave, Message};
+use super::{MESSAGE_ID_LEN, MessageId, varint};
+use crate::NodeId;
+
+/// The wire format version this build writes and reads.
+pub const WIRE_VERSION: u8 = 1;
+
+const KIND_GOSSIP: u8 = 1;
+const KIND_IHAVE: u8 = 2;
+const KIND_GRAFT: u8 = 3;
+const KIND_PRUNE: u8 = 4;
+
+/// Why a frame could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The frame ended in the middle of a field.
+    #[error("frame is truncated")]
+    Truncated,
+    /// The frame was written by an incompatible version of the wire format.
+    #[error("unsupported wire version {0} (this build speaks {WIRE_VERSION})")]
+    UnsupportedVersion(u8),
+    /// A message kind this build does not know (perhaps a newer one).
+    #[error("unknown message kind {0}")]
+    UnknownKind(u8),
+    /// A varint was overlong or exceeded its type.
+    #[error("invalid varint")]
+    InvalidVarint,
+    /// A node id's bytes were not a valid id.
+    #[error("invalid node id")]
+    InvalidNodeId,
+    /// A Gossip payload was larger than the configured maximum.
+    #[error("payload of {len} bytes exceeds the maximum of {max}")]
+    PayloadTooLarge {
+        /// The declared payload length.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// An IHave carried more entries than the configured batch size.
+    #[error("IHave with {count} entries exceeds the batch limit of {max}")]
+    TooManyAnnouncements {
+        /// The declared entry count.
+        count: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A Graft's presence flag was neither 0 nor 1.
+    #[error("invalid graft flag {0}")]
+    InvalidFlag(u8),
+    /// A hop count did not fit in 32 bits.
+    #[error("round out of range")]
+    RoundOutOfRange,
+    /// Bytes remained after the message ended.
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+}
+
+/// The limits a decoder enforces; build them from the config with
+/// [`PlumtreeConfig::decode_limits`](crate::PlumtreeConfig::decode_limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest Gossip payload accepted, in bytes.
+    pub max_payload: usize,
+    /// Most entries accepted in one IHave.
+    pub max_announcements: usize,
+}
+
+impl<I: NodeId> Envelope<I> {
+    /// Number of bytes [`encode`](Self::encode) appends.
+    pub fn encoded_len(&self) -> usize {
+        let body = match &self.message {
+            Message::Gossip(g) => {
+                MESSAGE_ID_LEN
+                    + g.origin.encoded_len()
+                    + varint::len(g.round.into())
+                    + varint::len(g.payload.len() as u64)
+                    + g.payload.len()
+            }
+            Message::IHave(ihave) => {
+                varint::len(ihave.entries.len() as u64)
+                    + ihave
+                        .entries
+                        .iter()
+                        .map(|a| MESSAGE_ID_LEN + varint::len(a.round.into()))
+                        .sum::<usize>()
+            }
+            Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
+            Message::Prune => 0,
+        };
+        1 + self.sender.encoded_len() + 1 + body
+    }
+
+    /// Appends the wire form of this envelope to `buf`.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.reserve(self.encoded_len());
+        buf.put_u8(WIRE_VERSION);
+        self.sender.encode(buf);
+        match &self.message {
+            Message::Gossip(g) => {
+                buf.put_u8(KIND_GOSSIP);
+                buf.put_slice(&g.id.to_bytes());
+                g.origin.encode(buf);
+                varint::put(buf, g.round.into());
+                varint::put(buf, g.payload.len() as u64);
+                buf.put_slice(&g.payload);
+            }
+            Message::IHave(ihave) => {
+                buf.put_u8(KIND_IHAVE);
+                varint::put(buf, ihave.entries.len() as u64);
+                for a in &ihave.entries {
+                    buf.put_slice(&a.id.to_bytes());
+                    varint::put(buf, a.round.into());
+                }
+            }
+            Message::Graft(Graft { id }) => {
+                buf.put_u8(KIND_GRAFT);
+                match id {
+                    None => buf.put_u8(0),
+                    Some(id) => {
+                        buf.put_u8(1);
+                        buf.put_slice(&id.to_bytes());
+                    }
+                }
+            }
+            Message::Prune => buf.put_u8(KIND_PRUNE),
+        }
+    }
+
+    /// Encodes into a fresh buffer of exactly the right size.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.encoded_len());
+        self.encode(&mut buf);
+        buf.freeze()
+    }
+
+    /// Decodes one whole frame. A Gossip payload is a zero-copy slice of `frame`.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for anything [`encode`](Self::encode) would not have written under these
+    /// limits.
+    pub fn decode(frame: &Bytes, limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        let mut input: &[u8] = frame;
+        let [version] = take::<1>(&mut input)?;
+        if version != WIRE_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let sender = I::decode(&mut input)?;
+        let [kind] = take::<1>(&mut input)?;
+        let message = match kind {
+            KIND_GOSSIP => {
+                let id = message_id(&mut input)?;
+                let origin = I::decode(&mut input)?;
+                let round = round(&mut input)?;
+                let len = varint::get(&mut input)?;
+                if len > limits.max_payload as u64 {
+                    return Err(DecodeError::PayloadTooLarge {
+                        len,
+                        max: limits.max_payload,
+                    });
+                }
+                let len = len as usize;
+                if input.len() < len {
+                    return Err(DecodeError::Truncated);
+                }
+                let start = frame.len() - input.len();
+                input = &input[len..];
+                Message::Gossip(Gossip {
+                    id,
+                    origin,
+                    round,
+                    payload: frame.slice(start..start + len),
+                })
+            }
+            KIND_IHAVE => {
+                let count = varint::get(&mut input)?;
+                if count > limits.max_announcements as u64 {
+                    return Err(DecodeError::TooManyAnnouncements {
+                        count,
+                        max: limits.max_announcements,
+                    });
+                }
+                // Each entry takes at least 25 bytes: never reserve more than the input can fill.
+                let count = count as usize;
+                if input.len() < count.saturating_mul(MESSAGE_ID_LEN + 1) {
+                    return Err(DecodeError::Truncated);
+                }
+                let mut entries = Vec::with_capacity(count);
+                for _ in 0..count {
+                    entries.push(Announcement {
+                        id: message_id(&mut input)?,
+                        round: round(&mut input)?,
+                    });
+                }
+                Message::IHave(IHave { entries })
+            }
+            KIND_GRAFT => match take::<1>(&mut input)? {
+                [0] => Message::Graft(Graft { id: None }),
+                [1] => Message::Graft(Graft {
+                    id: Some(message_id(&mut input)?),
+                }),
+                [flag] => return Err(DecodeError::InvalidFlag(flag)),
+            },
+            KIND_PRUNE => Message::Prune,
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        if !input.is_empty() {
+            return Err(DecodeError::TrailingBytes(input.len()));
+        }
+        Ok(Envelope { sender, message })
+    }
+}
+
+fn take<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], DecodeError> {
+    let (head, rest) = input
+        .split_first_chunk::<N>()
+        .ok_or(DecodeError::Truncated)?;
+    *input = rest;
+    Ok(*head)
+}
+
+fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {
+    take::<MESSAGE_ID_LEN>(input).map(|b| MessageId::from_bytes(&b))
+}
+
+fn round(input: &mut &[u8]) -> Result<u32, DecodeError> {
+    u32::try_from(varint::get(input)?).map_err(|_| DecodeError::RoundOutOfRange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: DecodeLimits = DecodeLimits {
+        max_payload: 1024,
+        max_announcements: 4,
+    };
+
+    fn id(seq: u64) -> MessageId {
+        MessageId::new(1, 2, seq)
+    }
+
+    fn samples() -> Vec<Envelope<u64>> {
+        let gossip = Gossip {
+            id: id(1),
+            origin: 9,
+            round: 300,
+            payload: Bytes::from_static(b"hi"),
+        };
+        let entries = (0..4)
+            .map(|i| Announcement {
+                id: id(i),
+                round: i as u32,
+            })
+            .collect();
+        [
+            Message::Gossip(gossip),
+            Message::IHave(IHave { entries }),
+            Message::IHave(IHave::default()),
+            Message::Graft(Graft { id: Some(id(3)) }),
+            Message::Graft(Graft { id: None }),
+            Message::Prune,
+        ]
+        .into_iter()
+        .map(|message| Envelope { sender: 5, message })
+        .collect()
+    }
+
+    #[test]
+    fn every_message_round_trips_with_exact_length() {
+        for env in samples() {
+            let bytes = env.to_bytes();
+            assert_eq!(bytes.len(), env.encoded_len(), "{env:?}");
+            assert_eq!(Envelope::decode(&bytes, &LIMITS).unwrap(), env);
+        }
+    }
+
+    #[test]
+    fn gossip_layout_is_as_documented() {
+        let env = Envelope {
+            sender: 5u64,
+            message: Message::Gossip(Gossip {
+                id: id(1),
+                origin: 9u64,
+                round: 1,
+                payload: Bytes::from_static(b"x"),
+            }),
+        };
+        let bytes = env.to_bytes();
+        assert_eq!(bytes[0], WIRE_VERSION);
+        assert_eq!(&bytes[1..9], &5u64.to_be_bytes());
+        assert_eq!(bytes[9], KIND_GOSSIP);
+        assert_eq!(&bytes[10..34], &id(1).to_bytes());
+        assert_eq!(&bytes[34..42], &9u64.to_be_bytes());
+        assert_eq!(&bytes[42..], &[1, 1, b'x']);
+    }
+
+    #[test]
+    fn rejects_what_the_encoder_never_writes() {
+        let prune = Envelope::<u64> {
+            sender: 5,
+            message: Message::Prune,
+        }
+        .to_bytes();
+        let mut bad = prune.to_vec();
+        bad[0] = 2;
+        assert_eq!(
+            Envelope::<u64>::decode(&bad.into(), &LIMITS),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        let mut bad = prune.to_vec();
+        bad[9] = 77;
+        assert_eq!(
+            Envelope::<u64>::decode(&bad.into(), &LIMITS),
+            Err(DecodeError::UnknownKind(77))
+        );
+        let mut bad = prune.to_vec();
+        bad.push(0);
+        assert_eq!(
+            Envelope::<u64>::decode(&bad.into(), &LIMITS),
+            Err(DecodeError::TrailingBytes(1))
+        );
+
+        let big = Envelope {
+            sender: 5u64,
+            message: Message::Gossip(Gossip {
+                id: id(1),
+                origin: 5,
+                round: 0,
+                payload: Bytes::from(vec![0; 1025]),
+            }),
+        };
+        assert_eq!(
+            Envelope::<u64>::decode(&big.to_bytes(), &LIMITS),
+            Err(DecodeError::PayloadTooLarge {
+                len: 1025,
+                max: 1024
+            })
+        );
+
+        let entries = (0..5)
+            .map(|i| Announcement {
+                id: id(i),
+                round: 0,
+            })
+            .collect();
+        let many = Envelope::<u64> {
+            sender: 5,
+            message: Message::IHave(IHave { entries }),
+        };
+        assert_eq!(
+            Envelope::<u64>::decode(&many.to_bytes(), &LIMITS),
+            Err(DecodeError::TooManyAnnouncements { count: 5, max: 4 })
+        );
+
+        let graft = Envelope::<u64> {
+            sender: 5,
+            message: Message::Graft(Graft { id: None }),
+        };
+        let mut bad = graft.to_bytes().to_vec();
+        bad[10] = 2;
+        assert_eq!(
+            Envelope::<u64>::decode(&bad.into(), &LIMITS),
+            Err(DecodeError::InvalidFlag(2))
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for env in samples() {
+            let bytes = env.to_bytes();
+            for cut in 0..bytes.len() {
+                assert!(
+                    Envelope::<u64>::decode(&bytes.slice(..cut), &LIMITS).is_err(),
+                    "cut {cut} of {env:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn huge_declared_ihave_count_does_not_allocate() {
+        // A count within the limit but far beyond the bytes present fails before reserving.
+        let limits = DecodeLimits {
+            max_payload: 16,
+            max_announcements: usize::MAX,
+        };
+        let mut buf = BytesMut::new();
+        buf.put_u8(WIRE_VERSION);
+        5u64.encode(&mut buf);
+        buf.put_u8(KIND_IHAVE);
+        varint::put(&mut buf, u64::MAX >> 8);
+        assert_eq!(
+            Envelope::<u64>::decode(&buf.freeze(), &limits),
+            Err(DecodeError::Truncated)
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! What travels on the wire: [`MessageId`], the four protocol messages inside an [`Envelope`], and
+//! their binary encoding.
+
+mod codec;
+mod id;
+mod types;
+mod varint;
+
+pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
+pub use id::{MESSAGE_ID_LEN, MessageId};
+pub use types::{Announcement, Envelope, Gossip, Graft, IHave, Message, MessageKind};

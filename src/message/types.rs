@@ -1,0 +1,114 @@
+//! The four protocol messages and the envelope that carries them.
+
+use bytes::Bytes;
+
+use super::MessageId;
+
+/// A frame as it travels between two nodes: who sent it, and what it says.
+///
+/// The transport below may not know who sent a frame (memberlist's `notify_message` does not
+/// say), so the sender is part of every envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope<I> {
+    /// The node that sent this frame (not the broadcast's origin).
+    pub sender: I,
+    /// The protocol message.
+    pub message: Message<I>,
+}
+
+/// A Plumtree protocol message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message<I> {
+    /// A payload, pushed along the tree.
+    Gossip(Gossip<I>),
+    /// Announcements of payloads the sender has, for a lazy peer.
+    IHave(IHave),
+    /// "Send me this payload, and push to me from now on."
+    Graft(Graft),
+    /// "Stop pushing payloads to me; announce them instead."
+    Prune,
+}
+
+impl<I> Message<I> {
+    /// The message's kind, for counting and logging.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Gossip(_) => MessageKind::Gossip,
+            Message::IHave(_) => MessageKind::IHave,
+            Message::Graft(_) => MessageKind::Graft,
+            Message::Prune => MessageKind::Prune,
+        }
+    }
+}
+
+/// The kind of a [`Message`], without its contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum MessageKind {
+    /// [`Message::Gossip`].
+    Gossip,
+    /// [`Message::IHave`].
+    IHave,
+    /// [`Message::Graft`].
+    Graft,
+    /// [`Message::Prune`].
+    Prune,
+}
+
+impl MessageKind {
+    /// Every kind, in wire-tag order.
+    pub const ALL: [MessageKind; 4] = [
+        MessageKind::Gossip,
+        MessageKind::IHave,
+        MessageKind::Graft,
+        MessageKind::Prune,
+    ];
+
+    /// Lower-case name, as used in metric labels: `gossip`, `ihave`, `graft`, `prune`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Gossip => "gossip",
+            MessageKind::IHave => "ihave",
+            MessageKind::Graft => "graft",
+            MessageKind::Prune => "prune",
+        }
+    }
+}
+
+/// A payload on its way through the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gossip<I> {
+    /// The broadcast's id.
+    pub id: MessageId,
+    /// The node that broadcast it.
+    pub origin: I,
+    /// Hops the payload had taken when the sender sent it: 0 when the sender is the origin.
+    pub round: u32,
+    /// The application's bytes.
+    pub payload: Bytes,
+}
+
+/// A batch of announcements: "I have these payloads".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IHave {
+    /// What the sender has; at most [`PlumtreeConfig::ihave_batch_size`](crate::PlumtreeConfig)
+    /// entries.
+    pub entries: Vec<Announcement>,
+}
+
+/// One entry of an [`IHave`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    /// The payload on offer.
+    pub id: MessageId,
+    /// The announcer's own hop count for it (0 if it is the origin).
+    pub round: u32,
+}
+
+/// A request to become an eager (push) link, and optionally for one payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Graft {
+    /// The payload wanted, if any. `None` only repairs the link: it is sent when the tree is
+    /// reshaped for shorter paths or after a failure.
+    pub id: Option<MessageId>,
+}

@@ -1,0 +1,19 @@
+//! The sans-IO protocol core: [`Plumtree`] and what it outputs.
+//!
+//! Nothing here touches a socket, a clock or an async runtime: time comes in as an argument and
+//! messages go out as values. The same core runs in the tokio runtime, in tests and in the
+//! simulator. The algorithm is the one of Leitão, Pereira and Rodrigues, *Epidemic Broadcast
+//! Trees* (SRDS 2007), Section 3; docs/architecture.md walks through it.
+//!
+//! The state is split by concern: [`peers`] (members, eager and lazy neighbours), [`history`]
+//! (the payload cache and the seen set), [`missing`] (announced payloads and graft timers); the
+//! handlers that tie them together live in `plumtree`.
+
+mod history;
+mod missing;
+mod output;
+mod peers;
+mod plumtree;
+
+pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
+pub use plumtree::Plumtree;

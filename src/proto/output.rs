@@ -1,0 +1,105 @@
+//! What the core asks of its caller: messages to send, events to report, counters.
+
+use bytes::Bytes;
+
+use crate::message::{Message, MessageId};
+
+/// A message the caller must send to one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a transmit that is not sent is a lost protocol message"]
+pub struct Transmit<I> {
+    /// The peer to send it to.
+    pub to: I,
+    /// The message; wrap it in an [`Envelope`](crate::Envelope) naming the local node.
+    pub message: Message<I>,
+}
+
+/// A payload handed to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery<I> {
+    /// The broadcast's id.
+    pub id: MessageId,
+    /// The node that broadcast it.
+    pub origin: I,
+    /// The application's bytes.
+    pub payload: Bytes,
+    /// Hops from the origin: 0 for a local broadcast, 1 for a payload straight from its origin.
+    pub hops: u32,
+    /// The peer it arrived from; `None` for a local broadcast.
+    pub from: Option<I>,
+}
+
+/// How a neighbour is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum PeerRole {
+    /// Payloads are pushed to it at once: a link of the broadcast tree.
+    Eager,
+    /// Only announcements (IHave) go to it; it repairs the tree when needed.
+    Lazy,
+}
+
+/// Something the application or the runtime may want to know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event<I> {
+    /// A broadcast to hand to the application; each id is delivered once.
+    Deliver(Delivery<I>),
+    /// A member became a neighbour.
+    NeighborAdded {
+        /// The peer.
+        peer: I,
+        /// Its role.
+        role: PeerRole,
+    },
+    /// A neighbour left the neighbour set (it went down, or made room for another).
+    NeighborRemoved {
+        /// The peer.
+        peer: I,
+    },
+    /// A lazy neighbour became eager (a Graft was sent or received, or a failure was repaired).
+    Promoted {
+        /// The peer.
+        peer: I,
+    },
+    /// An eager neighbour became lazy (a Prune was sent or received).
+    Demoted {
+        /// The peer.
+        peer: I,
+    },
+}
+
+/// Counters of what the core has done since it was created. They only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Local broadcasts accepted.
+    pub broadcasts: u64,
+    /// Payloads delivered to the application, local ones included.
+    pub delivered: u64,
+    /// Gossip messages received.
+    pub gossip_received: u64,
+    /// Gossip messages received for an id already delivered.
+    pub duplicates: u64,
+    /// IHave messages received.
+    pub ihave_received: u64,
+    /// Announcements received, over all IHaves.
+    pub announcements_received: u64,
+    /// Announcements not tracked because `max_missing` payloads were already missing.
+    pub announcements_dropped: u64,
+    /// Grafts sent.
+    pub grafts_sent: u64,
+    /// Grafts received.
+    pub grafts_received: u64,
+    /// Grafts received for a payload no longer (or never) in the cache.
+    pub grafts_unanswered: u64,
+    /// Missing payloads given up after `graft_max_retries` grafts, or with no announcer left.
+    pub grafts_given_up: u64,
+    /// Prunes sent.
+    pub prunes_sent: u64,
+    /// Prunes received.
+    pub prunes_received: u64,
+    /// IHave frames sent.
+    pub ihave_sent: u64,
+    /// Messages ignored as invalid: an oversize payload, or a frame claiming to come from us.
+    pub invalid_messages: u64,
+}

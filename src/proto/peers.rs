@@ -1,0 +1,237 @@
+//! [`Peers`]: the known members, and the few of them that are neighbours (eager or lazy).
+//!
+//! Invariants (checked by the property tests): neighbours are members, never the local node;
+//! each neighbour has exactly one role, so the eager and lazy sets are disjoint; the neighbour
+//! count never exceeds `max_peers`. Ordered maps keep iteration, and so the protocol's outputs,
+//! a function of the RNG seed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::output::PeerRole;
+use crate::message::Announcement;
+
+#[derive(Debug)]
+pub(crate) struct Neighbor {
+    pub(crate) role: PeerRole,
+    /// Announcements waiting for the next IHave to this peer.
+    pub(crate) pending: Vec<Announcement>,
+}
+
+/// What [`Peers::set_role`] changed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RoleChange {
+    Unchanged,
+    Added,
+    Promoted,
+    Demoted,
+    /// Not a member, or no room under `max_peers`: nothing changed.
+    Refused,
+}
+
+#[derive(Debug)]
+pub(crate) struct Peers<I> {
+    local: I,
+    members: BTreeSet<I>,
+    neighbors: BTreeMap<I, Neighbor>,
+    eager: usize,
+    max_peers: usize,
+}
+
+impl<I: Ord + Clone> Peers<I> {
+    pub(crate) fn new(local: I, max_peers: Option<usize>) -> Self {
+        Self {
+            local,
+            members: BTreeSet::new(),
+            neighbors: BTreeMap::new(),
+            eager: 0,
+            max_peers: max_peers.unwrap_or(usize::MAX),
+        }
+    }
+
+    pub(crate) fn members(&self) -> &BTreeSet<I> {
+        &self.members
+    }
+
+    pub(crate) fn is_member(&self, peer: &I) -> bool {
+        self.members.contains(peer)
+    }
+
+    pub(crate) fn role(&self, peer: &I) -> Option<PeerRole> {
+        self.neighbors.get(peer).map(|n| n.role)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn eager_len(&self) -> usize {
+        self.eager
+    }
+
+    pub(crate) fn with_role(&self, role: PeerRole) -> impl Iterator<Item = &I> {
+        self.neighbors
+            .iter()
+            .filter(move |(_, n)| n.role == role)
+            .map(|(p, _)| p)
+    }
+
+    pub(crate) fn neighbors_mut(&mut self) -> impl Iterator<Item = (&I, &mut Neighbor)> {
+        self.neighbors.iter_mut()
+    }
+
+    /// Adds a member; false for the local node or one already known.
+    pub(crate) fn add_member(&mut self, peer: I) -> bool {
+        peer != self.local && self.members.insert(peer)
+    }
+
+    /// Removes a member; returns its neighbour state if it was a neighbour.
+    pub(crate) fn remove_member(&mut self, peer: &I) -> Option<Neighbor> {
+        self.members.remove(peer);
+        self.remove_neighbor(peer)
+    }
+
+    /// Drops `peer` from the neighbours (it stays a member).
+    pub(crate) fn remove_neighbor(&mut self, peer: &I) -> Option<Neighbor> {
+        let n = self.neighbors.remove(peer)?;
+        if n.role == PeerRole::Eager {
+            self.eager -= 1;
+        }
+        Some(n)
+    }
+
+    /// Gives `peer` the role `role`, adding it as a neighbour if there is room.
+    pub(crate) fn set_role(&mut self, peer: &I, role: PeerRole) -> RoleChange {
+        if let Some(n) = self.neighbors.get_mut(peer) {
+            if n.role == role {
+                return RoleChange::Unchanged;
+            }
+            n.role = role;
+            return match role {
+                PeerRole::Eager => {
+                    self.eager += 1;
+                    RoleChange::Promoted
+                }
+                PeerRole::Lazy => {
+                    self.eager -= 1;
+                    RoleChange::Demoted
+                }
+            };
+        }
+        if !self.members.contains(peer) || self.neighbors.len() >= self.max_peers {
+            return RoleChange::Refused;
+        }
+        self.neighbors.insert(
+            peer.clone(),
+            Neighbor {
+                role,
+                pending: Vec::new(),
+            },
+        );
+        if role == PeerRole::Eager {
+            self.eager += 1;
+        }
+        RoleChange::Added
+    }
+
+    /// Whether a new neighbour could be added without evicting one.
+    pub(crate) fn has_room(&self) -> bool {
+        self.neighbors.len() < self.max_peers
+    }
+
+    /// A uniformly random lazy neighbour other than `except`.
+    pub(crate) fn random_lazy(&self, rng: &mut fastrand::Rng, except: Option<&I>) -> Option<I> {
+        let lazy: Vec<&I> = self
+            .with_role(PeerRole::Lazy)
+            .filter(|p| Some(*p) != except)
+            .collect();
+        (!lazy.is_empty()).then(|| lazy[rng.usize(..lazy.len())].clone())
+    }
+
+    /// Chooses random members as new neighbours until there are `eager_fanout + lazy_fanout` of
+    /// them (or no member is left). A new neighbour is eager while fewer than `eager_fanout`
+    /// neighbours exist: only a node's first choices are eager, so replacing a lost neighbour
+    /// never undoes the prunes that shaped the tree.
+    pub(crate) fn fill(
+        &mut self,
+        rng: &mut fastrand::Rng,
+        eager_fanout: usize,
+        lazy_fanout: usize,
+    ) -> Vec<(I, PeerRole)> {
+        let target = (eager_fanout + lazy_fanout).min(self.max_peers);
+        if self.neighbors.len() >= target || self.members.len() <= self.neighbors.len() {
+            return Vec::new();
+        }
+        let mut spare: Vec<&I> = self
+            .members
+            .iter()
+            .filter(|m| !self.neighbors.contains_key(*m))
+            .collect();
+        let wanted = (target - self.neighbors.len()).min(spare.len());
+        // Partial Fisher-Yates: the first `wanted` slots become a uniform sample.
+        for i in 0..wanted {
+            let j = rng.usize(i..spare.len());
+            spare.swap(i, j);
+        }
+        let chosen: Vec<I> = spare[..wanted].iter().map(|p| (*p).clone()).collect();
+        chosen
+            .into_iter()
+            .map(|peer| {
+                let role = if self.neighbors.len() < eager_fanout {
+                    PeerRole::Eager
+                } else {
+                    PeerRole::Lazy
+                };
+                let change = self.set_role(&peer, role);
+                debug_assert_eq!(change, RoleChange::Added);
+                (peer, role)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_picks_fanout_eager_then_lazy_and_never_self() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut peers = Peers::new(0u64, None);
+        assert!(!peers.add_member(0));
+        for m in 1..=20 {
+            assert!(peers.add_member(m));
+        }
+        let added = peers.fill(&mut rng, 3, 6);
+        assert_eq!(added.len(), 9);
+        assert_eq!(
+            added.iter().filter(|(_, r)| *r == PeerRole::Eager).count(),
+            3
+        );
+        assert_eq!(peers.eager_len(), 3);
+        assert!(peers.fill(&mut rng, 3, 6).is_empty(), "already full");
+    }
+
+    #[test]
+    fn set_role_respects_membership_and_cap() {
+        let mut peers = Peers::new(0u64, Some(2));
+        for m in 1..=3 {
+            peers.add_member(m);
+        }
+        assert_eq!(
+            peers.set_role(&9, PeerRole::Eager),
+            RoleChange::Refused,
+            "not a member"
+        );
+        assert_eq!(peers.set_role(&1, PeerRole::Eager), RoleChange::Added);
+        assert_eq!(peers.set_role(&1, PeerRole::Eager), RoleChange::Unchanged);
+        assert_eq!(peers.set_role(&2, PeerRole::Lazy), RoleChange::Added);
+        assert_eq!(
+            peers.set_role(&3, PeerRole::Lazy),
+            RoleChange::Refused,
+            "max_peers"
+        );
+        assert_eq!(peers.set_role(&1, PeerRole::Lazy), RoleChange::Demoted);
+        assert_eq!(peers.set_role(&2, PeerRole::Eager), RoleChange::Promoted);
+        assert_eq!(peers.eager_len(), 1);
+        assert!(peers.remove_member(&2).is_some());
+        assert_eq!(peers.eager_len(), 0);
+        assert!(!peers.is_member(&2));
+    }
+}

@@ -1,0 +1,572 @@
+//! [`Plumtree`]: the protocol state machine.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::history::{Bounds, History, Weight};
+use super::missing::{Announced, Missing};
+use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
+use super::peers::{Peers, RoleChange};
+use crate::NodeId;
+use crate::config::PlumtreeConfig;
+use crate::error::{BroadcastError, ConfigError};
+use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
+
+/// A payload kept to answer Grafts.
+#[derive(Debug)]
+struct Cached<I> {
+    origin: I,
+    /// Our hop count for it: the round we forward it with.
+    hops: u32,
+    payload: Bytes,
+}
+
+impl<I> Weight for Cached<I> {
+    fn weight(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+/// The Plumtree protocol for one node, without I/O.
+///
+/// # Driving it
+/// The caller feeds facts in and carries commands out:
+///
+/// - inputs: [`add_peer`](Self::add_peer) / [`remove_peer`](Self::remove_peer) as membership
+///   changes, [`broadcast`](Self::broadcast) for the application's payloads,
+///   [`handle_message`](Self::handle_message) for each frame received, and
+///   [`handle_timeout`](Self::handle_timeout) once [`poll_timeout`](Self::poll_timeout)'s instant
+///   has passed;
+/// - outputs, to drain after every input: [`poll_transmit`](Self::poll_transmit) (send each to
+///   its peer) and [`poll_event`](Self::poll_event) (deliveries and neighbour changes); then
+///   re-arm one timer at [`poll_timeout`](Self::poll_timeout).
+///
+/// Every input takes `now`. Time must not go backwards; an earlier `now` is treated as the latest
+/// one seen. With [`PlumtreeConfig::rng_seed`] set, the same inputs give the same outputs.
+///
+/// # Examples
+/// Two nodes wired by hand:
+/// ```
+/// use std::time::Instant;
+/// use memberlist_plumtree::{Event, Plumtree, PlumtreeConfig};
+///
+/// let now = Instant::now();
+/// let mut a = Plumtree::new(1u64, PlumtreeConfig::default())?;
+/// let mut b = Plumtree::new(2u64, PlumtreeConfig::default())?;
+/// a.add_peer(now, 2);
+/// b.add_peer(now, 1);
+///
+/// a.broadcast(now, &b"hello"[..])?;
+/// while let Some(t) = a.poll_transmit() {
+///     assert_eq!(t.to, 2);
+///     b.handle_message(now, 1, t.message);
+/// }
+/// match b.poll_event() {
+///     Some(Event::Deliver(d)) => assert_eq!(&d.payload[..], b"hello"),
+///     other => panic!("expected a delivery, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Plumtree<I: NodeId> {
+    local: I,
+    config: PlumtreeConfig,
+    rng: fastrand::Rng,
+    /// First two parts of every id we originate.
+    tag: u64,
+    incarnation: u64,
+    /// Sequence number of our last broadcast.
+    seq: u64,
+    peers: Peers<I>,
+    /// Payloads we can hand out on Graft.
+    cache: History<Cached<I>>,
+    /// Ids already delivered: a second copy is a duplicate.
+    seen: History<()>,
+    /// Ids announced to us that we do not have yet.
+    missing: Missing<I>,
+    /// When pending announcements must leave, if any are pending.
+    ihave_deadline: Option<Instant>,
+    /// Latest time seen; inputs never move it back.
+    now: Option<Instant>,
+    transmits: VecDeque<Transmit<I>>,
+    events: VecDeque<Event<I>>,
+    stats: Stats,
+}
+
+impl<I: NodeId> Plumtree<I> {
+    /// Creates the protocol state of node `local`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when `config` does not [validate](PlumtreeConfig::validate).
+    pub fn new(local: I, config: PlumtreeConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut rng = match config.rng_seed {
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
+        };
+        let cache = History::new(Bounds {
+            max_len: config.message_cache_max_size,
+            max_bytes: config.message_cache_max_bytes,
+            ttl: config.message_cache_ttl,
+        });
+        let seen = History::new(Bounds {
+            max_len: config.seen_max_size,
+            max_bytes: usize::MAX,
+            ttl: config.seen_ttl,
+        });
+        Ok(Self {
+            tag: local.tag(),
+            incarnation: rng.u64(..),
+            seq: 0,
+            peers: Peers::new(local.clone(), config.max_peers),
+            missing: Missing::new(config.max_missing, config.max_announcers),
+            local,
+            config,
+            rng,
+            cache,
+            seen,
+            ihave_deadline: None,
+            now: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> &I {
+        &self.local
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PlumtreeConfig {
+        &self.config
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Current eager neighbours, in id order.
+    pub fn eager_peers(&self) -> impl Iterator<Item = &I> {
+        self.peers.with_role(PeerRole::Eager)
+    }
+
+    /// Current lazy neighbours, in id order.
+    pub fn lazy_peers(&self) -> impl Iterator<Item = &I> {
+        self.peers.with_role(PeerRole::Lazy)
+    }
+
+    /// `peer`'s role, if it is a neighbour.
+    pub fn peer_role(&self, peer: &I) -> Option<PeerRole> {
+        self.peers.role(peer)
+    }
+
+    /// Every known member (neighbour or not), in id order.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = &I> {
+        self.peers.members().iter()
+    }
+
+    /// Payloads in the cache, and their total size in bytes.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.bytes())
+    }
+
+    /// Ids remembered as delivered.
+    pub fn seen_len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Payloads announced but not received yet.
+    pub fn missing_len(&self) -> usize {
+        self.missing.len()
+    }
+
+    /// A member joined. Neighbours are topped up from the members at once, so a caller that
+    /// learns many members together should use [`add_peers`](Self::add_peers), which chooses
+    /// among all of them. Returns false for the local id or a known member.
+    pub fn add_peer(&mut self, now: Instant, peer: I) -> bool {
+        self.add_peers(now, [peer]) == 1
+    }
+
+    /// Members joined; returns how many were new.
+    pub fn add_peers(&mut self, now: Instant, peers: impl IntoIterator<Item = I>) -> usize {
+        self.advance(now);
+        let added = peers
+            .into_iter()
+            .filter(|p| self.peers.add_member(p.clone()))
+            .count();
+        if added > 0 {
+            self.fill();
+        }
+        added
+    }
+
+    /// A member left or failed. If it was an eager neighbour, a random lazy neighbour is promoted
+    /// (and grafted) to repair the tree; lost neighbours are replaced from the members. Returns
+    /// false if it was not a member.
+    pub fn remove_peer(&mut self, now: Instant, peer: &I) -> bool {
+        self.advance(now);
+        if !self.peers.is_member(peer) {
+            return false;
+        }
+        if let Some(gone) = self.peers.remove_member(peer) {
+            self.events
+                .push_back(Event::NeighborRemoved { peer: peer.clone() });
+            if gone.role == PeerRole::Eager {
+                if let Some(lazy) = self.peers.random_lazy(&mut self.rng, None) {
+                    self.graft(&lazy, None);
+                }
+            }
+        }
+        self.missing.forget_peer(peer);
+        self.fill();
+        true
+    }
+
+    /// Broadcasts `payload` to the cluster. It is delivered locally at once (an
+    /// [`Event::Deliver`] with `hops == 0` and no `from`), pushed to eager neighbours and
+    /// announced to lazy ones.
+    ///
+    /// # Errors
+    /// [`BroadcastError::PayloadTooLarge`] above `max_message_size`; nothing is sent.
+    pub fn broadcast(
+        &mut self,
+        now: Instant,
+        payload: impl Into<Bytes>,
+    ) -> Result<MessageId, BroadcastError> {
+        let now = self.advance(now);
+        let payload = payload.into();
+        if payload.len() > self.config.max_message_size {
+            return Err(BroadcastError::PayloadTooLarge {
+                size: payload.len(),
+                max: self.config.max_message_size,
+            });
+        }
+        self.seq += 1;
+        let id = MessageId::new(self.tag, self.incarnation, self.seq);
+        self.stats.broadcasts += 1;
+        self.accept(now, id, self.local.clone(), 0, payload, None);
+        Ok(id)
+    }
+
+    /// A message arrived from `from` (the sender named by its envelope).
+    pub fn handle_message(&mut self, now: Instant, from: I, message: Message<I>) {
+        let now = self.advance(now);
+        if from == self.local {
+            self.stats.invalid_messages += 1;
+            tracing::debug!(?from, "ignored a message claiming to come from this node");
+            return;
+        }
+        match message {
+            Message::Gossip(gossip) => self.on_gossip(now, from, gossip),
+            Message::IHave(ihave) => self.on_ihave(now, from, ihave),
+            Message::Graft(graft) => self.on_graft(from, graft),
+            Message::Prune => self.on_prune(from),
+        }
+    }
+
+    /// Runs every timer due at `now`: IHave flushes, grafts for missing payloads, cache and
+    /// seen-set expiry. Calling it early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if self.ihave_deadline.is_some_and(|at| at <= now) {
+            self.flush_ihaves();
+        }
+        self.on_missing_timers(now);
+        self.cache.expire(now);
+        self.seen.expire(now);
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<I>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event<I>> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` if no timer is
+    /// armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.ihave_deadline,
+            self.missing.next_deadline(),
+            self.cache.next_expiry(),
+            self.seen.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = self.now.map_or(now, |last| last.max(now));
+        self.now = Some(now);
+        now
+    }
+
+    fn on_gossip(&mut self, now: Instant, from: I, gossip: Gossip<I>) {
+        self.stats.gossip_received += 1;
+        if gossip.payload.len() > self.config.max_message_size {
+            self.stats.invalid_messages += 1;
+            tracing::debug!(
+                ?from,
+                len = gossip.payload.len(),
+                "ignored an oversize payload"
+            );
+            return;
+        }
+        if self.seen.contains(&gossip.id) {
+            // The payload reached us twice: the link it came on last is redundant.
+            self.stats.duplicates += 1;
+            self.set_role(&from, PeerRole::Lazy);
+            self.send(from, Message::Prune);
+            self.stats.prunes_sent += 1;
+            return;
+        }
+        let announced = self.missing.remove(&gossip.id);
+        if !self.make_eager(&from) && self.peers.is_member(&from) {
+            // No room for another eager link: ask the sender to announce instead.
+            self.send(from.clone(), Message::Prune);
+            self.stats.prunes_sent += 1;
+        }
+        let Gossip {
+            id,
+            origin,
+            round,
+            payload,
+        } = gossip;
+        self.accept(
+            now,
+            id,
+            origin,
+            round.saturating_add(1),
+            payload,
+            Some(&from),
+        );
+
+        // Optimization: an announcer that had the payload several hops earlier is a shorter
+        // path; make it the eager link instead of the sender.
+        let threshold = self.config.optimization_threshold;
+        let Some(best) = announced.and_then(|e| e.announcers.into_iter().min_by_key(|a| a.round))
+        else {
+            return;
+        };
+        if threshold > 0 && best.peer != from && round >= best.round.saturating_add(threshold) {
+            self.graft(&best.peer, None);
+            self.set_role(&from, PeerRole::Lazy);
+            self.send(from, Message::Prune);
+            self.stats.prunes_sent += 1;
+        }
+    }
+
+    fn on_ihave(&mut self, now: Instant, from: I, ihave: IHave) {
+        self.stats.ihave_received += 1;
+        self.stats.announcements_received += ihave.entries.len() as u64;
+        if ihave.entries.len() > self.config.ihave_batch_size {
+            self.stats.invalid_messages += 1;
+            return;
+        }
+        let deadline = now + self.config.graft_timeout;
+        for Announcement { id, round } in ihave.entries {
+            if self.seen.contains(&id) {
+                continue;
+            }
+            if self.missing.announce(id, from.clone(), round, deadline) == Announced::Full {
+                self.stats.announcements_dropped += 1;
+            }
+        }
+    }
+
+    fn on_graft(&mut self, from: I, graft: Graft) {
+        self.stats.grafts_received += 1;
+        self.make_eager(&from);
+        let Some(id) = graft.id else { return };
+        match self.cache.get(&id) {
+            Some(cached) => {
+                let gossip = Gossip {
+                    id,
+                    origin: cached.origin.clone(),
+                    round: cached.hops,
+                    payload: cached.payload.clone(),
+                };
+                self.send(from, Message::Gossip(gossip));
+            }
+            None => self.stats.grafts_unanswered += 1,
+        }
+    }
+
+    fn on_prune(&mut self, from: I) {
+        self.stats.prunes_received += 1;
+        self.set_role(&from, PeerRole::Lazy);
+    }
+
+    /// Grafts for missing payloads whose timers are due, one announcer per timer, in turn.
+    fn on_missing_timers(&mut self, now: Instant) {
+        let max = self.config.graft_max_retries;
+        while let Some((id, entry)) = self.missing.pop_due(now) {
+            if entry.grafts >= max || entry.announcers.is_empty() {
+                self.missing.remove(&id);
+                self.stats.grafts_given_up += 1;
+                tracing::debug!(%id, "gave up on a missing payload");
+                continue;
+            }
+            entry.grafts += 1;
+            entry.announcers.rotate_left(1);
+            let peer = entry.announcers.back().expect("not empty").peer.clone();
+            self.missing
+                .rearm(id, now + self.config.graft_retry_timeout);
+            self.graft(&peer, Some(id));
+        }
+    }
+
+    /// Delivers a new payload, remembers it, and passes it on.
+    fn accept(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        origin: I,
+        hops: u32,
+        payload: Bytes,
+        from: Option<&I>,
+    ) {
+        self.seen.insert(now, id, ());
+        self.cache.insert(
+            now,
+            id,
+            Cached {
+                origin: origin.clone(),
+                hops,
+                payload: payload.clone(),
+            },
+        );
+        self.stats.delivered += 1;
+        self.events.push_back(Event::Deliver(Delivery {
+            id,
+            origin: origin.clone(),
+            payload: payload.clone(),
+            hops,
+            from: from.cloned(),
+        }));
+
+        // Eager push to every eager neighbour, lazy push (an announcement) to every lazy one, both
+        // except the peer it came from.
+        let gossip = Gossip {
+            id,
+            origin,
+            round: hops,
+            payload,
+        };
+        let announcement = Announcement { id, round: hops };
+        let batch = self.config.ihave_batch_size;
+        let mut waiting = false;
+        for (peer, neighbor) in self.peers.neighbors_mut() {
+            if Some(peer) == from {
+                continue;
+            }
+            match neighbor.role {
+                PeerRole::Eager => self.transmits.push_back(Transmit {
+                    to: peer.clone(),
+                    message: Message::Gossip(gossip.clone()),
+                }),
+                PeerRole::Lazy => {
+                    neighbor.pending.push(announcement);
+                    if neighbor.pending.len() >= batch {
+                        let entries = std::mem::take(&mut neighbor.pending);
+                        self.transmits.push_back(Transmit {
+                            to: peer.clone(),
+                            message: Message::IHave(IHave { entries }),
+                        });
+                        self.stats.ihave_sent += 1;
+                    } else {
+                        waiting = true;
+                    }
+                }
+            }
+        }
+        if waiting && self.ihave_deadline.is_none() {
+            self.ihave_deadline = Some(now + self.config.ihave_interval);
+        }
+    }
+
+    fn flush_ihaves(&mut self) {
+        self.ihave_deadline = None;
+        for (peer, neighbor) in self.peers.neighbors_mut() {
+            if !neighbor.pending.is_empty() {
+                let entries = std::mem::take(&mut neighbor.pending);
+                self.transmits.push_back(Transmit {
+                    to: peer.clone(),
+                    message: Message::IHave(IHave { entries }),
+                });
+                self.stats.ihave_sent += 1;
+            }
+        }
+    }
+
+    /// Makes `peer` eager and asks it for `id` (or only for the link).
+    fn graft(&mut self, peer: &I, id: Option<MessageId>) {
+        self.make_eager(peer);
+        self.send(peer.clone(), Message::Graft(Graft { id }));
+        self.stats.grafts_sent += 1;
+    }
+
+    /// Makes a member an eager neighbour, evicting a random lazy neighbour if `max_peers` leaves
+    /// no room: a tree link is worth more than an announce-only one. False if it could not.
+    fn make_eager(&mut self, peer: &I) -> bool {
+        match self.set_role(peer, PeerRole::Eager) {
+            RoleChange::Refused if self.peers.is_member(peer) && !self.peers.has_room() => {
+                let Some(victim) = self.peers.random_lazy(&mut self.rng, Some(peer)) else {
+                    return false;
+                };
+                if let Some(evicted) = self.peers.remove_neighbor(&victim) {
+                    if !evicted.pending.is_empty() {
+                        let ihave = IHave {
+                            entries: evicted.pending,
+                        };
+                        self.send(victim.clone(), Message::IHave(ihave));
+                        self.stats.ihave_sent += 1;
+                    }
+                    self.events
+                        .push_back(Event::NeighborRemoved { peer: victim });
+                }
+                self.set_role(peer, PeerRole::Eager) != RoleChange::Refused
+            }
+            RoleChange::Refused => false,
+            _ => true,
+        }
+    }
+
+    /// Changes a role and reports the change.
+    fn set_role(&mut self, peer: &I, role: PeerRole) -> RoleChange {
+        let change = self.peers.set_role(peer, role);
+        let peer = peer.clone();
+        match change {
+            RoleChange::Added => self.events.push_back(Event::NeighborAdded { peer, role }),
+            RoleChange::Promoted => self.events.push_back(Event::Promoted { peer }),
+            RoleChange::Demoted => self.events.push_back(Event::Demoted { peer }),
+            RoleChange::Unchanged | RoleChange::Refused => {}
+        }
+        change
+    }
+
+    fn fill(&mut self) {
+        let added = self.peers.fill(
+            &mut self.rng,
+            self.config.eager_fanout,
+            self.config.lazy_fanout,
+        );
+        for (peer, role) in added {
+            self.events.push_back(Event::NeighborAdded { peer, role });
+        }
+    }
+
+    fn send(&mut self, to: I, message: Message<I>) {
+        self.transmits.push_back(Transmit { to, message });
+    }
+}
