@@ -17,3 +17,6 @@ mod plumtree;
 
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
 pub use plumtree::Plumtree;
+
+#[cfg(test)]
+mod tests;

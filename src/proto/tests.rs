@@ -1,0 +1,316 @@
+//! One test per protocol rule, asserting the exact outputs of a single core.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Event, PeerRole, Plumtree, Transmit};
+use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
+use crate::PlumtreeConfig;
+
+const ME: u64 = 0;
+
+fn config() -> PlumtreeConfig {
+    PlumtreeConfig::default().with_rng_seed(Some(1)).with_eager_fanout(2).with_lazy_fanout(2)
+}
+
+/// Node 0 with neighbours `eager` and `lazy` in exactly those roles, outputs drained.
+fn node_with(config: PlumtreeConfig, eager: &[u64], lazy: &[u64], t: Instant) -> Plumtree<u64> {
+    let mut node = Plumtree::new(ME, config).unwrap();
+    node.add_peers(t, eager.iter().chain(lazy).copied());
+    for &p in eager {
+        node.handle_message(t, p, Message::Graft(Graft { id: None }));
+    }
+    for &p in lazy {
+        node.handle_message(t, p, Message::Prune);
+    }
+    drain(&mut node);
+    assert_eq!(node.eager_peers().copied().collect::<Vec<_>>(), eager);
+    assert_eq!(node.lazy_peers().copied().collect::<Vec<_>>(), lazy);
+    node
+}
+
+fn node(t: Instant) -> Plumtree<u64> {
+    node_with(config(), &[1, 2], &[3, 4], t)
+}
+
+fn drain(node: &mut Plumtree<u64>) -> (Vec<Transmit<u64>>, Vec<Event<u64>>) {
+    (std::iter::from_fn(|| node.poll_transmit()).collect(), std::iter::from_fn(|| node.poll_event()).collect())
+}
+
+fn id(seq: u64) -> MessageId {
+    MessageId::new(77, 1, seq)
+}
+
+fn gossip(seq: u64, round: u32) -> Message<u64> {
+    Message::Gossip(Gossip { id: id(seq), origin: 77, round, payload: Bytes::from_static(b"p") })
+}
+
+fn ihave(seqs: &[(u64, u32)]) -> Message<u64> {
+    Message::IHave(IHave { entries: seqs.iter().map(|&(s, round)| Announcement { id: id(s), round }).collect() })
+}
+
+fn sent(transmits: &[Transmit<u64>]) -> Vec<(u64, &'static str)> {
+    transmits.iter().map(|t| (t.to, t.message.kind().as_str())).collect()
+}
+
+fn deliveries(events: &[Event<u64>]) -> Vec<(MessageId, u32, Option<u64>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Deliver(d) => Some((d.id, d.hops, d.from)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn new_gossip_is_delivered_pushed_to_eager_and_announced_to_lazy() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 3, gossip(1, 4));
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(deliveries(&ev), [(id(1), 5, Some(3))], "hop count is round + 1");
+    assert!(ev.contains(&Event::Promoted { peer: 3 }), "the sender becomes eager");
+    assert_eq!(sent(&tx), [(1, "gossip"), (2, "gossip")], "not back to the sender");
+    let Message::Gossip(g) = &tx[0].message else { unreachable!() };
+    assert_eq!(g.round, 5, "forwarded with our hop count");
+
+    // The announcement to lazy peer 4 waits for the IHave interval.
+    assert_eq!(n.poll_timeout(), Some(t + config().ihave_interval));
+    n.handle_timeout(t + config().ihave_interval);
+    let (tx, _) = drain(&mut n);
+    assert_eq!(sent(&tx), [(4, "ihave")]);
+    assert_eq!(tx[0].message, ihave(&[(1, 5)]));
+}
+
+#[test]
+fn duplicate_gossip_prunes_the_sender_and_is_not_delivered_again() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 1, gossip(1, 0));
+    drain(&mut n);
+    n.handle_message(t, 2, gossip(1, 0));
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(sent(&tx), [(2, "prune")]);
+    assert_eq!(ev, [Event::Demoted { peer: 2 }]);
+    assert_eq!(n.peer_role(&2), Some(PeerRole::Lazy));
+    assert_eq!(n.stats().duplicates, 1);
+}
+
+#[test]
+fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_announcer() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node(t);
+    n.handle_message(t, 3, ihave(&[(9, 2)]));
+    n.handle_message(t + Duration::from_millis(10), 4, ihave(&[(9, 1)]));
+    assert!(drain(&mut n).0.is_empty(), "no graft on IHave");
+    assert_eq!(n.poll_timeout(), Some(t + c.graft_timeout));
+
+    n.handle_timeout(t + c.graft_timeout - Duration::from_millis(1));
+    assert!(drain(&mut n).0.is_empty());
+    n.handle_timeout(t + c.graft_timeout);
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(tx, [Transmit { to: 3, message: Message::Graft(Graft { id: Some(id(9)) }) }]);
+    assert_eq!(ev, [Event::Promoted { peer: 3 }]);
+
+    let retry = t + c.graft_timeout + c.graft_retry_timeout;
+    assert_eq!(n.poll_timeout(), Some(retry));
+    n.handle_timeout(retry);
+    let (tx, _) = drain(&mut n);
+    assert_eq!(tx, [Transmit { to: 4, message: Message::Graft(Graft { id: Some(id(9)) }) }]);
+}
+
+#[test]
+fn grafting_gives_up_after_max_retries() {
+    let t = Instant::now();
+    let c = config().with_graft_max_retries(2);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let mut at = t + c.graft_timeout;
+    let mut grafts = 0;
+    for _ in 0..5 {
+        n.handle_timeout(at);
+        grafts += drain(&mut n).0.len();
+        at += c.graft_retry_timeout;
+    }
+    assert_eq!(grafts, 2);
+    assert_eq!((n.missing_len(), n.stats().grafts_given_up), (0, 1));
+}
+
+#[test]
+fn gossip_arrival_cancels_the_missing_timer() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    n.handle_message(t, 1, gossip(9, 0));
+    drain(&mut n);
+    n.handle_timeout(t + Duration::from_secs(5));
+    let (tx, _) = drain(&mut n);
+    assert!(tx.iter().all(|t| t.message.kind().as_str() != "graft"), "{tx:?}");
+    assert_eq!(n.missing_len(), 0);
+}
+
+#[test]
+fn ihave_for_a_delivered_id_is_ignored() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 1, gossip(1, 0));
+    n.handle_message(t, 3, ihave(&[(1, 0)]));
+    assert_eq!(n.missing_len(), 0);
+}
+
+#[test]
+fn graft_makes_the_sender_eager_and_returns_the_cached_payload() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 1, gossip(1, 2));
+    drain(&mut n);
+    n.handle_message(t, 4, Message::Graft(Graft { id: Some(id(1)) }));
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(ev, [Event::Promoted { peer: 4 }]);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].to, 4);
+    let Message::Gossip(g) = &tx[0].message else { panic!("{tx:?}") };
+    assert_eq!((g.id, g.round, &g.payload[..]), (id(1), 3, &b"p"[..]));
+
+    n.handle_message(t, 3, Message::Graft(Graft { id: Some(id(2)) }));
+    let (tx, _) = drain(&mut n);
+    assert!(tx.is_empty(), "nothing cached to send");
+    assert_eq!(n.stats().grafts_unanswered, 1);
+}
+
+#[test]
+fn prune_makes_the_sender_lazy() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 1, Message::Prune);
+    assert_eq!(drain(&mut n).1, [Event::Demoted { peer: 1 }]);
+    assert_eq!(n.eager_peers().copied().collect::<Vec<_>>(), [2]);
+}
+
+#[test]
+fn local_broadcast_is_delivered_locally_with_hop_zero_and_round_zero_on_the_wire() {
+    let t = Instant::now();
+    let mut n = node(t);
+    let mid = n.broadcast(t, &b"x"[..]).unwrap();
+    assert_eq!((mid.origin(), mid.seq()), (ME, 1));
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(deliveries(&ev), [(mid, 0, None)]);
+    assert_eq!(sent(&tx), [(1, "gossip"), (2, "gossip")]);
+    let Message::Gossip(g) = &tx[0].message else { unreachable!() };
+    assert_eq!(g.round, 0);
+    assert_eq!(n.broadcast(t, &b"y"[..]).unwrap().seq(), 2);
+}
+
+#[test]
+fn oversize_broadcast_is_refused() {
+    let t = Instant::now();
+    let mut n = node(t);
+    let big = vec![0; config().max_message_size + 1];
+    assert!(n.broadcast(t, big).is_err());
+    assert!(drain(&mut n).0.is_empty());
+}
+
+#[test]
+fn optimization_swaps_a_long_path_for_a_short_one() {
+    let t = Instant::now();
+    let mut n = node(t); // threshold 3
+    n.handle_message(t, 3, ihave(&[(5, 1)]));
+    n.handle_message(t, 1, gossip(5, 4)); // 4 - 1 >= 3
+    let (tx, ev) = drain(&mut n);
+    assert!(tx.contains(&Transmit { to: 3, message: Message::Graft(Graft { id: None }) }));
+    assert!(tx.contains(&Transmit { to: 1, message: Message::Prune }));
+    assert!(ev.contains(&Event::Promoted { peer: 3 }) && ev.contains(&Event::Demoted { peer: 1 }));
+
+    n.handle_message(t, 4, ihave(&[(6, 2)]));
+    n.handle_message(t, 2, gossip(6, 4)); // 4 - 2 < 3: keep the tree
+    let (tx, _) = drain(&mut n);
+    assert!(tx.iter().all(|t| !matches!(t.message, Message::Prune | Message::Graft(_))), "{tx:?}");
+}
+
+#[test]
+fn failed_eager_peer_is_replaced_by_a_grafted_lazy_peer() {
+    let t = Instant::now();
+    let mut n = node_with(config().with_lazy_fanout(3), &[1, 2], &[3, 4], t);
+    n.add_peer(t, 5); // becomes the third lazy neighbour
+    n.handle_message(t, 1, ihave(&[(9, 0)]));
+    drain(&mut n);
+    assert!(n.remove_peer(t, &1));
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(ev[0], Event::NeighborRemoved { peer: 1 });
+    let promoted = match &ev[1] {
+        Event::Promoted { peer } => *peer,
+        other => panic!("{other:?}"),
+    };
+    assert!([3, 4, 5].contains(&promoted));
+    assert_eq!(tx, [Transmit { to: promoted, message: Message::Graft(Graft { id: None }) }]);
+    assert_eq!(n.eager_peers().count(), 2);
+    assert!(!n.remove_peer(t, &1), "already gone");
+    // Its announcement went with it: the timer gives up instead of grafting a dead peer.
+    n.handle_timeout(t + Duration::from_secs(1));
+    assert!(drain(&mut n).0.is_empty());
+    assert_eq!(n.stats().grafts_given_up, 1);
+}
+
+#[test]
+fn lost_neighbours_are_replaced_from_members_as_lazy() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.add_peer(t, 9);
+    assert_eq!(n.peer_role(&9), None, "neighbour set already full");
+    n.remove_peer(t, &3);
+    assert_eq!(n.peer_role(&9), Some(PeerRole::Lazy));
+}
+
+#[test]
+fn full_ihave_batches_leave_at_once() {
+    let t = Instant::now();
+    let c = config().with_ihave_batch_size(2);
+    let mut n = node_with(c, &[1, 2], &[3, 4], t);
+    n.handle_message(t, 1, gossip(1, 0));
+    assert!(!sent(&drain(&mut n).0).contains(&(3, "ihave")));
+    n.handle_message(t, 1, gossip(2, 0));
+    let (tx, _) = drain(&mut n);
+    assert!(tx.contains(&Transmit { to: 3, message: ihave(&[(1, 1), (2, 1)]) }));
+    assert!(tx.contains(&Transmit { to: 4, message: ihave(&[(1, 1), (2, 1)]) }));
+}
+
+#[test]
+fn max_peers_evicts_a_lazy_neighbour_for_an_eager_link() {
+    let t = Instant::now();
+    let c = config().with_max_peers(Some(4));
+    let mut n = node_with(c, &[1, 2], &[3, 4], t);
+    n.add_peer(t, 5);
+    n.handle_message(t, 5, Message::Graft(Graft { id: None }));
+    let (_, ev) = drain(&mut n);
+    assert_eq!(n.peer_role(&5), Some(PeerRole::Eager));
+    assert_eq!(n.eager_peers().count() + n.lazy_peers().count(), 4);
+    assert!(matches!(ev[0], Event::NeighborRemoved { peer: 3 | 4 }), "{ev:?}");
+}
+
+#[test]
+fn messages_from_self_and_non_members_do_not_change_neighbours() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, ME, gossip(1, 0));
+    assert_eq!(n.stats().invalid_messages, 1);
+    n.handle_message(t, 42, gossip(2, 0));
+    let (_, ev) = drain(&mut n);
+    assert_eq!(deliveries(&ev).len(), 1, "a stranger's payload is still delivered");
+    assert_eq!(n.peer_role(&42), None);
+}
+
+#[test]
+fn same_seed_same_outputs() {
+    let run = || {
+        let t = Instant::now();
+        let mut n = Plumtree::new(ME, config()).unwrap();
+        n.add_peers(t, 1..50);
+        n.broadcast(t, &b"x"[..]).unwrap();
+        let (tx, ev) = drain(&mut n);
+        (tx.into_iter().map(|t| t.to).collect::<Vec<_>>(), ev.len())
+    };
+    assert_eq!(run(), run());
+}
