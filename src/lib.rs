@@ -54,6 +54,8 @@ mod error;
 pub mod message;
 mod node_id;
 mod proto;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use config::{MAX_IHAVE_BATCH_SIZE, MAX_MESSAGE_SIZE_LIMIT, PlumtreeConfig};
 pub use error::{BroadcastError, ConfigError};

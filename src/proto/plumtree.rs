@@ -331,7 +331,12 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         let announced = self.missing.remove(&gossip.id);
-        if !self.make_eager(&from) && self.peers.is_member(&from) {
+        if self.peers.role(&from) == Some(PeerRole::Lazy) {
+            // A lazy peer pushed to us: it sent this before our Prune reached it. It has already
+            // dropped us to lazy, so a silent promotion here would leave the link eager on our
+            // side only; graft it so both ends agree.
+            self.graft(&from, None);
+        } else if !self.make_eager(&from) && self.peers.is_member(&from) {
             // No room for another eager link: ask the sender to announce instead.
             self.send(from.clone(), Message::Prune);
             self.stats.prunes_sent += 1;

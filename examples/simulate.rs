@@ -1,0 +1,125 @@
+//! Runs one simulator scenario and prints its report.
+//!
+//! ```text
+//! cargo run --release --features sim --example simulate -- --scenario single-sender --nodes 1000 --seed 1
+//! ```
+//! Options: `--scenario NAME` (single-sender, random-sender, burst, failure, churn, partition),
+//! `--nodes N` (default 1000), `--seed S` (default 1), `--config PRESET` (default, lan, wan,
+//! large-cluster), `--optimization-threshold T` (overrides the preset), `--messages M` (default
+//! 200), `--json`.
+
+use std::time::Instant;
+
+use memberlist_plumtree::PlumtreeConfig;
+use memberlist_plumtree::sim::{Scenario, SimConfig, Workload, scenario};
+
+struct Args {
+    scenario: Scenario,
+    nodes: usize,
+    seed: u64,
+    preset: String,
+    messages: usize,
+    json: bool,
+    threshold: Option<u32>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        scenario: Scenario::SingleSender,
+        nodes: 1000,
+        seed: 1,
+        preset: "default".into(),
+        messages: 200,
+        json: false,
+        threshold: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--scenario" => args.scenario = value()?.parse()?,
+            "--nodes" => args.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
+            "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--config" => args.preset = value()?,
+            "--messages" => args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?,
+            "--json" => args.json = true,
+            "--optimization-threshold" => {
+                args.threshold = Some(value()?.parse().map_err(|e| format!("--optimization-threshold: {e}"))?)
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if let Ok(seed) = std::env::var("SEED") {
+        args.seed = seed.parse().map_err(|e| format!("SEED: {e}"))?;
+    }
+    Ok(args)
+}
+
+fn preset(name: &str) -> Result<PlumtreeConfig, String> {
+    Ok(match name {
+        "default" => PlumtreeConfig::default(),
+        "lan" => PlumtreeConfig::lan(),
+        "wan" => PlumtreeConfig::wan(),
+        "large-cluster" => PlumtreeConfig::large_cluster(),
+        other => return Err(format!("unknown preset {other}")),
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse()?;
+    let mut config = SimConfig::new(args.nodes, args.seed);
+    config.protocol = preset(&args.preset)?;
+    if let Some(t) = args.threshold {
+        config.protocol = config.protocol.with_optimization_threshold(t);
+    }
+    let workload = Workload { messages: args.messages, ..Workload::default() };
+    let started = Instant::now();
+    let (report, _sim) = scenario::run(args.scenario, config, &workload)?;
+    let wall_ms = started.elapsed().as_millis();
+    if args.json {
+        let mut control = serde_json::Map::new();
+        for (kind, per) in report.per_broadcast {
+            control.insert(kind.as_str().into(), per.into());
+        }
+        let mut json = serde_json::json!({
+            "scenario": report.scenario.name(),
+            "config": args.preset,
+            "nodes": report.nodes,
+            "seed": report.seed,
+            "messages": report.messages,
+            "reliability_min": report.reliability_min,
+            "reliability_mean": report.reliability_mean,
+            "rmr_mean": report.rmr_mean,
+            "rmr_steady": report.rmr_steady,
+            "ldh_max": report.ldh_max,
+            "ldh_mean": report.ldh_mean,
+            "control_per_broadcast": control,
+            "duplicate_deliveries": report.duplicate_deliveries,
+            "delivery_ms_p50": report.delivery_ms[0],
+            "delivery_ms_p99": report.delivery_ms[1],
+            "delivery_ms_max": report.delivery_ms[2],
+            "wall_ms": wall_ms,
+        });
+        for (name, value) in &report.extra {
+            json[*name] = (*value).into();
+        }
+        println!("{json}");
+    } else {
+        println!("scenario {}  nodes {}  seed {}  config {}", report.scenario, report.nodes, report.seed, args.preset);
+        println!("  messages              {}", report.messages);
+        println!("  reliability min/mean  {:.4} / {:.4}", report.reliability_min, report.reliability_mean);
+        println!("  RMR mean / steady     {:.4} / {:.4}", report.rmr_mean, report.rmr_steady);
+        println!("  LDH max / mean        {} / {:.2}", report.ldh_max, report.ldh_mean);
+        let per: Vec<String> =
+            report.per_broadcast.iter().map(|(k, v)| format!("{} {:.1}", k.as_str(), v)).collect();
+        println!("  frames per broadcast  {}", per.join(", "));
+        println!("  duplicate deliveries  {}", report.duplicate_deliveries);
+        let [p50, p99, max] = report.delivery_ms;
+        println!("  delivery ms p50/p99/max  {p50:.1} / {p99:.1} / {max:.1}");
+        for (name, value) in &report.extra {
+            println!("  {name:<22}{value}");
+        }
+        println!("  wall                  {wall_ms} ms");
+    }
+    Ok(())
+}

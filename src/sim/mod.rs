@@ -1,0 +1,361 @@
+//! A deterministic simulator: many real [`Plumtree`] cores over a virtual network, in virtual
+//! time.
+//!
+//! Every node runs the same core as production. Frames travel with a fixed per-link latency,
+//! may be lost, and are dropped across a partition or towards a crashed node; timers fire in
+//! virtual time. Events are ordered by (instant, sequence), peer sets iterate in order and each
+//! node's RNG is seeded from the simulation seed, so a seed fixes the whole run.
+//!
+//! # Examples
+//! ```
+//! use std::time::Duration;
+//! use memberlist_plumtree::sim::{Sim, SimConfig};
+//!
+//! let mut sim = Sim::new(SimConfig::new(50, 1))?;
+//! for i in 0..20 {
+//!     sim.broadcast(0, vec![0; 256]);
+//!     sim.run_for(Duration::from_millis(100));
+//! }
+//! sim.run_for(Duration::from_secs(2));
+//! let stats = sim.records();
+//! assert!(stats.iter().all(|m| m.delivered == 49));
+//! assert_eq!(sim.duplicate_deliveries(), 0);
+//! # Ok::<(), memberlist_plumtree::ConfigError>(())
+//! ```
+
+mod network;
+mod record;
+pub mod scenario;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use network::NetworkConfig;
+pub use record::{MessageRecord, Traffic};
+pub use scenario::{Report, Scenario, Workload};
+
+use crate::message::{Message, MessageId, MessageKind};
+use crate::proto::{Event, Plumtree};
+use crate::{ConfigError, PlumtreeConfig};
+
+/// Node ids in the simulator are indices: node `i` is `i as u64`.
+pub type NodeIndex = u64;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Number of nodes at the start, all knowing each other.
+    pub nodes: usize,
+    /// Seed of every random choice: the network's and each node's.
+    pub seed: u64,
+    /// The protocol config of every node (its `rng_seed` is replaced per node).
+    pub protocol: PlumtreeConfig,
+    /// The virtual network.
+    pub network: NetworkConfig,
+}
+
+impl SimConfig {
+    /// `nodes` nodes with the default protocol config and network.
+    pub fn new(nodes: usize, seed: u64) -> Self {
+        Self { nodes, seed, protocol: PlumtreeConfig::default(), network: NetworkConfig::default() }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Frame { from: NodeIndex, to: NodeIndex, message: SimMessage },
+    Timer { node: NodeIndex },
+}
+
+/// A message in flight; ordered only so that it can sit in the event heap (never compared in
+/// practice: the sequence number breaks every tie).
+#[derive(Debug)]
+struct SimMessage(Message<NodeIndex>);
+
+impl PartialEq for SimMessage {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for SimMessage {}
+impl PartialOrd for SimMessage {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SimMessage {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    core: Option<Plumtree<NodeIndex>>,
+    /// The instant of the timer event in the queue for this node, if any.
+    timer: Option<Instant>,
+    /// Partition side; frames between different sides are dropped.
+    side: u8,
+}
+
+/// The simulator. See the [module docs](self).
+#[derive(Debug)]
+pub struct Sim {
+    config: SimConfig,
+    start: Instant,
+    now: Instant,
+    nodes: Vec<Node>,
+    queue: BinaryHeap<Reverse<(Instant, u64, Action)>>,
+    seq: u64,
+    rng: fastrand::Rng,
+    records: Vec<MessageRecord>,
+    index: HashMap<MessageId, usize>,
+    traffic: Traffic,
+    duplicates: u64,
+}
+
+impl Sim {
+    /// Creates `config.nodes` nodes that all know each other.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the protocol config is invalid.
+    pub fn new(config: SimConfig) -> Result<Self, ConfigError> {
+        let start = Instant::now();
+        let mut sim = Self {
+            start,
+            now: start,
+            nodes: Vec::with_capacity(config.nodes),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng: fastrand::Rng::with_seed(config.seed),
+            records: Vec::new(),
+            index: HashMap::new(),
+            traffic: Traffic::default(),
+            duplicates: 0,
+            config,
+        };
+        let n = sim.config.nodes as NodeIndex;
+        for i in 0..n {
+            let mut core = sim.new_core(i)?;
+            core.add_peers(start, 0..n);
+            sim.nodes.push(Node { core: Some(core), timer: None, side: 0 });
+        }
+        for i in 0..n {
+            sim.drain(i);
+        }
+        Ok(sim)
+    }
+
+    fn new_core(&self, id: NodeIndex) -> Result<Plumtree<NodeIndex>, ConfigError> {
+        let seed = self.config.seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(id);
+        Plumtree::new(id, self.config.protocol.clone().with_rng_seed(Some(seed)))
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Number of node slots (live, crashed or left).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the simulation has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Whether node `i` is running.
+    pub fn is_live(&self, i: NodeIndex) -> bool {
+        self.nodes.get(i as usize).is_some_and(|n| n.core.is_some())
+    }
+
+    /// The running nodes.
+    pub fn live_nodes(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        (0..self.nodes.len() as NodeIndex).filter(|&i| self.is_live(i))
+    }
+
+    /// Node `i`'s core, if it is running.
+    pub fn node(&self, i: NodeIndex) -> Option<&Plumtree<NodeIndex>> {
+        self.nodes.get(i as usize)?.core.as_ref()
+    }
+
+    /// One record per broadcast, in broadcast order.
+    pub fn records(&self) -> &[MessageRecord] {
+        &self.records
+    }
+
+    /// Frames sent so far, by kind.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Payloads delivered twice to the same node (the protocol promises 0).
+    pub fn duplicate_deliveries(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Broadcasts `payload` from node `origin` now. Returns `None` if the node is not running or
+    /// refused the payload.
+    pub fn broadcast(&mut self, origin: NodeIndex, payload: impl Into<Bytes>) -> Option<MessageId> {
+        let now = self.now;
+        let core = self.nodes.get_mut(origin as usize)?.core.as_mut()?;
+        let id = core.broadcast(now, payload).ok()?;
+        let live: Vec<bool> = self.nodes.iter().map(|n| n.core.is_some()).collect();
+        self.index.insert(id, self.records.len());
+        self.records.push(MessageRecord::new(id, origin, self.elapsed(), live));
+        self.drain(origin);
+        Some(id)
+    }
+
+    /// Runs every event up to `elapsed() + d`, then sets the clock there.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until {
+                break;
+            }
+            let Reverse((at, _, action)) = self.queue.pop().expect("peeked");
+            self.now = at;
+            self.apply(action);
+        }
+        self.now = until;
+    }
+
+    /// Stops node `i` silently: frames to it are lost, its timers never fire. Nobody is told;
+    /// call [`detect`](Self::detect) to model the failure detector.
+    pub fn crash(&mut self, i: NodeIndex) {
+        if let Some(node) = self.nodes.get_mut(i as usize) {
+            node.core = None;
+            node.timer = None;
+        }
+    }
+
+    /// Every running node learns that `i` is gone (as SWIM would report it).
+    pub fn detect(&mut self, i: NodeIndex) {
+        let now = self.now;
+        for j in 0..self.nodes.len() as NodeIndex {
+            if let Some(core) = self.nodes[j as usize].core.as_mut() {
+                if core.remove_peer(now, &i) {
+                    self.drain(j);
+                }
+            }
+        }
+    }
+
+    /// Starts a new node that knows every running node, and tells them about it. Returns its id.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the protocol config is invalid.
+    pub fn join(&mut self) -> Result<NodeIndex, ConfigError> {
+        let id = self.nodes.len() as NodeIndex;
+        let now = self.now;
+        let live: Vec<NodeIndex> = self.live_nodes().collect();
+        let mut core = self.new_core(id)?;
+        core.add_peers(now, live.iter().copied());
+        self.nodes.push(Node { core: Some(core), timer: None, side: 0 });
+        self.drain(id);
+        for j in live {
+            if let Some(core) = self.nodes[j as usize].core.as_mut() {
+                core.add_peer(now, id);
+                self.drain(j);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Cuts the network: frames between nodes on different sides are dropped. `side(i)` gives
+    /// node `i`'s side; [`heal`](Self::heal) puts everyone back on one side.
+    pub fn partition(&mut self, side: impl Fn(NodeIndex) -> u8) {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            node.side = side(i as NodeIndex);
+        }
+    }
+
+    /// Ends a partition.
+    pub fn heal(&mut self) {
+        self.partition(|_| 0);
+    }
+
+    /// Draws from the simulation's RNG (for scenarios: choosing senders, victims...).
+    pub fn rng(&mut self) -> &mut fastrand::Rng {
+        &mut self.rng
+    }
+
+    fn schedule(&mut self, at: Instant, action: Action) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, action)));
+    }
+
+    fn apply(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Frame { from, to, message } => {
+                if self.nodes[to as usize].side != self.nodes[from as usize].side {
+                    return;
+                }
+                let Some(core) = self.nodes[to as usize].core.as_mut() else { return };
+                core.handle_message(now, from, message.0);
+                self.drain(to);
+            }
+            Action::Timer { node: i } => {
+                let node = &mut self.nodes[i as usize];
+                if node.timer != Some(now) {
+                    return; // superseded by an earlier timer, or the node crashed
+                }
+                node.timer = None;
+                if let Some(core) = node.core.as_mut() {
+                    core.handle_timeout(now);
+                    self.drain(i);
+                }
+            }
+        }
+    }
+
+    /// Carries node `i`'s outputs: frames into the queue, deliveries into the records, and its
+    /// next timer.
+    fn drain(&mut self, i: NodeIndex) {
+        let now = self.now;
+        let elapsed = self.elapsed();
+        let Some(core) = self.nodes[i as usize].core.as_mut() else { return };
+        let mut frames = Vec::new();
+        while let Some(t) = core.poll_transmit() {
+            frames.push(t);
+        }
+        while let Some(event) = core.poll_event() {
+            if let Event::Deliver(d) = event {
+                if let Some(&r) = self.index.get(&d.id) {
+                    if !self.records[r].deliver(i, d.hops, elapsed) {
+                        self.duplicates += 1;
+                    }
+                }
+            }
+        }
+        let next = core.poll_timeout();
+        for t in frames {
+            let kind = t.message.kind();
+            self.traffic.count(kind);
+            if let (MessageKind::Gossip, Message::Gossip(g)) = (kind, &t.message) {
+                if let Some(&r) = self.index.get(&g.id) {
+                    self.records[r].payload_messages += 1;
+                }
+            }
+            if self.config.network.loss > 0.0 && self.rng.f64() < self.config.network.loss {
+                continue;
+            }
+            let latency = network::link_latency(&self.config.network, self.config.seed, i, t.to);
+            self.schedule(now + latency, Action::Frame { from: i, to: t.to, message: SimMessage(t.message) });
+        }
+        let node = &mut self.nodes[i as usize];
+        if let Some(at) = next {
+            if node.timer.is_none_or(|armed| at < armed) {
+                node.timer = Some(at);
+                self.schedule(at, Action::Timer { node: i });
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The standard scenarios (single-sender, random-sender, burst, failure, churn, partition) and the
+//! [`Report`] each one produces. docs/simulation.md has the numbers and the commands.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{MessageRecord, NodeIndex, Sim, SimConfig};
+use crate::message::MessageKind;
+use crate::ConfigError;
+
+/// A standard workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Node 0 broadcasts every message.
+    SingleSender,
+    /// Each message comes from a random live node.
+    RandomSender,
+    /// Every node broadcasts at the same instant, three rounds one second apart.
+    Burst,
+    /// Single sender; after message 50, 20% of the nodes (never the sender) crash silently and the
+    /// survivors learn of it after the detection delay.
+    Failure,
+    /// Random senders while 10% of the nodes leave and as many new ones join, spread over the run.
+    Churn,
+    /// Random senders; the cluster is cut in two halves for 10 s after message 50, then healed.
+    Partition,
+}
+
+impl Scenario {
+    /// Every scenario, in the order of the docs.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::SingleSender,
+        Scenario::RandomSender,
+        Scenario::Burst,
+        Scenario::Failure,
+        Scenario::Churn,
+        Scenario::Partition,
+    ];
+
+    /// The scenario's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::SingleSender => "single-sender",
+            Scenario::RandomSender => "random-sender",
+            Scenario::Burst => "burst",
+            Scenario::Failure => "failure",
+            Scenario::Churn => "churn",
+            Scenario::Partition => "partition",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| format!("unknown scenario `{s}`; one of: single-sender, random-sender, burst, failure, churn, partition"))
+    }
+}
+
+/// The workload's knobs; the defaults are the ones DESIGN.md fixes for quoted numbers.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Broadcasts (per node for `Burst`, which uses rounds instead). Default 200.
+    pub messages: usize,
+    /// Time between broadcasts. Default 100 ms.
+    pub interval: Duration,
+    /// Payload size in bytes. Default 256.
+    pub payload: usize,
+    /// How long a crash goes unnoticed. Default 2 s.
+    pub detection_delay: Duration,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            messages: 200,
+            interval: Duration::from_millis(100),
+            payload: 256,
+            detection_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The measured outcome of one run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Which scenario ran.
+    pub scenario: Scenario,
+    /// Nodes at the start.
+    pub nodes: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Broadcasts made.
+    pub messages: usize,
+    /// Lowest per-broadcast reliability (delivered / live nodes other than the origin).
+    pub reliability_min: f64,
+    /// Mean per-broadcast reliability.
+    pub reliability_mean: f64,
+    /// Mean relative message redundancy over all broadcasts.
+    pub rmr_mean: f64,
+    /// Mean RMR over the second half of the broadcasts, once the tree has formed.
+    pub rmr_steady: f64,
+    /// Largest hop count of any first delivery.
+    pub ldh_max: u32,
+    /// Mean over broadcasts of their largest hop count.
+    pub ldh_mean: f64,
+    /// Frames of each kind per broadcast.
+    pub per_broadcast: [(MessageKind, f64); 4],
+    /// Payloads delivered twice to one node (must be 0).
+    pub duplicate_deliveries: u64,
+    /// Delivery latency percentiles over every delivery, in ms: p50, p99, max.
+    pub delivery_ms: [f64; 3],
+    /// Scenario-specific findings, as (name, value) pairs.
+    pub extra: Vec<(&'static str, f64)>,
+    /// Per broadcast: reliability and RMR, in broadcast order (for plots).
+    pub series: Vec<(f64, f64)>,
+}
+
+/// Runs `scenario` and reports; also returns the simulator for inspection (final tree, ...).
+///
+/// # Errors
+/// [`ConfigError`] if the protocol config is invalid.
+pub fn run(scenario: Scenario, config: SimConfig, workload: &Workload) -> Result<(Report, Sim), ConfigError> {
+    let mut sim = Sim::new(config)?;
+    let payload = vec![0xab; workload.payload];
+    let n = sim.len() as NodeIndex;
+    let mut extra = Vec::new();
+    let interval = workload.interval;
+    let random_live = |sim: &mut Sim| {
+        let live: Vec<NodeIndex> = sim.live_nodes().collect();
+        live[sim.rng().usize(..live.len())]
+    };
+    match scenario {
+        Scenario::SingleSender | Scenario::RandomSender => {
+            for _ in 0..workload.messages {
+                let origin = if scenario == Scenario::SingleSender { 0 } else { random_live(&mut sim) };
+                sim.broadcast(origin, payload.clone());
+                sim.run_for(interval);
+            }
+        }
+        Scenario::Burst => {
+            for _ in 0..3 {
+                for origin in 0..n {
+                    sim.broadcast(origin, payload.clone());
+                }
+                sim.run_for(Duration::from_secs(1));
+            }
+        }
+        Scenario::Failure => {
+            let mut victims: Vec<NodeIndex> = (1..n).collect();
+            sim.rng().shuffle(&mut victims);
+            victims.truncate(n as usize / 5);
+            let mut crashed_at = None;
+            for m in 0..workload.messages {
+                if m == 50 {
+                    victims.iter().for_each(|&v| sim.crash(v));
+                    crashed_at = Some(sim.elapsed());
+                }
+                if crashed_at.is_some_and(|at| sim.elapsed() >= at + workload.detection_delay) {
+                    victims.drain(..).for_each(|v| sim.detect(v));
+                }
+                sim.broadcast(0, payload.clone());
+                sim.run_for(interval);
+            }
+            let crashed_at = crashed_at.unwrap_or_default();
+            let window = crashed_at..crashed_at + workload.detection_delay;
+            let in_window: Vec<&MessageRecord> = sim.records().iter().filter(|r| window.contains(&r.sent_at)).collect();
+            let slowest = in_window.iter().map(|r| r.last_delivery()).max().unwrap_or_default();
+            extra.push(("window_messages", in_window.len() as f64));
+            extra.push(("window_reliability_min", min_reliability(&sim, in_window.iter().copied())));
+            extra.push(("window_last_delivery_ms", ms(slowest)));
+            let after = sim.records().iter().filter(|r| r.sent_at >= window.end);
+            extra.push(("after_detection_reliability_min", min_reliability(&sim, after)));
+        }
+        Scenario::Churn => {
+            let changes = (n as usize / 10).max(1);
+            let every = (workload.messages / (changes + 1)).max(1);
+            let mut leavers: Vec<NodeIndex> = (1..n).collect();
+            sim.rng().shuffle(&mut leavers);
+            leavers.truncate(changes);
+            for m in 0..workload.messages {
+                if m > 0 && m % every == 0 {
+                    if let Some(v) = leavers.pop() {
+                        // A graceful leave: the node stops and SWIM spreads the news quickly.
+                        sim.crash(v);
+                        sim.run_for(Duration::from_millis(200));
+                        sim.detect(v);
+                        sim.join()?;
+                    }
+                }
+                let origin = random_live(&mut sim);
+                sim.broadcast(origin, payload.clone());
+                sim.run_for(interval);
+            }
+        }
+        Scenario::Partition => {
+            let cut = 10_000 / interval.as_millis().max(1) as usize;
+            let side = |i: NodeIndex| u8::from(i >= n / 2);
+            for m in 0..workload.messages {
+                if m == 50 {
+                    sim.partition(side);
+                }
+                if m == 50 + cut {
+                    sim.heal();
+                }
+                let origin = random_live(&mut sim);
+                sim.broadcast(origin, payload.clone());
+                sim.run_for(interval);
+            }
+            sim.run_for(Duration::from_secs(5));
+            let during = &sim.records()[50.min(sim.records().len())..(50 + cut).min(sim.records().len())];
+            let mut crossed = 0;
+            let mut should_cross = 0;
+            for r in during {
+                for other in (0..n).filter(|&j| side(j) != side(r.origin)) {
+                    should_cross += 1;
+                    crossed += u64::from(r.delivered_at(other));
+                }
+            }
+            extra.push(("cut_messages", during.len() as f64));
+            extra.push(("cut_deliveries_across_after_heal", crossed as f64));
+            extra.push(("cut_deliveries_across_expected", should_cross as f64));
+        }
+    }
+    sim.run_for(Duration::from_secs(5));
+    Ok((summarize(scenario, &sim, extra), sim))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn min_reliability<'a>(sim: &Sim, records: impl Iterator<Item = &'a MessageRecord>) -> f64 {
+    records.map(|r| r.reliability(|i| sim.is_live(i))).fold(1.0, f64::min)
+}
+
+fn summarize(scenario: Scenario, sim: &Sim, extra: Vec<(&'static str, f64)>) -> Report {
+    let records = sim.records();
+    let count = records.len().max(1) as f64;
+    let series: Vec<(f64, f64)> =
+        records.iter().map(|r| (r.reliability(|i| sim.is_live(i)), r.rmr())).collect();
+    let mean = |it: &mut dyn Iterator<Item = f64>| {
+        let (sum, k) = it.fold((0.0, 0usize), |(s, k), x| (s + x, k + 1));
+        if k == 0 { 0.0 } else { sum / k as f64 }
+    };
+    let half = records.len() / 2;
+    let mut latencies: Vec<Duration> = records.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            ms(latencies[((latencies.len() - 1) as f64 * p).round() as usize])
+        }
+    };
+    let traffic = sim.traffic();
+    Report {
+        scenario,
+        nodes: sim.config.nodes,
+        seed: sim.config.seed,
+        messages: records.len(),
+        reliability_min: series.iter().map(|s| s.0).fold(1.0, f64::min),
+        reliability_mean: mean(&mut series.iter().map(|s| s.0)),
+        rmr_mean: mean(&mut series.iter().map(|s| s.1)),
+        rmr_steady: mean(&mut series[half..].iter().map(|s| s.1)),
+        ldh_max: records.iter().map(|r| r.max_hops).max().unwrap_or(0),
+        ldh_mean: mean(&mut records.iter().map(|r| f64::from(r.max_hops))),
+        per_broadcast: MessageKind::ALL.map(|k| (k, traffic.get(k) as f64 / count)),
+        duplicate_deliveries: sim.duplicate_deliveries(),
+        delivery_ms: [pct(0.5), pct(0.99), pct(1.0)],
+        extra,
+        series,
+    }
+}
