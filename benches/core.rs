@@ -1,1 +1,99 @@
-fn main() {}
+//! The protocol core's hot paths: `cargo bench --bench core`.
+//!
+//! - `new_gossip`: a fresh payload from an eager peer: dedup, cache, delivery event, push to the
+//!   other 3 eager neighbours and an announcement queued for each of 6 lazy ones.
+//! - `duplicate_gossip`: a payload already delivered: dedup hit and a Prune.
+//! - `codec_1k`: encode and decode one Gossip envelope with a 1 KiB payload.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, criterion_group, criterion_main};
+use memberlist_plumtree::message::{Gossip, Graft};
+use memberlist_plumtree::{Envelope, Message, MessageId, Plumtree, PlumtreeConfig};
+
+/// Node 0 with eager neighbours 1..=4 and lazy neighbours 5..=10.
+fn node(now: Instant) -> Plumtree<u64> {
+    let config = PlumtreeConfig::default()
+        .with_rng_seed(Some(1))
+        .with_eager_fanout(4)
+        .with_lazy_fanout(6);
+    let mut node = Plumtree::new(0u64, config).unwrap();
+    node.add_peers(now, 1..=10);
+    for p in 1..=10 {
+        let message = if p <= 4 {
+            Message::Graft(Graft { id: None })
+        } else {
+            Message::Prune
+        };
+        node.handle_message(now, p, message);
+    }
+    while node.poll_transmit().is_some() {}
+    while node.poll_event().is_some() {}
+    assert_eq!(node.eager_peers().count(), 4);
+    node
+}
+
+fn gossip(seq: u64, payload: &Bytes) -> Message<u64> {
+    Message::Gossip(Gossip {
+        id: MessageId::new(99, 1, seq),
+        origin: 99,
+        round: 2,
+        payload: payload.clone(),
+    })
+}
+
+fn bench_core(c: &mut Criterion) {
+    let now = Instant::now();
+    let payload = Bytes::from(vec![7u8; 256]);
+
+    let mut n = node(now);
+    let mut seq = 0;
+    c.bench_function("new_gossip", |b| {
+        b.iter(|| {
+            seq += 1;
+            n.handle_message(now, 1, gossip(seq, &payload));
+            while let Some(t) = n.poll_transmit() {
+                black_box(t);
+            }
+            while let Some(e) = n.poll_event() {
+                black_box(e);
+            }
+        })
+    });
+
+    let mut n = node(now);
+    n.handle_message(now, 1, gossip(1, &payload));
+    while n.poll_transmit().is_some() {}
+    while n.poll_event().is_some() {}
+    c.bench_function("duplicate_gossip", |b| {
+        b.iter(|| {
+            n.handle_message(now, 2, gossip(1, &payload));
+            while let Some(t) = n.poll_transmit() {
+                black_box(t);
+            }
+            while let Some(e) = n.poll_event() {
+                black_box(e);
+            }
+        })
+    });
+
+    let limits = PlumtreeConfig::default().decode_limits();
+    let env = Envelope {
+        sender: 7u64,
+        message: gossip(1, &Bytes::from(vec![1u8; 1024])),
+    };
+    let mut buf = BytesMut::with_capacity(2048);
+    c.bench_function("codec_1k", |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(&env).encode(&mut buf);
+            let frame = buf.split().freeze();
+            black_box(Envelope::<u64>::decode(&frame, &limits).unwrap())
+        })
+    });
+}
+
+criterion_group!(benches, bench_core);
+criterion_main!(benches);

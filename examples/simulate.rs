@@ -41,10 +41,16 @@ fn parse() -> Result<Args, String> {
             "--nodes" => args.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--config" => args.preset = value()?,
-            "--messages" => args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?,
+            "--messages" => {
+                args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?
+            }
             "--json" => args.json = true,
             "--optimization-threshold" => {
-                args.threshold = Some(value()?.parse().map_err(|e| format!("--optimization-threshold: {e}"))?)
+                args.threshold = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--optimization-threshold: {e}"))?,
+                )
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -72,7 +78,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = args.threshold {
         config.protocol = config.protocol.with_optimization_threshold(t);
     }
-    let workload = Workload { messages: args.messages, ..Workload::default() };
+    let workload = Workload {
+        messages: args.messages,
+        ..Workload::default()
+    };
     let started = Instant::now();
     let (report, _sim) = scenario::run(args.scenario, config, &workload)?;
     let wall_ms = started.elapsed().as_millis();
@@ -105,13 +114,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("{json}");
     } else {
-        println!("scenario {}  nodes {}  seed {}  config {}", report.scenario, report.nodes, report.seed, args.preset);
+        println!(
+            "scenario {}  nodes {}  seed {}  config {}",
+            report.scenario, report.nodes, report.seed, args.preset
+        );
         println!("  messages              {}", report.messages);
-        println!("  reliability min/mean  {:.4} / {:.4}", report.reliability_min, report.reliability_mean);
-        println!("  RMR mean / steady     {:.4} / {:.4}", report.rmr_mean, report.rmr_steady);
-        println!("  LDH max / mean        {} / {:.2}", report.ldh_max, report.ldh_mean);
-        let per: Vec<String> =
-            report.per_broadcast.iter().map(|(k, v)| format!("{} {:.1}", k.as_str(), v)).collect();
+        println!(
+            "  reliability min/mean  {:.4} / {:.4}",
+            report.reliability_min, report.reliability_mean
+        );
+        println!(
+            "  RMR mean / steady     {:.4} / {:.4}",
+            report.rmr_mean, report.rmr_steady
+        );
+        println!(
+            "  LDH max / mean        {} / {:.2}",
+            report.ldh_max, report.ldh_mean
+        );
+        let per: Vec<String> = report
+            .per_broadcast
+            .iter()
+            .map(|(k, v)| format!("{} {:.1}", k.as_str(), v))
+            .collect();
         println!("  frames per broadcast  {}", per.join(", "));
         println!("  duplicate deliveries  {}", report.duplicate_deliveries);
         let [p50, p99, max] = report.delivery_ms;

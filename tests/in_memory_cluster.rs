@@ -16,11 +16,19 @@ fn every_broadcast_is_delivered_exactly_once_and_a_single_sender_tree_converges_
     sim.run_for(Duration::from_secs(3));
 
     for r in sim.records() {
-        assert_eq!(r.delivered, n as u64 - 1, "broadcast {} missed a node", r.id);
+        assert_eq!(
+            r.delivered,
+            n as u64 - 1,
+            "broadcast {} missed a node",
+            r.id
+        );
     }
     assert_eq!(sim.duplicate_deliveries(), 0);
     let payloads: Vec<u64> = sim.records().iter().map(|r| r.payload_messages).collect();
-    assert!(payloads[0] > n as u64 - 1, "the first broadcasts take redundant paths: {payloads:?}");
+    assert!(
+        payloads[0] > n as u64 - 1,
+        "the first broadcasts take redundant paths: {payloads:?}"
+    );
     assert!(
         payloads[10..].iter().all(|&p| p == n as u64 - 1),
         "after a few broadcasts each node gets each payload once: {payloads:?}"

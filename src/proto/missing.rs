@@ -39,7 +39,7 @@ pub(crate) enum Announced {
 
 #[derive(Debug)]
 pub(crate) struct Missing<I> {
-    entries: HashMap<MessageId, Entry<I>>,
+    entries: HashMap<MessageId, Entry<I>, foldhash::fast::RandomState>,
     timers: BTreeMap<(Instant, u64), MessageId>,
     next_timer: u64,
     max_entries: usize,
@@ -49,7 +49,7 @@ pub(crate) struct Missing<I> {
 impl<I: PartialEq> Missing<I> {
     pub(crate) fn new(max_entries: usize, max_announcers: usize) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             timers: BTreeMap::new(),
             next_timer: 0,
             max_entries,

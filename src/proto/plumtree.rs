@@ -248,6 +248,7 @@ impl<I: NodeId> Plumtree<I> {
         }
         self.seq += 1;
         let id = MessageId::new(self.tag, self.incarnation, self.seq);
+        self.seen.insert(now, id, ());
         self.stats.broadcasts += 1;
         self.accept(now, id, self.local.clone(), 0, payload, None);
         Ok(id)
@@ -322,7 +323,8 @@ impl<I: NodeId> Plumtree<I> {
             );
             return;
         }
-        if self.seen.contains(&gossip.id) {
+        // Marking it seen is also the duplicate check: one hash probe instead of two.
+        if !self.seen.insert(now, gossip.id, ()) {
             // The payload reached us twice: the link it came on last is redundant.
             self.stats.duplicates += 1;
             self.set_role(&from, PeerRole::Lazy);
@@ -431,7 +433,7 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
-    /// Delivers a new payload, remembers it, and passes it on.
+    /// Delivers a new payload (already marked seen), caches it, and passes it on.
     fn accept(
         &mut self,
         now: Instant,
@@ -441,7 +443,6 @@ impl<I: NodeId> Plumtree<I> {
         payload: Bytes,
         from: Option<&I>,
     ) {
-        self.seen.insert(now, id, ());
         self.cache.insert(
             now,
             id,

@@ -5,13 +5,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Event, PeerRole, Plumtree, Transmit};
-use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 use crate::PlumtreeConfig;
+use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 
 const ME: u64 = 0;
 
 fn config() -> PlumtreeConfig {
-    PlumtreeConfig::default().with_rng_seed(Some(1)).with_eager_fanout(2).with_lazy_fanout(2)
+    PlumtreeConfig::default()
+        .with_rng_seed(Some(1))
+        .with_eager_fanout(2)
+        .with_lazy_fanout(2)
 }
 
 /// Node 0 with neighbours `eager` and `lazy` in exactly those roles, outputs drained.
@@ -35,7 +38,10 @@ fn node(t: Instant) -> Plumtree<u64> {
 }
 
 fn drain(node: &mut Plumtree<u64>) -> (Vec<Transmit<u64>>, Vec<Event<u64>>) {
-    (std::iter::from_fn(|| node.poll_transmit()).collect(), std::iter::from_fn(|| node.poll_event()).collect())
+    (
+        std::iter::from_fn(|| node.poll_transmit()).collect(),
+        std::iter::from_fn(|| node.poll_event()).collect(),
+    )
 }
 
 fn id(seq: u64) -> MessageId {
@@ -43,15 +49,28 @@ fn id(seq: u64) -> MessageId {
 }
 
 fn gossip(seq: u64, round: u32) -> Message<u64> {
-    Message::Gossip(Gossip { id: id(seq), origin: 77, round, payload: Bytes::from_static(b"p") })
+    Message::Gossip(Gossip {
+        id: id(seq),
+        origin: 77,
+        round,
+        payload: Bytes::from_static(b"p"),
+    })
 }
 
 fn ihave(seqs: &[(u64, u32)]) -> Message<u64> {
-    Message::IHave(IHave { entries: seqs.iter().map(|&(s, round)| Announcement { id: id(s), round }).collect() })
+    Message::IHave(IHave {
+        entries: seqs
+            .iter()
+            .map(|&(s, round)| Announcement { id: id(s), round })
+            .collect(),
+    })
 }
 
 fn sent(transmits: &[Transmit<u64>]) -> Vec<(u64, &'static str)> {
-    transmits.iter().map(|t| (t.to, t.message.kind().as_str())).collect()
+    transmits
+        .iter()
+        .map(|t| (t.to, t.message.kind().as_str()))
+        .collect()
 }
 
 fn deliveries(events: &[Event<u64>]) -> Vec<(MessageId, u32, Option<u64>)> {
@@ -70,10 +89,32 @@ fn new_gossip_is_delivered_pushed_to_eager_and_announced_to_lazy() {
     let mut n = node(t);
     n.handle_message(t, 3, gossip(1, 4));
     let (tx, ev) = drain(&mut n);
-    assert_eq!(deliveries(&ev), [(id(1), 5, Some(3))], "hop count is round + 1");
-    assert!(ev.contains(&Event::Promoted { peer: 3 }), "the sender becomes eager");
-    assert_eq!(sent(&tx), [(1, "gossip"), (2, "gossip")], "not back to the sender");
-    let Message::Gossip(g) = &tx[0].message else { unreachable!() };
+    assert_eq!(
+        deliveries(&ev),
+        [(id(1), 5, Some(3))],
+        "hop count is round + 1"
+    );
+    assert!(
+        ev.contains(&Event::Promoted { peer: 3 }),
+        "the sender becomes eager"
+    );
+    // Peer 3 was lazy, so it pushed before our earlier Prune reached it: graft it so that both
+    // ends agree the link is eager. The payload goes to the other eager peers, not back.
+    assert_eq!(
+        tx[0],
+        Transmit {
+            to: 3,
+            message: Message::Graft(Graft { id: None })
+        }
+    );
+    assert_eq!(
+        sent(&tx[1..]),
+        [(1, "gossip"), (2, "gossip")],
+        "not back to the sender"
+    );
+    let Message::Gossip(g) = &tx[1].message else {
+        unreachable!()
+    };
     assert_eq!(g.round, 5, "forwarded with our hop count");
 
     // The announcement to lazy peer 4 waits for the IHave interval.
@@ -112,14 +153,26 @@ fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_ann
     assert!(drain(&mut n).0.is_empty());
     n.handle_timeout(t + c.graft_timeout);
     let (tx, ev) = drain(&mut n);
-    assert_eq!(tx, [Transmit { to: 3, message: Message::Graft(Graft { id: Some(id(9)) }) }]);
+    assert_eq!(
+        tx,
+        [Transmit {
+            to: 3,
+            message: Message::Graft(Graft { id: Some(id(9)) })
+        }]
+    );
     assert_eq!(ev, [Event::Promoted { peer: 3 }]);
 
     let retry = t + c.graft_timeout + c.graft_retry_timeout;
     assert_eq!(n.poll_timeout(), Some(retry));
     n.handle_timeout(retry);
     let (tx, _) = drain(&mut n);
-    assert_eq!(tx, [Transmit { to: 4, message: Message::Graft(Graft { id: Some(id(9)) }) }]);
+    assert_eq!(
+        tx,
+        [Transmit {
+            to: 4,
+            message: Message::Graft(Graft { id: Some(id(9)) })
+        }]
+    );
 }
 
 #[test]
@@ -148,7 +201,10 @@ fn gossip_arrival_cancels_the_missing_timer() {
     drain(&mut n);
     n.handle_timeout(t + Duration::from_secs(5));
     let (tx, _) = drain(&mut n);
-    assert!(tx.iter().all(|t| t.message.kind().as_str() != "graft"), "{tx:?}");
+    assert!(
+        tx.iter().all(|t| t.message.kind().as_str() != "graft"),
+        "{tx:?}"
+    );
     assert_eq!(n.missing_len(), 0);
 }
 
@@ -172,7 +228,9 @@ fn graft_makes_the_sender_eager_and_returns_the_cached_payload() {
     assert_eq!(ev, [Event::Promoted { peer: 4 }]);
     assert_eq!(tx.len(), 1);
     assert_eq!(tx[0].to, 4);
-    let Message::Gossip(g) = &tx[0].message else { panic!("{tx:?}") };
+    let Message::Gossip(g) = &tx[0].message else {
+        panic!("{tx:?}")
+    };
     assert_eq!((g.id, g.round, &g.payload[..]), (id(1), 3, &b"p"[..]));
 
     n.handle_message(t, 3, Message::Graft(Graft { id: Some(id(2)) }));
@@ -199,7 +257,9 @@ fn local_broadcast_is_delivered_locally_with_hop_zero_and_round_zero_on_the_wire
     let (tx, ev) = drain(&mut n);
     assert_eq!(deliveries(&ev), [(mid, 0, None)]);
     assert_eq!(sent(&tx), [(1, "gossip"), (2, "gossip")]);
-    let Message::Gossip(g) = &tx[0].message else { unreachable!() };
+    let Message::Gossip(g) = &tx[0].message else {
+        unreachable!()
+    };
     assert_eq!(g.round, 0);
     assert_eq!(n.broadcast(t, &b"y"[..]).unwrap().seq(), 2);
 }
@@ -220,14 +280,24 @@ fn optimization_swaps_a_long_path_for_a_short_one() {
     n.handle_message(t, 3, ihave(&[(5, 1)]));
     n.handle_message(t, 1, gossip(5, 4)); // 4 - 1 >= 3
     let (tx, ev) = drain(&mut n);
-    assert!(tx.contains(&Transmit { to: 3, message: Message::Graft(Graft { id: None }) }));
-    assert!(tx.contains(&Transmit { to: 1, message: Message::Prune }));
+    assert!(tx.contains(&Transmit {
+        to: 3,
+        message: Message::Graft(Graft { id: None })
+    }));
+    assert!(tx.contains(&Transmit {
+        to: 1,
+        message: Message::Prune
+    }));
     assert!(ev.contains(&Event::Promoted { peer: 3 }) && ev.contains(&Event::Demoted { peer: 1 }));
 
     n.handle_message(t, 4, ihave(&[(6, 2)]));
     n.handle_message(t, 2, gossip(6, 4)); // 4 - 2 < 3: keep the tree
     let (tx, _) = drain(&mut n);
-    assert!(tx.iter().all(|t| !matches!(t.message, Message::Prune | Message::Graft(_))), "{tx:?}");
+    assert!(
+        tx.iter()
+            .all(|t| !matches!(t.message, Message::Prune | Message::Graft(_))),
+        "{tx:?}"
+    );
 }
 
 #[test]
@@ -245,7 +315,13 @@ fn failed_eager_peer_is_replaced_by_a_grafted_lazy_peer() {
         other => panic!("{other:?}"),
     };
     assert!([3, 4, 5].contains(&promoted));
-    assert_eq!(tx, [Transmit { to: promoted, message: Message::Graft(Graft { id: None }) }]);
+    assert_eq!(
+        tx,
+        [Transmit {
+            to: promoted,
+            message: Message::Graft(Graft { id: None })
+        }]
+    );
     assert_eq!(n.eager_peers().count(), 2);
     assert!(!n.remove_peer(t, &1), "already gone");
     // Its announcement went with it: the timer gives up instead of grafting a dead peer.
@@ -273,8 +349,14 @@ fn full_ihave_batches_leave_at_once() {
     assert!(!sent(&drain(&mut n).0).contains(&(3, "ihave")));
     n.handle_message(t, 1, gossip(2, 0));
     let (tx, _) = drain(&mut n);
-    assert!(tx.contains(&Transmit { to: 3, message: ihave(&[(1, 1), (2, 1)]) }));
-    assert!(tx.contains(&Transmit { to: 4, message: ihave(&[(1, 1), (2, 1)]) }));
+    assert!(tx.contains(&Transmit {
+        to: 3,
+        message: ihave(&[(1, 1), (2, 1)])
+    }));
+    assert!(tx.contains(&Transmit {
+        to: 4,
+        message: ihave(&[(1, 1), (2, 1)])
+    }));
 }
 
 #[test]
@@ -287,7 +369,10 @@ fn max_peers_evicts_a_lazy_neighbour_for_an_eager_link() {
     let (_, ev) = drain(&mut n);
     assert_eq!(n.peer_role(&5), Some(PeerRole::Eager));
     assert_eq!(n.eager_peers().count() + n.lazy_peers().count(), 4);
-    assert!(matches!(ev[0], Event::NeighborRemoved { peer: 3 | 4 }), "{ev:?}");
+    assert!(
+        matches!(ev[0], Event::NeighborRemoved { peer: 3 | 4 }),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -298,7 +383,11 @@ fn messages_from_self_and_non_members_do_not_change_neighbours() {
     assert_eq!(n.stats().invalid_messages, 1);
     n.handle_message(t, 42, gossip(2, 0));
     let (_, ev) = drain(&mut n);
-    assert_eq!(deliveries(&ev).len(), 1, "a stranger's payload is still delivered");
+    assert_eq!(
+        deliveries(&ev).len(),
+        1,
+        "a stranger's payload is still delivered"
+    );
     assert_eq!(n.peer_role(&42), None);
 }
 

@@ -60,14 +60,25 @@ pub struct SimConfig {
 impl SimConfig {
     /// `nodes` nodes with the default protocol config and network.
     pub fn new(nodes: usize, seed: u64) -> Self {
-        Self { nodes, seed, protocol: PlumtreeConfig::default(), network: NetworkConfig::default() }
+        Self {
+            nodes,
+            seed,
+            protocol: PlumtreeConfig::default(),
+            network: NetworkConfig::default(),
+        }
     }
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
-    Frame { from: NodeIndex, to: NodeIndex, message: SimMessage },
-    Timer { node: NodeIndex },
+    Frame {
+        from: NodeIndex,
+        to: NodeIndex,
+        message: SimMessage,
+    },
+    Timer {
+        node: NodeIndex,
+    },
 }
 
 /// A message in flight; ordered only so that it can sit in the event heap (never compared in
@@ -141,7 +152,11 @@ impl Sim {
         for i in 0..n {
             let mut core = sim.new_core(i)?;
             core.add_peers(start, 0..n);
-            sim.nodes.push(Node { core: Some(core), timer: None, side: 0 });
+            sim.nodes.push(Node {
+                core: Some(core),
+                timer: None,
+                side: 0,
+            });
         }
         for i in 0..n {
             sim.drain(i);
@@ -150,7 +165,11 @@ impl Sim {
     }
 
     fn new_core(&self, id: NodeIndex) -> Result<Plumtree<NodeIndex>, ConfigError> {
-        let seed = self.config.seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(id);
+        let seed = self
+            .config
+            .seed
+            .wrapping_mul(0x2545_f491_4f6c_dd1d)
+            .wrapping_add(id);
         Plumtree::new(id, self.config.protocol.clone().with_rng_seed(Some(seed)))
     }
 
@@ -207,7 +226,8 @@ impl Sim {
         let id = core.broadcast(now, payload).ok()?;
         let live: Vec<bool> = self.nodes.iter().map(|n| n.core.is_some()).collect();
         self.index.insert(id, self.records.len());
-        self.records.push(MessageRecord::new(id, origin, self.elapsed(), live));
+        self.records
+            .push(MessageRecord::new(id, origin, self.elapsed(), live));
         self.drain(origin);
         Some(id)
     }
@@ -257,7 +277,11 @@ impl Sim {
         let live: Vec<NodeIndex> = self.live_nodes().collect();
         let mut core = self.new_core(id)?;
         core.add_peers(now, live.iter().copied());
-        self.nodes.push(Node { core: Some(core), timer: None, side: 0 });
+        self.nodes.push(Node {
+            core: Some(core),
+            timer: None,
+            side: 0,
+        });
         self.drain(id);
         for j in live {
             if let Some(core) = self.nodes[j as usize].core.as_mut() {
@@ -298,7 +322,9 @@ impl Sim {
                 if self.nodes[to as usize].side != self.nodes[from as usize].side {
                     return;
                 }
-                let Some(core) = self.nodes[to as usize].core.as_mut() else { return };
+                let Some(core) = self.nodes[to as usize].core.as_mut() else {
+                    return;
+                };
                 core.handle_message(now, from, message.0);
                 self.drain(to);
             }
@@ -321,7 +347,9 @@ impl Sim {
     fn drain(&mut self, i: NodeIndex) {
         let now = self.now;
         let elapsed = self.elapsed();
-        let Some(core) = self.nodes[i as usize].core.as_mut() else { return };
+        let Some(core) = self.nodes[i as usize].core.as_mut() else {
+            return;
+        };
         let mut frames = Vec::new();
         while let Some(t) = core.poll_transmit() {
             frames.push(t);
@@ -348,7 +376,14 @@ impl Sim {
                 continue;
             }
             let latency = network::link_latency(&self.config.network, self.config.seed, i, t.to);
-            self.schedule(now + latency, Action::Frame { from: i, to: t.to, message: SimMessage(t.message) });
+            self.schedule(
+                now + latency,
+                Action::Frame {
+                    from: i,
+                    to: t.to,
+                    message: SimMessage(t.message),
+                },
+            );
         }
         let node = &mut self.nodes[i as usize];
         if let Some(at) = next {

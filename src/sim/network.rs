@@ -15,7 +15,10 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { latency: Duration::from_millis(10)..Duration::from_millis(50), loss: 0.0 }
+        Self {
+            latency: Duration::from_millis(10)..Duration::from_millis(50),
+            loss: 0.0,
+        }
     }
 }
 
@@ -25,7 +28,9 @@ pub(crate) fn link_latency(config: &NetworkConfig, seed: u64, a: u64, b: u64) ->
     let min = config.latency.start.as_micros() as u64;
     let max = (config.latency.end.as_micros() as u64).max(min + 1);
     // Mix the link's endpoints into the seed so every link gets an independent draw.
-    let mut rng = fastrand::Rng::with_seed(seed ^ lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hi.rotate_left(29));
+    let mut rng = fastrand::Rng::with_seed(
+        seed ^ lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hi.rotate_left(29),
+    );
     Duration::from_micros(rng.u64(min..max))
 }
 
@@ -40,7 +45,8 @@ mod tests {
         assert_eq!(l, link_latency(&c, 7, 9, 3));
         assert_eq!(l, link_latency(&c, 7, 3, 9));
         assert!(c.latency.contains(&l));
-        let distinct: std::collections::BTreeSet<_> = (0..50).map(|b| link_latency(&c, 7, 0, b)).collect();
+        let distinct: std::collections::BTreeSet<_> =
+            (0..50).map(|b| link_latency(&c, 7, 0, b)).collect();
         assert!(distinct.len() > 40, "links draw independently");
     }
 }

@@ -28,7 +28,12 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
-    pub(crate) fn new(id: MessageId, origin: u64, sent_at: Duration, live_at_send: Vec<bool>) -> Self {
+    pub(crate) fn new(
+        id: MessageId,
+        origin: u64,
+        sent_at: Duration,
+        live_at_send: Vec<bool>,
+    ) -> Self {
         let delivered_by = vec![false; live_at_send.len()];
         Self {
             id,
@@ -63,7 +68,10 @@ impl MessageRecord {
 
     /// Whether node `node` delivered this broadcast.
     pub fn delivered_at(&self, node: u64) -> bool {
-        self.delivered_by.get(node as usize).copied().unwrap_or(false)
+        self.delivered_by
+            .get(node as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Receivers that delivered it, over the nodes that should have: running at broadcast time and
@@ -78,12 +86,20 @@ impl MessageRecord {
                 got += u64::from(self.delivered_by[i as usize]);
             }
         }
-        if expected == 0 { 1.0 } else { got as f64 / expected as f64 }
+        if expected == 0 {
+            1.0
+        } else {
+            got as f64 / expected as f64
+        }
     }
 
     /// Relative message redundancy: payload copies per receiver, minus one. 0 is a perfect tree.
     pub fn rmr(&self) -> f64 {
-        if self.delivered == 0 { 0.0 } else { self.payload_messages as f64 / self.delivered as f64 - 1.0 }
+        if self.delivered == 0 {
+            0.0
+        } else {
+            self.payload_messages as f64 / self.delivered as f64 - 1.0
+        }
     }
 
     /// Time from broadcast to the last delivery.

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{MessageRecord, NodeIndex, Sim, SimConfig};
-use crate::message::MessageKind;
 use crate::ConfigError;
+use crate::message::MessageKind;
 
 /// A standard workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +130,11 @@ pub struct Report {
 ///
 /// # Errors
 /// [`ConfigError`] if the protocol config is invalid.
-pub fn run(scenario: Scenario, config: SimConfig, workload: &Workload) -> Result<(Report, Sim), ConfigError> {
+pub fn run(
+    scenario: Scenario,
+    config: SimConfig,
+    workload: &Workload,
+) -> Result<(Report, Sim), ConfigError> {
     let mut sim = Sim::new(config)?;
     let payload = vec![0xab; workload.payload];
     let n = sim.len() as NodeIndex;
@@ -143,7 +147,11 @@ pub fn run(scenario: Scenario, config: SimConfig, workload: &Workload) -> Result
     match scenario {
         Scenario::SingleSender | Scenario::RandomSender => {
             for _ in 0..workload.messages {
-                let origin = if scenario == Scenario::SingleSender { 0 } else { random_live(&mut sim) };
+                let origin = if scenario == Scenario::SingleSender {
+                    0
+                } else {
+                    random_live(&mut sim)
+                };
                 sim.broadcast(origin, payload.clone());
                 sim.run_for(interval);
             }
@@ -174,13 +182,27 @@ pub fn run(scenario: Scenario, config: SimConfig, workload: &Workload) -> Result
             }
             let crashed_at = crashed_at.unwrap_or_default();
             let window = crashed_at..crashed_at + workload.detection_delay;
-            let in_window: Vec<&MessageRecord> = sim.records().iter().filter(|r| window.contains(&r.sent_at)).collect();
-            let slowest = in_window.iter().map(|r| r.last_delivery()).max().unwrap_or_default();
+            let in_window: Vec<&MessageRecord> = sim
+                .records()
+                .iter()
+                .filter(|r| window.contains(&r.sent_at))
+                .collect();
+            let slowest = in_window
+                .iter()
+                .map(|r| r.last_delivery())
+                .max()
+                .unwrap_or_default();
             extra.push(("window_messages", in_window.len() as f64));
-            extra.push(("window_reliability_min", min_reliability(&sim, in_window.iter().copied())));
+            extra.push((
+                "window_reliability_min",
+                min_reliability(&sim, in_window.iter().copied()),
+            ));
             extra.push(("window_last_delivery_ms", ms(slowest)));
             let after = sim.records().iter().filter(|r| r.sent_at >= window.end);
-            extra.push(("after_detection_reliability_min", min_reliability(&sim, after)));
+            extra.push((
+                "after_detection_reliability_min",
+                min_reliability(&sim, after),
+            ));
         }
         Scenario::Churn => {
             let changes = (n as usize / 10).max(1);
@@ -218,7 +240,8 @@ pub fn run(scenario: Scenario, config: SimConfig, workload: &Workload) -> Result
                 sim.run_for(interval);
             }
             sim.run_for(Duration::from_secs(5));
-            let during = &sim.records()[50.min(sim.records().len())..(50 + cut).min(sim.records().len())];
+            let during =
+                &sim.records()[50.min(sim.records().len())..(50 + cut).min(sim.records().len())];
             let mut crossed = 0;
             let mut should_cross = 0;
             for r in during {
@@ -241,20 +264,27 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn min_reliability<'a>(sim: &Sim, records: impl Iterator<Item = &'a MessageRecord>) -> f64 {
-    records.map(|r| r.reliability(|i| sim.is_live(i))).fold(1.0, f64::min)
+    records
+        .map(|r| r.reliability(|i| sim.is_live(i)))
+        .fold(1.0, f64::min)
 }
 
 fn summarize(scenario: Scenario, sim: &Sim, extra: Vec<(&'static str, f64)>) -> Report {
     let records = sim.records();
     let count = records.len().max(1) as f64;
-    let series: Vec<(f64, f64)> =
-        records.iter().map(|r| (r.reliability(|i| sim.is_live(i)), r.rmr())).collect();
+    let series: Vec<(f64, f64)> = records
+        .iter()
+        .map(|r| (r.reliability(|i| sim.is_live(i)), r.rmr()))
+        .collect();
     let mean = |it: &mut dyn Iterator<Item = f64>| {
         let (sum, k) = it.fold((0.0, 0usize), |(s, k), x| (s + x, k + 1));
         if k == 0 { 0.0 } else { sum / k as f64 }
     };
     let half = records.len() / 2;
-    let mut latencies: Vec<Duration> = records.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+    let mut latencies: Vec<Duration> = records
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
     latencies.sort_unstable();
     let pct = |p: f64| {
         if latencies.is_empty() {
