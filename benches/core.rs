@@ -55,7 +55,7 @@ fn bench_core(c: &mut Criterion) {
             seq += 1;
             n.handle_message(now, 1, gossip(seq, &payload));
             while let Some(t) = n.poll_transmit() {
-                black_box(t);
+                let _ = black_box(t);
             }
             while let Some(e) = n.poll_event() {
                 black_box(e);
@@ -71,7 +71,7 @@ fn bench_core(c: &mut Criterion) {
         b.iter(|| {
             n.handle_message(now, 2, gossip(1, &payload));
             while let Some(t) = n.poll_transmit() {
-                black_box(t);
+                let _ = black_box(t);
             }
             while let Some(e) = n.poll_event() {
                 black_box(e);

@@ -63,10 +63,13 @@ impl<I> Weight for Cached<I> {
 ///     assert_eq!(t.to, 2);
 ///     b.handle_message(now, 1, t.message);
 /// }
-/// match b.poll_event() {
-///     Some(Event::Deliver(d)) => assert_eq!(&d.payload[..], b"hello"),
-///     other => panic!("expected a delivery, got {other:?}"),
-/// }
+/// let delivered: Vec<_> = std::iter::from_fn(|| b.poll_event())
+///     .filter_map(|e| match e {
+///         Event::Deliver(d) => Some(d.payload),
+///         _ => None, // neighbour changes
+///     })
+///     .collect();
+/// assert_eq!(delivered, [&b"hello"[..]]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

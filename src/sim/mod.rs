@@ -12,7 +12,7 @@
 //! use memberlist_plumtree::sim::{Sim, SimConfig};
 //!
 //! let mut sim = Sim::new(SimConfig::new(50, 1))?;
-//! for i in 0..20 {
+//! for _ in 0..20 {
 //!     sim.broadcast(0, vec![0; 256]);
 //!     sim.run_for(Duration::from_millis(100));
 //! }
