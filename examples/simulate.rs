@@ -5,8 +5,9 @@
 //! ```
 //! Options: `--scenario NAME` (single-sender, random-sender, burst, failure, churn, partition),
 //! `--nodes N` (default 1000), `--seed S` (default 1), `--config PRESET` (default, lan, wan,
-//! large-cluster), `--optimization-threshold T` (overrides the preset), `--messages M` (default
-//! 200), `--json`.
+//! large-cluster), `--set FIELD=VALUE` (overrides one `PlumtreeConfig` field, e.g.
+//! `--set graft_timeout=1s`; repeatable), `--messages M` (default 200), `--interval-ms T` (between broadcasts, default 100),
+//! `--json`.
 
 use std::time::Instant;
 
@@ -20,7 +21,8 @@ struct Args {
     preset: String,
     messages: usize,
     json: bool,
-    threshold: Option<u32>,
+    overrides: Vec<(String, String)>,
+    interval_ms: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -31,7 +33,8 @@ fn parse() -> Result<Args, String> {
         preset: "default".into(),
         messages: 200,
         json: false,
-        threshold: None,
+        overrides: Vec::new(),
+        interval_ms: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,12 +48,17 @@ fn parse() -> Result<Args, String> {
                 args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?
             }
             "--json" => args.json = true,
-            "--optimization-threshold" => {
-                args.threshold = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--optimization-threshold: {e}"))?,
-                )
+            "--interval-ms" => {
+                args.interval_ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--interval-ms: {e}"))?
+            }
+            "--set" => {
+                let pair = value()?;
+                let (field, v) = pair
+                    .split_once('=')
+                    .ok_or(format!("--set {pair}: expected field=value"))?;
+                args.overrides.push((field.to_owned(), v.to_owned()));
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -75,11 +83,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
     let mut config = SimConfig::new(args.nodes, args.seed);
     config.protocol = preset(&args.preset)?;
-    if let Some(t) = args.threshold {
-        config.protocol = config.protocol.with_optimization_threshold(t);
+    if !args.overrides.is_empty() {
+        // Go through the config's serde form, so every field can be set by name.
+        let mut json = serde_json::to_value(&config.protocol)?;
+        for (field, value) in &args.overrides {
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+            json[field.as_str()] = value;
+        }
+        config.protocol = serde_json::from_value(json)?;
     }
     let workload = Workload {
         messages: args.messages,
+        interval: std::time::Duration::from_millis(args.interval_ms),
         ..Workload::default()
     };
     let started = Instant::now();

@@ -75,8 +75,22 @@ pub struct PlumtreeConfig {
     /// Grafts sent for one missing payload before giving up on it (the announcers are tried in
     /// turn). Default 5.
     pub graft_max_retries: u32,
+    /// A duplicate marks the eager link it came on as suspect; the link is pruned when it delivers
+    /// another duplicate between `prune_delay` and ten times that later. Default 100 ms; zero
+    /// prunes on the first duplicate, as in the paper.
+    ///
+    /// With several broadcasts in flight, pruning on the first duplicate cuts the tree apart
+    /// (docs/simulation.md measures it); about the time between broadcasts, or the link latency,
+    /// works well.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub prune_delay: Duration,
     /// Tree optimization: when a payload arrives with a hop count at least this much larger than
-    /// an announcer's, the announcer is grafted and the sender pruned. Default 3. 0 disables it.
+    /// an announcer's, the announcer is grafted and the sender pruned. Default 0: off.
+    ///
+    /// It shortens the tree for one sender (in the simulator, 1,000 nodes and one sender: deepest
+    /// hop 12 -> 7), but each swap is tuned to that sender's position, so with many senders the
+    /// swaps undo each other and redundancy rises (docs/simulation.md). Enable it (3 is a good
+    /// value) when most broadcasts come from one node.
     pub optimization_threshold: u32,
     /// How long a payload stays in the cache, to answer Grafts. Default 60 s.
     ///
@@ -120,7 +134,8 @@ impl Default for PlumtreeConfig {
             graft_timeout: Duration::from_millis(500),
             graft_retry_timeout: Duration::from_millis(250),
             graft_max_retries: 5,
-            optimization_threshold: 3,
+            prune_delay: Duration::from_millis(500),
+            optimization_threshold: 0,
             message_cache_ttl: Duration::from_secs(60),
             message_cache_max_size: 10_000,
             message_cache_max_bytes: 64 * 1024 * 1024,
@@ -142,7 +157,6 @@ impl PlumtreeConfig {
             ihave_interval: Duration::from_millis(50), // repair latency matters more than frames
             graft_timeout: Duration::from_millis(200), // eager paths finish in a few ms
             graft_retry_timeout: Duration::from_millis(100),
-            optimization_threshold: 2, // cheap to reshape on a fast network
             message_cache_ttl: Duration::from_secs(30),
             seen_ttl: Duration::from_secs(60),
             ..Self::default()
@@ -159,7 +173,6 @@ impl PlumtreeConfig {
             graft_timeout: Duration::from_secs(1),      // eager path may take several 100 ms hops
             graft_retry_timeout: Duration::from_millis(500),
             graft_max_retries: 7,
-            optimization_threshold: 4, // reshape only for large gains
             message_cache_ttl: Duration::from_secs(120),
             seen_ttl: Duration::from_secs(240),
             ..Self::default()
@@ -292,6 +305,8 @@ setters! {
     with_graft_retry_timeout: graft_retry_timeout: Duration;
     /// Sets [`graft_max_retries`](Self::graft_max_retries).
     with_graft_max_retries: graft_max_retries: u32;
+    /// Sets [`prune_delay`](Self::prune_delay).
+    with_prune_delay: prune_delay: Duration;
     /// Sets [`optimization_threshold`](Self::optimization_threshold).
     with_optimization_threshold: optimization_threshold: u32;
     /// Sets [`message_cache_ttl`](Self::message_cache_ttl).

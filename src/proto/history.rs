@@ -15,7 +15,8 @@ pub(crate) trait Weight {
     fn weight(&self) -> usize;
 }
 
-impl Weight for () {
+/// The seen set stores when each id was first received; it counts nothing towards bytes.
+impl Weight for std::time::Instant {
     fn weight(&self) -> usize {
         0
     }
@@ -67,11 +68,15 @@ impl<V: Weight> History<V> {
     }
 
     /// Adds `id` unless present, then evicts the oldest entries until every bound holds. An entry
-    /// heavier than `max_bytes` on its own is not kept. Returns whether `id` was new.
-    pub(crate) fn insert(&mut self, now: Instant, id: MessageId, value: V) -> bool {
+    /// heavier than `max_bytes` on its own is not kept. Returns a copy of the value already
+    /// stored if `id` was present (nothing changes then), `None` if it was new.
+    pub(crate) fn insert(&mut self, now: Instant, id: MessageId, value: V) -> Option<V>
+    where
+        V: Clone,
+    {
         let weight = value.weight();
         match self.entries.entry(id) {
-            Entry::Occupied(_) => return false,
+            Entry::Occupied(present) => return Some(present.get().clone()),
             Entry::Vacant(slot) => slot.insert(value),
         };
         self.bytes += weight;
@@ -79,7 +84,7 @@ impl<V: Weight> History<V> {
         while self.entries.len() > self.bounds.max_len || self.bytes > self.bounds.max_bytes {
             self.pop_oldest();
         }
-        true
+        None
     }
 
     /// Removes every entry older than the ttl.
@@ -110,6 +115,13 @@ impl<V: Weight> History<V> {
 mod tests {
     use super::*;
 
+    impl Weight for () {
+        fn weight(&self) -> usize {
+            0
+        }
+    }
+
+    #[derive(Clone)]
     struct Blob(usize);
     impl Weight for Blob {
         fn weight(&self) -> usize {
@@ -133,8 +145,8 @@ mod tests {
     fn count_bound_evicts_oldest() {
         let now = Instant::now();
         let mut h = History::new(bounds(2, usize::MAX, 1000));
-        assert!(h.insert(now, id(1), ()));
-        assert!(!h.insert(now, id(1), ()));
+        assert_eq!(h.insert(now, id(1), ()), None);
+        assert_eq!(h.insert(now, id(1), ()), Some(()));
         h.insert(now, id(2), ());
         h.insert(now, id(3), ());
         assert_eq!(h.len(), 2);

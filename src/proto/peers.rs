@@ -6,6 +6,7 @@
 //! a function of the RNG seed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use super::output::PeerRole;
 use crate::message::Announcement;
@@ -15,6 +16,8 @@ pub(crate) struct Neighbor {
     pub(crate) role: PeerRole,
     /// Announcements waiting for the next IHave to this peer.
     pub(crate) pending: Vec<Announcement>,
+    /// When this eager link last delivered a duplicate that did not prune it yet.
+    pub(crate) suspect_since: Option<Instant>,
 }
 
 /// What [`Peers::set_role`] changed.
@@ -76,6 +79,10 @@ impl<I: Ord + Clone> Peers<I> {
         self.neighbors.iter_mut()
     }
 
+    pub(crate) fn neighbor_mut(&mut self, peer: &I) -> Option<&mut Neighbor> {
+        self.neighbors.get_mut(peer)
+    }
+
     /// Adds a member; false for the local node or one already known.
     pub(crate) fn add_member(&mut self, peer: I) -> bool {
         peer != self.local && self.members.insert(peer)
@@ -122,6 +129,7 @@ impl<I: Ord + Clone> Peers<I> {
             Neighbor {
                 role,
                 pending: Vec::new(),
+                suspect_since: None,
             },
         );
         if role == PeerRole::Eager {

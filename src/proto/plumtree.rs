@@ -15,7 +15,7 @@ use crate::error::{BroadcastError, ConfigError};
 use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 
 /// A payload kept to answer Grafts.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Cached<I> {
     origin: I,
     /// Our hop count for it: the round we forward it with.
@@ -86,7 +86,7 @@ pub struct Plumtree<I: NodeId> {
     /// Payloads we can hand out on Graft.
     cache: History<Cached<I>>,
     /// Ids already delivered: a second copy is a duplicate.
-    seen: History<()>,
+    seen: History<Instant>,
     /// Ids announced to us that we do not have yet.
     missing: Missing<I>,
     /// When pending announcements must leave, if any are pending.
@@ -251,7 +251,7 @@ impl<I: NodeId> Plumtree<I> {
         }
         self.seq += 1;
         let id = MessageId::new(self.tag, self.incarnation, self.seq);
-        self.seen.insert(now, id, ());
+        self.seen.insert(now, id, now);
         self.stats.broadcasts += 1;
         self.accept(now, id, self.local.clone(), 0, payload, None);
         Ok(id)
@@ -327,12 +327,15 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         // Marking it seen is also the duplicate check: one hash probe instead of two.
-        if !self.seen.insert(now, gossip.id, ()) {
-            // The payload reached us twice: the link it came on last is redundant.
+        // Marking it seen is also the duplicate check: one hash probe for both.
+        if let Some(first_seen) = self.seen.insert(now, gossip.id, now) {
+            // The payload reached us twice: the link it came on last may be redundant.
             self.stats.duplicates += 1;
-            self.set_role(&from, PeerRole::Lazy);
-            self.send(from, Message::Prune);
-            self.stats.prunes_sent += 1;
+            if self.confirm_redundant(now, &from, first_seen) {
+                self.set_role(&from, PeerRole::Lazy);
+                self.send(from, Message::Prune);
+                self.stats.prunes_sent += 1;
+            }
             return;
         }
         let announced = self.missing.remove(&gossip.id);
@@ -373,6 +376,36 @@ impl<I: NodeId> Plumtree<I> {
             self.set_role(&from, PeerRole::Lazy);
             self.send(from, Message::Prune);
             self.stats.prunes_sent += 1;
+        }
+    }
+
+    /// Decides whether a duplicate from `peer` shows its eager link to be redundant.
+    ///
+    /// The paper prunes on every duplicate. With many broadcasts in flight that cuts the tree
+    /// apart: a duplicate can travel a path that another node has already broken, and two such
+    /// cuts on one cycle split the tree in two. So the first duplicate only marks the link as
+    /// suspect; it is pruned on a later duplicate of a payload we first received at least
+    /// `prune_delay` after that mark. Such a payload was sent after the paths of the first one
+    /// had settled, so its duplicate shows a cycle that still exists. A peer we hold as lazy (or
+    /// not at all) is pruned at once: it pushes to us by mistake.
+    fn confirm_redundant(&mut self, now: Instant, peer: &I, first_seen: Instant) -> bool {
+        let delay = self.config.prune_delay;
+        let Some(neighbor) = self.peers.neighbor_mut(peer) else {
+            return true;
+        };
+        if neighbor.role != PeerRole::Eager || delay.is_zero() {
+            return true;
+        }
+        match neighbor.suspect_since {
+            Some(since) if first_seen >= since + delay => {
+                neighbor.suspect_since = None;
+                true
+            }
+            Some(_) => false,
+            None => {
+                neighbor.suspect_since = Some(now);
+                false
+            }
         }
     }
 
@@ -571,6 +604,12 @@ impl<I: NodeId> Plumtree<I> {
             self.config.lazy_fanout,
         );
         for (peer, role) in added {
+            if role == PeerRole::Eager {
+                // Tell the peer, or it would never push to us: a node that has not broadcast yet
+                // (one that just joined) would receive nothing.
+                self.send(peer.clone(), Message::Graft(Graft { id: None }));
+                self.stats.grafts_sent += 1;
+            }
             self.events.push_back(Event::NeighborAdded { peer, role });
         }
     }

@@ -128,7 +128,12 @@ fn new_gossip_is_delivered_pushed_to_eager_and_announced_to_lazy() {
 #[test]
 fn duplicate_gossip_prunes_the_sender_and_is_not_delivered_again() {
     let t = Instant::now();
-    let mut n = node(t);
+    let mut n = node_with(
+        config().with_prune_delay(Duration::ZERO),
+        &[1, 2],
+        &[3, 4],
+        t,
+    );
     n.handle_message(t, 1, gossip(1, 0));
     drain(&mut n);
     n.handle_message(t, 2, gossip(1, 0));
@@ -137,6 +142,40 @@ fn duplicate_gossip_prunes_the_sender_and_is_not_delivered_again() {
     assert_eq!(ev, [Event::Demoted { peer: 2 }]);
     assert_eq!(n.peer_role(&2), Some(PeerRole::Lazy));
     assert_eq!(n.stats().duplicates, 1);
+}
+
+#[test]
+fn with_prune_delay_an_eager_link_is_pruned_on_a_duplicate_of_a_later_payload() {
+    let t = Instant::now();
+    let delay = config().prune_delay;
+    let mut n = node(t);
+    n.handle_message(t, 1, gossip(1, 0));
+    n.handle_message(t, 1, gossip(2, 0));
+    drain(&mut n);
+    n.handle_message(t, 2, gossip(1, 0));
+    assert!(
+        drain(&mut n).0.is_empty(),
+        "the first duplicate only marks the link"
+    );
+    n.handle_message(t + delay, 2, gossip(2, 0));
+    assert!(
+        drain(&mut n).0.is_empty(),
+        "payload 2 was in flight when the link was marked"
+    );
+    n.handle_message(t + delay, 1, gossip(3, 0));
+    drain(&mut n);
+    n.handle_message(t + delay, 2, gossip(3, 0));
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(
+        sent(&tx),
+        [(2, "prune")],
+        "payload 3 came after the mark: the cycle is real"
+    );
+    assert_eq!(ev, [Event::Demoted { peer: 2 }]);
+
+    // A lazy peer that pushes a duplicate is pruned at once.
+    n.handle_message(t + delay, 3, gossip(3, 0));
+    assert_eq!(sent(&drain(&mut n).0), [(3, "prune")]);
 }
 
 #[test]
@@ -276,7 +315,7 @@ fn oversize_broadcast_is_refused() {
 #[test]
 fn optimization_swaps_a_long_path_for_a_short_one() {
     let t = Instant::now();
-    let mut n = node(t); // threshold 3
+    let mut n = node_with(config().with_optimization_threshold(3), &[1, 2], &[3, 4], t);
     n.handle_message(t, 3, ihave(&[(5, 1)]));
     n.handle_message(t, 1, gossip(5, 4)); // 4 - 1 >= 3
     let (tx, ev) = drain(&mut n);

@@ -394,3 +394,50 @@ impl Sim {
         }
     }
 }
+
+/// The shape of the eager links among running nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeShape {
+    /// Links eager at both ends.
+    pub eager_links: usize,
+    /// Links eager at one end only (the other end has the peer lazy or not at all).
+    pub one_sided: usize,
+    /// Connected components of the graph of links eager at both ends (1 for a connected tree).
+    pub components: usize,
+}
+
+impl Sim {
+    /// Measures the eager graph now: symmetric links, one-sided links, components.
+    pub fn tree_shape(&self) -> TreeShape {
+        let live: Vec<NodeIndex> = self.live_nodes().collect();
+        let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        let mut shape = TreeShape::default();
+        for &a in &live {
+            let core = self.node(a).expect("live");
+            for &b in core.eager_peers() {
+                let mutual = self
+                    .node(b)
+                    .is_some_and(|other| other.peer_role(&a) == Some(crate::PeerRole::Eager));
+                if !mutual {
+                    shape.one_sided += 1;
+                } else if a < b {
+                    shape.eager_links += 1;
+                    let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
+                    parent[ra] = rb;
+                }
+            }
+        }
+        shape.components = live
+            .iter()
+            .filter(|&&i| root(&mut parent, i as usize) == i as usize)
+            .count();
+        shape
+    }
+}

@@ -9,6 +9,9 @@ use super::{MessageRecord, NodeIndex, Sim, SimConfig};
 use crate::ConfigError;
 use crate::message::MessageKind;
 
+/// Quiet time after the last broadcast, so that repairs finish before anything is measured.
+const DRAIN: Duration = Duration::from_secs(5);
+
 /// A standard workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -180,6 +183,7 @@ pub fn run(
                 sim.broadcast(0, payload.clone());
                 sim.run_for(interval);
             }
+            sim.run_for(DRAIN);
             let crashed_at = crashed_at.unwrap_or_default();
             let window = crashed_at..crashed_at + workload.detection_delay;
             let in_window: Vec<&MessageRecord> = sim
@@ -239,7 +243,7 @@ pub fn run(
                 sim.broadcast(origin, payload.clone());
                 sim.run_for(interval);
             }
-            sim.run_for(Duration::from_secs(5));
+            sim.run_for(DRAIN);
             let during =
                 &sim.records()[50.min(sim.records().len())..(50 + cut).min(sim.records().len())];
             let mut crossed = 0;
@@ -250,12 +254,17 @@ pub fn run(
                     crossed += u64::from(r.delivered_at(other));
                 }
             }
+            let healed = sim.records().get(50 + cut + 10..).unwrap_or_default();
+            extra.push((
+                "after_heal_reliability_min",
+                min_reliability(&sim, healed.iter()),
+            ));
             extra.push(("cut_messages", during.len() as f64));
             extra.push(("cut_deliveries_across_after_heal", crossed as f64));
             extra.push(("cut_deliveries_across_expected", should_cross as f64));
         }
     }
-    sim.run_for(Duration::from_secs(5));
+    sim.run_for(DRAIN);
     Ok((summarize(scenario, &sim, extra), sim))
 }
 
