@@ -5,15 +5,15 @@
 //! simulator. The algorithm is the one of Leitão, Pereira and Rodrigues, *Epidemic Broadcast
 //! Trees* (SRDS 2007), Section 3; docs/architecture.md walks through it.
 //!
-//! The state is split by concern: [`peers`] (members, eager and lazy neighbours), [`history`]
-//! (the payload cache and the seen set), [`missing`] (announced payloads and graft timers); the
+//! The state is split by concern: `peers` (members, eager and lazy neighbours), `store`
+//! (the seen set and the payload cache), `missing` (announced payloads and graft timers); the
 //! handlers that tie them together live in `plumtree`.
 
-mod history;
 mod missing;
 mod output;
 mod peers;
 mod plumtree;
+mod store;
 
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
 pub use plumtree::Plumtree;

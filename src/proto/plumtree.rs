@@ -5,29 +5,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::history::{Bounds, History, Weight};
 use super::missing::{Announced, Missing};
 use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
 use super::peers::{Peers, RoleChange};
+use super::store::{Cached, Limits, MessageStore};
 use crate::NodeId;
 use crate::config::PlumtreeConfig;
 use crate::error::{BroadcastError, ConfigError};
 use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
-
-/// A payload kept to answer Grafts.
-#[derive(Clone, Debug)]
-struct Cached<I> {
-    origin: I,
-    /// Our hop count for it: the round we forward it with.
-    hops: u32,
-    payload: Bytes,
-}
-
-impl<I> Weight for Cached<I> {
-    fn weight(&self) -> usize {
-        self.payload.len()
-    }
-}
 
 /// The Plumtree protocol for one node, without I/O.
 ///
@@ -83,10 +68,8 @@ pub struct Plumtree<I: NodeId> {
     /// Sequence number of our last broadcast.
     seq: u64,
     peers: Peers<I>,
-    /// Payloads we can hand out on Graft.
-    cache: History<Cached<I>>,
-    /// Ids already delivered: a second copy is a duplicate.
-    seen: History<Instant>,
+    /// Ids already delivered (a second copy is a duplicate), and the payloads kept for Grafts.
+    store: MessageStore<I>,
     /// Ids announced to us that we do not have yet.
     missing: Missing<I>,
     /// When pending announcements must leave, if any are pending.
@@ -109,15 +92,12 @@ impl<I: NodeId> Plumtree<I> {
             Some(seed) => fastrand::Rng::with_seed(seed),
             None => fastrand::Rng::new(),
         };
-        let cache = History::new(Bounds {
-            max_len: config.message_cache_max_size,
-            max_bytes: config.message_cache_max_bytes,
-            ttl: config.message_cache_ttl,
-        });
-        let seen = History::new(Bounds {
-            max_len: config.seen_max_size,
-            max_bytes: usize::MAX,
-            ttl: config.seen_ttl,
+        let store = MessageStore::new(Limits {
+            seen_len: config.seen_max_size,
+            seen_ttl: config.seen_ttl,
+            cache_len: config.message_cache_max_size,
+            cache_bytes: config.message_cache_max_bytes,
+            cache_ttl: config.message_cache_ttl,
         });
         Ok(Self {
             tag: local.tag(),
@@ -128,8 +108,7 @@ impl<I: NodeId> Plumtree<I> {
             local,
             config,
             rng,
-            cache,
-            seen,
+            store,
             ihave_deadline: None,
             now: None,
             transmits: VecDeque::new(),
@@ -175,12 +154,12 @@ impl<I: NodeId> Plumtree<I> {
 
     /// Payloads in the cache, and their total size in bytes.
     pub fn cache_usage(&self) -> (usize, usize) {
-        (self.cache.len(), self.cache.bytes())
+        self.store.cache_usage()
     }
 
     /// Ids remembered as delivered.
     pub fn seen_len(&self) -> usize {
-        self.seen.len()
+        self.store.seen_len()
     }
 
     /// Payloads announced but not received yet.
@@ -251,7 +230,6 @@ impl<I: NodeId> Plumtree<I> {
         }
         self.seq += 1;
         let id = MessageId::new(self.tag, self.incarnation, self.seq);
-        self.seen.insert(now, id, now);
         self.stats.broadcasts += 1;
         self.accept(now, id, self.local.clone(), 0, payload, None);
         Ok(id)
@@ -281,8 +259,7 @@ impl<I: NodeId> Plumtree<I> {
             self.flush_ihaves();
         }
         self.on_missing_timers(now);
-        self.cache.expire(now);
-        self.seen.expire(now);
+        self.store.expire(now);
     }
 
     /// The next message to send, if any.
@@ -301,8 +278,7 @@ impl<I: NodeId> Plumtree<I> {
         [
             self.ihave_deadline,
             self.missing.next_deadline(),
-            self.cache.next_expiry(),
-            self.seen.next_expiry(),
+            self.store.next_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -327,8 +303,7 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         // Marking it seen is also the duplicate check: one hash probe instead of two.
-        // Marking it seen is also the duplicate check: one hash probe for both.
-        if let Some(first_seen) = self.seen.insert(now, gossip.id, now) {
+        if let Some(first_seen) = self.store.first_seen(&gossip.id) {
             // The payload reached us twice: the link it came on last may be redundant.
             self.stats.duplicates += 1;
             if self.confirm_redundant(now, &from, first_seen) {
@@ -418,7 +393,7 @@ impl<I: NodeId> Plumtree<I> {
         }
         let deadline = now + self.config.graft_timeout;
         for Announcement { id, round } in ihave.entries {
-            if self.seen.contains(&id) {
+            if self.store.contains(&id) {
                 continue;
             }
             if self.missing.announce(id, from.clone(), round, deadline) == Announced::Full {
@@ -431,7 +406,7 @@ impl<I: NodeId> Plumtree<I> {
         self.stats.grafts_received += 1;
         self.make_eager(&from);
         let Some(id) = graft.id else { return };
-        match self.cache.get(&id) {
+        match self.store.cached(&id) {
             Some(cached) => {
                 let gossip = Gossip {
                     id,
@@ -469,7 +444,7 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
-    /// Delivers a new payload (already marked seen), caches it, and passes it on.
+    /// Marks a new payload seen, caches it, delivers it, and passes it on.
     fn accept(
         &mut self,
         now: Instant,
@@ -479,7 +454,7 @@ impl<I: NodeId> Plumtree<I> {
         payload: Bytes,
         from: Option<&I>,
     ) {
-        self.cache.insert(
+        self.store.insert(
             now,
             id,
             Cached {

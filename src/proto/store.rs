@@ -1,0 +1,260 @@
+//! [`MessageStore`]: the ids we have delivered (the seen set) and the payloads we keep to answer
+//! Grafts (the cache), in one table.
+//!
+//! Both are bounded and forget their oldest entries first. Entries are only added at the back of
+//! each order queue and removed from the front, so insertion order is age order and every bound
+//! is enforced in O(1) amortized time per insert. One table serves both because a new payload is
+//! checked, marked seen and cached in a single hash probe; the hot path touches memory less.
+//!
+//! The cache is a subset of the seen set: both record an id at the same instant and the config
+//! requires the seen set to be at least as large and as long-lived, so the seen set never
+//! forgets an id the cache still holds (the code copes if it did).
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::message::MessageId;
+
+/// A payload kept to answer Grafts.
+#[derive(Clone, Debug)]
+pub(crate) struct Cached<I> {
+    pub(crate) origin: I,
+    /// Our hop count for it: the round we forward it with.
+    pub(crate) hops: u32,
+    pub(crate) payload: Bytes,
+}
+
+#[derive(Debug)]
+struct Record<I> {
+    first_seen: Instant,
+    cached: Option<Cached<I>>,
+}
+
+/// The limits of a [`MessageStore`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) seen_len: usize,
+    pub(crate) seen_ttl: Duration,
+    pub(crate) cache_len: usize,
+    pub(crate) cache_bytes: usize,
+    pub(crate) cache_ttl: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct MessageStore<I> {
+    /// foldhash with a random per-process key: several times faster than SipHash on 24-byte
+    /// ids, and still keyed, so peers cannot choose ids that collide.
+    records: HashMap<MessageId, Record<I>, foldhash::fast::RandomState>,
+    /// Every id in `records`, oldest first.
+    seen_order: VecDeque<(Instant, MessageId)>,
+    /// Every id whose record holds a payload, oldest first.
+    cache_order: VecDeque<(Instant, MessageId)>,
+    cache_bytes: usize,
+    limits: Limits,
+}
+
+impl<I> MessageStore<I> {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            records: HashMap::default(),
+            seen_order: VecDeque::new(),
+            cache_order: VecDeque::new(),
+            cache_bytes: 0,
+            limits,
+        }
+    }
+
+    /// Ids remembered as seen.
+    pub(crate) fn seen_len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Payloads cached, and their total size in bytes.
+    pub(crate) fn cache_usage(&self) -> (usize, usize) {
+        (self.cache_order.len(), self.cache_bytes)
+    }
+
+    pub(crate) fn contains(&self, id: &MessageId) -> bool {
+        self.records.contains_key(id)
+    }
+
+    /// When `id` was first seen, if it is remembered.
+    pub(crate) fn first_seen(&self, id: &MessageId) -> Option<Instant> {
+        self.records.get(id).map(|r| r.first_seen)
+    }
+
+    pub(crate) fn cached(&self, id: &MessageId) -> Option<&Cached<I>> {
+        self.records.get(id)?.cached.as_ref()
+    }
+
+    /// Marks `id` seen at `now` and caches its payload, unless it was seen before: then nothing
+    /// changes and the instant it was first seen is returned.
+    pub(crate) fn insert(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        payload: Cached<I>,
+    ) -> Option<Instant> {
+        let weight = payload.payload.len();
+        // A payload over the whole byte budget is remembered as seen but not cached.
+        let cached = (weight <= self.limits.cache_bytes).then_some(payload);
+        let keep = cached.is_some();
+        match self.records.entry(id) {
+            Entry::Occupied(record) => return Some(record.get().first_seen),
+            Entry::Vacant(slot) => slot.insert(Record {
+                first_seen: now,
+                cached,
+            }),
+        };
+        self.seen_order.push_back((now, id));
+        if keep {
+            self.cache_bytes += weight;
+            self.cache_order.push_back((now, id));
+        }
+        while self.cache_order.len() > self.limits.cache_len
+            || self.cache_bytes > self.limits.cache_bytes
+        {
+            self.uncache_oldest();
+        }
+        while self.seen_order.len() > self.limits.seen_len {
+            self.forget_oldest();
+        }
+        None
+    }
+
+    /// Drops what has outlived its ttl.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while self
+            .cache_order
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= self.limits.cache_ttl)
+        {
+            self.uncache_oldest();
+        }
+        while self
+            .seen_order
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= self.limits.seen_ttl)
+        {
+            self.forget_oldest();
+        }
+    }
+
+    /// When the next entry expires.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let cache = self
+            .cache_order
+            .front()
+            .map(|&(at, _)| at + self.limits.cache_ttl);
+        let seen = self
+            .seen_order
+            .front()
+            .map(|&(at, _)| at + self.limits.seen_ttl);
+        cache.into_iter().chain(seen).min()
+    }
+
+    fn uncache_oldest(&mut self) {
+        let Some((_, id)) = self.cache_order.pop_front() else {
+            return;
+        };
+        if let Some(cached) = self.records.get_mut(&id).and_then(|r| r.cached.take()) {
+            self.cache_bytes -= cached.payload.len();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        let Some((_, id)) = self.seen_order.pop_front() else {
+            return;
+        };
+        if let Some(Record {
+            cached: Some(cached),
+            ..
+        }) = self.records.remove(&id)
+        {
+            // Only with limits the config forbids; keep the cache queue consistent anyway.
+            self.cache_bytes -= cached.payload.len();
+            self.cache_order.retain(|&(_, cached_id)| cached_id != id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(seq: u64) -> MessageId {
+        MessageId::new(0, 0, seq)
+    }
+
+    fn payload(len: usize) -> Cached<u64> {
+        Cached {
+            origin: 1,
+            hops: 0,
+            payload: Bytes::from(vec![0; len]),
+        }
+    }
+
+    fn limits(seen_len: usize, cache_len: usize, cache_bytes: usize) -> Limits {
+        Limits {
+            seen_len,
+            seen_ttl: Duration::from_millis(200),
+            cache_len,
+            cache_bytes,
+            cache_ttl: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn insert_reports_the_first_sighting() {
+        let t = Instant::now();
+        let mut s = MessageStore::new(limits(10, 10, 100));
+        assert_eq!(s.insert(t, id(1), payload(1)), None);
+        assert_eq!(
+            s.insert(t + Duration::from_millis(5), id(1), payload(1)),
+            Some(t)
+        );
+        assert_eq!(s.seen_len(), 1);
+        assert_eq!(s.cache_usage(), (1, 1));
+    }
+
+    #[test]
+    fn count_and_byte_bounds_evict_the_oldest() {
+        let t = Instant::now();
+        let mut s = MessageStore::new(limits(3, 2, 10));
+        s.insert(t, id(1), payload(6));
+        s.insert(t, id(2), payload(4));
+        s.insert(t, id(3), payload(1)); // cache: over 2 entries and 10 bytes -> 1 goes
+        assert!(s.cached(&id(1)).is_none() && s.contains(&id(1)));
+        assert_eq!(s.cache_usage(), (2, 5));
+        s.insert(t, id(4), payload(11)); // over the byte budget on its own: seen, not cached
+        assert!(s.cached(&id(4)).is_none() && s.contains(&id(4)));
+        assert!(!s.contains(&id(1)), "seen bound of 3");
+        assert_eq!(s.seen_len(), 3);
+    }
+
+    #[test]
+    fn ttls_expire_cache_then_seen() {
+        let t = Instant::now();
+        let mut s = MessageStore::new(limits(10, 10, 100));
+        s.insert(t, id(1), payload(1));
+        assert_eq!(s.next_expiry(), Some(t + Duration::from_millis(100)));
+        s.expire(t + Duration::from_millis(100));
+        assert!(s.cached(&id(1)).is_none() && s.contains(&id(1)));
+        assert_eq!(s.next_expiry(), Some(t + Duration::from_millis(200)));
+        s.expire(t + Duration::from_millis(200));
+        assert_eq!((s.seen_len(), s.next_expiry()), (0, None));
+    }
+
+    #[test]
+    fn forgetting_a_cached_id_keeps_the_cache_consistent() {
+        let t = Instant::now();
+        let mut s = MessageStore::new(limits(1, 5, 100)); // seen smaller than cache: forbidden by config
+        s.insert(t, id(1), payload(3));
+        s.insert(t, id(2), payload(4));
+        assert_eq!(s.cache_usage(), (1, 4));
+        assert!(s.cached(&id(2)).is_some());
+    }
+}
