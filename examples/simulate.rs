@@ -7,12 +7,13 @@
 //! `--nodes N` (default 1000), `--seed S` (default 1), `--config PRESET` (default, lan, wan,
 //! large-cluster), `--set FIELD=VALUE` (overrides one `PlumtreeConfig` field, e.g.
 //! `--set graft_timeout=1s`; repeatable), `--messages M` (default 200), `--interval-ms T` (between broadcasts, default 100),
-//! `--json`.
+//! `--json`, `--out DIR` (writes an SVG plot of reliability and RMR per broadcast, and the final
+//! eager tree as a Graphviz DOT file).
 
 use std::time::Instant;
 
 use memberlist_plumtree::PlumtreeConfig;
-use memberlist_plumtree::sim::{Scenario, SimConfig, Workload, scenario};
+use memberlist_plumtree::sim::{Report, Scenario, SimConfig, Workload, scenario};
 
 struct Args {
     scenario: Scenario,
@@ -23,6 +24,7 @@ struct Args {
     json: bool,
     overrides: Vec<(String, String)>,
     interval_ms: u64,
+    out: Option<std::path::PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -35,6 +37,7 @@ fn parse() -> Result<Args, String> {
         json: false,
         overrides: Vec::new(),
         interval_ms: 100,
+        out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +51,7 @@ fn parse() -> Result<Args, String> {
                 args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?
             }
             "--json" => args.json = true,
+            "--out" => args.out = Some(value()?.into()),
             "--interval-ms" => {
                 args.interval_ms = value()?
                     .parse()
@@ -99,8 +103,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Workload::default()
     };
     let started = Instant::now();
-    let (report, _sim) = scenario::run(args.scenario, config, &workload)?;
+    let (report, sim) = scenario::run(args.scenario, config, &workload)?;
     let wall_ms = started.elapsed().as_millis();
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)?;
+        let stem = format!("{}-{}-{}", report.scenario, report.nodes, report.seed);
+        let svg = dir.join(format!("{stem}.svg"));
+        plot(&report, &svg)?;
+        let dot = dir.join(format!("{stem}-tree.dot"));
+        std::fs::write(&dot, sim.eager_tree_dot())?;
+        eprintln!("wrote {} and {}", svg.display(), dot.display());
+    }
     if args.json {
         let mut control = serde_json::Map::new();
         for (kind, per) in report.per_broadcast {
@@ -161,5 +174,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("  wall                  {wall_ms} ms");
     }
+    Ok(())
+}
+
+/// Reliability and RMR per broadcast, one panel each.
+fn plot(report: &Report, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "{} - {} nodes, seed {}",
+        report.scenario, report.nodes, report.seed
+    );
+    let root = root.titled(&title, ("sans-serif", 20))?;
+    let (top, bottom) = root.split_vertically(290);
+    let n = report.series.len().max(1);
+    let reliability: Vec<f64> = report.series.iter().map(|s| s.0).collect();
+    let rmr: Vec<f64> = report.series.iter().map(|s| s.1).collect();
+    for (name, area, values) in [("reliability", top, reliability), ("RMR", bottom, rmr)] {
+        let max = values.iter().copied().fold(0.0, f64::max).max(1.0) * 1.05;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0..n, 0.0..max)?;
+        chart
+            .configure_mesh()
+            .x_desc("broadcast")
+            .y_desc(name)
+            .draw()?;
+        chart.draw_series(LineSeries::new(values.into_iter().enumerate(), &BLUE))?;
+    }
+    root.present()?;
     Ok(())
 }

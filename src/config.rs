@@ -75,13 +75,13 @@ pub struct PlumtreeConfig {
     /// Grafts sent for one missing payload before giving up on it (the announcers are tried in
     /// turn). Default 5.
     pub graft_max_retries: u32,
-    /// A duplicate marks the eager link it came on as suspect; the link is pruned when it delivers
-    /// another duplicate between `prune_delay` and ten times that later. Default 100 ms; zero
+    /// A duplicate marks the eager link it came on as suspect; the link is pruned on a duplicate
+    /// of a payload first received at least `prune_delay` after that mark. Default 500 ms; zero
     /// prunes on the first duplicate, as in the paper.
     ///
     /// With several broadcasts in flight, pruning on the first duplicate cuts the tree apart
-    /// (docs/simulation.md measures it); about the time between broadcasts, or the link latency,
-    /// works well.
+    /// (docs/simulation.md measures it). Make it about the time a broadcast takes to reach the
+    /// whole cluster; the cost is that the tree forms that much later.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub prune_delay: Duration,
     /// Tree optimization: when a payload arrives with a hop count at least this much larger than

@@ -78,3 +78,8 @@ pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// docs/configuration.md's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+struct ConfigurationDoctests;

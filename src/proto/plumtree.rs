@@ -177,10 +177,7 @@ impl<I: NodeId> Plumtree<I> {
     /// Members joined; returns how many were new.
     pub fn add_peers(&mut self, now: Instant, peers: impl IntoIterator<Item = I>) -> usize {
         self.advance(now);
-        let added = peers
-            .into_iter()
-            .filter(|p| self.peers.add_member(p.clone()))
-            .count();
+        let added = self.peers.add_members(peers);
         if added > 0 {
             self.fill();
         }
@@ -566,7 +563,16 @@ impl<I: NodeId> Plumtree<I> {
         match change {
             RoleChange::Added => self.events.push_back(Event::NeighborAdded { peer, role }),
             RoleChange::Promoted => self.events.push_back(Event::Promoted { peer }),
-            RoleChange::Demoted => self.events.push_back(Event::Demoted { peer }),
+            RoleChange::Demoted => {
+                self.events.push_back(Event::Demoted { peer: peer.clone() });
+                if self.peers.eager_len() == 0 {
+                    // Our last tree link is gone: without one we would receive everything
+                    // through grafts, late. Repair with a random lazy neighbour.
+                    if let Some(lazy) = self.peers.random_lazy(&mut self.rng, Some(&peer)) {
+                        self.graft(&lazy, None);
+                    }
+                }
+            }
             RoleChange::Unchanged | RoleChange::Refused => {}
         }
         change

@@ -48,9 +48,9 @@ pub(crate) struct MessageStore<I> {
     /// foldhash with a random per-process key: several times faster than SipHash on 24-byte
     /// ids, and still keyed, so peers cannot choose ids that collide.
     records: HashMap<MessageId, Record<I>, foldhash::fast::RandomState>,
-    /// Every id in `records`, oldest first.
+    /// Every id in `records` with the instant it expires, oldest first.
     seen_order: VecDeque<(Instant, MessageId)>,
-    /// Every id whose record holds a payload, oldest first.
+    /// Every id whose record holds a payload, with the instant the payload expires, oldest first.
     cache_order: VecDeque<(Instant, MessageId)>,
     cache_bytes: usize,
     limits: Limits,
@@ -109,10 +109,11 @@ impl<I> MessageStore<I> {
                 cached,
             }),
         };
-        self.seen_order.push_back((now, id));
+        self.seen_order.push_back((now + self.limits.seen_ttl, id));
         if keep {
             self.cache_bytes += weight;
-            self.cache_order.push_back((now, id));
+            self.cache_order
+                .push_back((now + self.limits.cache_ttl, id));
         }
         while self.cache_order.len() > self.limits.cache_len
             || self.cache_bytes > self.limits.cache_bytes
@@ -130,14 +131,14 @@ impl<I> MessageStore<I> {
         while self
             .cache_order
             .front()
-            .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= self.limits.cache_ttl)
+            .is_some_and(|&(expiry, _)| expiry <= now)
         {
             self.uncache_oldest();
         }
         while self
             .seen_order
             .front()
-            .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= self.limits.seen_ttl)
+            .is_some_and(|&(expiry, _)| expiry <= now)
         {
             self.forget_oldest();
         }
@@ -145,14 +146,8 @@ impl<I> MessageStore<I> {
 
     /// When the next entry expires.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        let cache = self
-            .cache_order
-            .front()
-            .map(|&(at, _)| at + self.limits.cache_ttl);
-        let seen = self
-            .seen_order
-            .front()
-            .map(|&(at, _)| at + self.limits.seen_ttl);
+        let cache = self.cache_order.front().map(|&(expiry, _)| expiry);
+        let seen = self.seen_order.front().map(|&(expiry, _)| expiry);
         cache.into_iter().chain(seen).min()
     }
 

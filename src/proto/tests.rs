@@ -370,6 +370,26 @@ fn failed_eager_peer_is_replaced_by_a_grafted_lazy_peer() {
 }
 
 #[test]
+fn losing_the_last_eager_link_grafts_a_lazy_neighbour() {
+    let t = Instant::now();
+    let mut n = node_with(config(), &[1], &[3, 4], t);
+    n.handle_message(t, 1, Message::Prune);
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(ev[0], Event::Demoted { peer: 1 });
+    let Event::Promoted { peer } = ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert!(peer == 3 || peer == 4, "not the peer that just pruned us");
+    assert_eq!(
+        tx,
+        [Transmit {
+            to: peer,
+            message: Message::Graft(Graft { id: None })
+        }]
+    );
+}
+
+#[test]
 fn lost_neighbours_are_replaced_from_members_as_lazy() {
     let t = Instant::now();
     let mut n = node(t);
