@@ -7,6 +7,7 @@
 //! `--nodes N` (default 1000), `--seed S` (default 1), `--config PRESET` (default, lan, wan,
 //! large-cluster), `--set FIELD=VALUE` (overrides one `PlumtreeConfig` field, e.g.
 //! `--set graft_timeout=1s`; repeatable), `--messages M` (default 200), `--interval-ms T` (between broadcasts, default 100),
+//! `--latency-ms MIN-MAX` (one-way link latency, default 10-50), `--loss P` (frame loss, default 0),
 //! `--json`, `--out DIR` (writes an SVG plot of reliability and RMR per broadcast, and the final
 //! eager tree as a Graphviz DOT file).
 
@@ -25,6 +26,8 @@ struct Args {
     overrides: Vec<(String, String)>,
     interval_ms: u64,
     out: Option<std::path::PathBuf>,
+    latency: Option<std::ops::Range<std::time::Duration>>,
+    loss: f64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -38,6 +41,8 @@ fn parse() -> Result<Args, String> {
         overrides: Vec::new(),
         interval_ms: 100,
         out: None,
+        latency: None,
+        loss: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +57,19 @@ fn parse() -> Result<Args, String> {
             }
             "--json" => args.json = true,
             "--out" => args.out = Some(value()?.into()),
+            "--latency-ms" => {
+                let range = value()?;
+                let (lo, hi) = range
+                    .split_once('-')
+                    .ok_or(format!("--latency-ms {range}: expected MIN-MAX"))?;
+                let ms = |v: &str| {
+                    v.parse::<f64>()
+                        .map(|v| std::time::Duration::from_secs_f64(v / 1000.0))
+                };
+                args.latency =
+                    Some(ms(lo).map_err(|e| e.to_string())?..ms(hi).map_err(|e| e.to_string())?);
+            }
+            "--loss" => args.loss = value()?.parse().map_err(|e| format!("--loss: {e}"))?,
             "--interval-ms" => {
                 args.interval_ms = value()?
                     .parse()
@@ -87,6 +105,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
     let mut config = SimConfig::new(args.nodes, args.seed);
     config.protocol = preset(&args.preset)?;
+    if let Some(latency) = args.latency.clone() {
+        config.network.latency = latency;
+    }
+    config.network.loss = args.loss;
     if !args.overrides.is_empty() {
         // Go through the config's serde form, so every field can be set by name.
         let mut json = serde_json::to_value(&config.protocol)?;

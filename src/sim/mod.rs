@@ -24,11 +24,13 @@
 //! ```
 
 mod network;
+mod queue;
 mod record;
 pub mod scenario;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
+
+use queue::EventQueue;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -69,38 +71,16 @@ impl SimConfig {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug)]
 enum Action {
     Frame {
         from: NodeIndex,
         to: NodeIndex,
-        message: SimMessage,
+        message: Message<NodeIndex>,
     },
     Timer {
         node: NodeIndex,
     },
-}
-
-/// A message in flight; ordered only so that it can sit in the event heap (never compared in
-/// practice: the sequence number breaks every tie).
-#[derive(Debug)]
-struct SimMessage(Message<NodeIndex>);
-
-impl PartialEq for SimMessage {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for SimMessage {}
-impl PartialOrd for SimMessage {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for SimMessage {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
 }
 
 #[derive(Debug)]
@@ -119,17 +99,13 @@ pub struct Sim {
     start: Instant,
     now: Instant,
     nodes: Vec<Node>,
-    /// Pending events by (instant, sequence): ties run in scheduling order. The heap holds only
-    /// keys and a slot in `actions`, so that sifting moves 32 bytes instead of whole messages.
-    queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
-    actions: Vec<Option<Action>>,
-    free_slots: Vec<usize>,
+    /// Pending events by (instant, sequence): ties run in scheduling order.
+    queue: EventQueue<Action>,
     /// Reused buffer for one node's transmits.
     frames: Vec<crate::Transmit<NodeIndex>>,
-    seq: u64,
     rng: fastrand::Rng,
     records: Vec<MessageRecord>,
-    index: HashMap<MessageId, usize>,
+    index: HashMap<MessageId, usize, foldhash::fast::RandomState>,
     traffic: Traffic,
     duplicates: u64,
 }
@@ -145,14 +121,11 @@ impl Sim {
             start,
             now: start,
             nodes: Vec::with_capacity(config.nodes),
-            queue: BinaryHeap::new(),
-            actions: Vec::new(),
-            free_slots: Vec::new(),
+            queue: EventQueue::new(start),
             frames: Vec::new(),
-            seq: 0,
             rng: fastrand::Rng::with_seed(config.seed),
             records: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             traffic: Traffic::default(),
             duplicates: 0,
             config,
@@ -244,15 +217,7 @@ impl Sim {
     /// Runs every event up to `elapsed() + d`, then sets the clock there.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
-        while let Some(Reverse((at, _, _))) = self.queue.peek() {
-            if *at > until {
-                break;
-            }
-            let Reverse((at, _, slot)) = self.queue.pop().expect("peeked");
-            let action = self.actions[slot]
-                .take()
-                .expect("every queued slot holds an action");
-            self.free_slots.push(slot);
+        while let Some((at, action)) = self.queue.pop_until(until) {
             self.now = at;
             self.apply(action);
         }
@@ -324,18 +289,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Instant, action: Action) {
-        self.seq += 1;
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.actions[slot] = Some(action);
-                slot
-            }
-            None => {
-                self.actions.push(Some(action));
-                self.actions.len() - 1
-            }
-        };
-        self.queue.push(Reverse((at, self.seq, slot)));
+        self.queue.push(at, action);
     }
 
     fn apply(&mut self, action: Action) {
@@ -348,7 +302,7 @@ impl Sim {
                 let Some(core) = self.nodes[to as usize].core.as_mut() else {
                     return;
                 };
-                core.handle_message(now, from, message.0);
+                core.handle_message(now, from, message);
                 self.drain(to);
             }
             Action::Timer { node: i } => {
@@ -404,7 +358,7 @@ impl Sim {
                 Action::Frame {
                     from: i,
                     to: t.to,
-                    message: SimMessage(t.message),
+                    message: t.message,
                 },
             );
         }
