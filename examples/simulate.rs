@@ -158,6 +158,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "delivery_ms_p50": report.delivery_ms[0],
             "delivery_ms_p99": report.delivery_ms[1],
             "delivery_ms_max": report.delivery_ms[2],
+            "eager_links": report.tree.eager_links,
+            "one_sided_links": report.tree.one_sided,
+            "tree_components": report.tree.components,
             "wall_ms": wall_ms,
         });
         for (name, value) in &report.extra {
@@ -191,6 +194,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  duplicate deliveries  {}", report.duplicate_deliveries);
         let [p50, p99, max] = report.delivery_ms;
         println!("  delivery ms p50/p99/max  {p50:.1} / {p99:.1} / {max:.1}");
+        let tree = &report.tree;
+        println!(
+            "  eager links at end    {} ({} one-sided), {} component(s)",
+            tree.eager_links, tree.one_sided, tree.components
+        );
         for (name, value) in &report.extra {
             println!("  {name:<22}{value}");
         }

@@ -12,6 +12,9 @@
 //! 2. The tokio runtime (`PlumtreeMemberlist`) and the memberlist coupling (`MemberlistStack`)
 //!    are not part of this release yet: see README.md, "Status".
 //!
+//! With the `sim` feature, `sim` runs many cores over a virtual network in virtual time, to
+//! measure reliability, redundancy and delay before you deploy a config (docs/simulation.md).
+//!
 //! # Example
 //! Ten cores wired together in memory with a virtual clock; one broadcast reaches every node
 //! exactly once:

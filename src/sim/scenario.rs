@@ -123,6 +123,8 @@ pub struct Report {
     pub duplicate_deliveries: u64,
     /// Delivery latency percentiles over every delivery, in ms: p50, p99, max.
     pub delivery_ms: [f64; 3],
+    /// The eager links at the end of the run.
+    pub tree: super::TreeShape,
     /// Scenario-specific findings, as (name, value) pairs.
     pub extra: Vec<(&'static str, f64)>,
     /// Per broadcast: reliability and RMR, in broadcast order (for plots).
@@ -317,6 +319,7 @@ fn summarize(scenario: Scenario, sim: &Sim, extra: Vec<(&'static str, f64)>) -> 
         per_broadcast: MessageKind::ALL.map(|k| (k, traffic.get(k) as f64 / count)),
         duplicate_deliveries: sim.duplicate_deliveries(),
         delivery_ms: [pct(0.5), pct(0.99), pct(1.0)],
+        tree: sim.tree_shape(),
         extra,
         series,
     }
