@@ -40,4 +40,11 @@ pub enum BroadcastError {
         /// The configured maximum.
         max: usize,
     },
+    /// The node's send queues are full and the caller asked not to wait
+    /// (`PlumtreeMemberlist::try_broadcast`). Nothing was sent; try again later.
+    #[error("the node is congested; try again later")]
+    Backpressure,
+    /// The node is not running (not started, or shut down).
+    #[error("the node is not running")]
+    Closed,
 }

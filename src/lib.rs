@@ -68,6 +68,8 @@ mod error;
 pub mod message;
 mod node_id;
 mod proto;
+#[cfg(feature = "tokio")]
+mod runtime;
 #[cfg(feature = "sim")]
 pub mod sim;
 
@@ -76,6 +78,12 @@ pub use error::{BroadcastError, ConfigError};
 pub use message::{DecodeError, DecodeLimits, Envelope, Message, MessageId, MessageKind};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
+#[cfg(feature = "tokio")]
+pub use runtime::{
+    ChannelReceiver, ChannelTransport, Deliveries, FrameSink, InboundError, LocalNetwork,
+    LocalTransport, NodeStats, NoopDelegate, PlumtreeDelegate, PlumtreeMemberlist, RuntimeConfig,
+    StartError, Transport, TransportError,
+};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,0 +1,44 @@
+//! [`PlumtreeDelegate`]: where a node hands deliveries and tree changes to the application.
+
+use crate::proto::Delivery;
+
+/// Receives what a [`PlumtreeMemberlist`](super::PlumtreeMemberlist) delivers.
+///
+/// # Implementer notes
+/// Methods are called from the node's delivery task, one at a time and in order, never while the
+/// node holds a lock: they may call back into the node. A slow `on_deliver` slows this node's
+/// deliveries (they queue up to a bound, then the protocol task waits), not its forwarding.
+pub trait PlumtreeDelegate<I>: Send + Sync + 'static {
+    /// A broadcast reached this node (local broadcasts included, with `hops == 0`). Called once
+    /// per message id.
+    fn on_deliver(&self, delivery: Delivery<I>);
+
+    /// `peer` became an eager (tree) neighbour.
+    fn on_promote(&self, peer: &I) {
+        let _ = peer;
+    }
+
+    /// `peer` became a lazy (announce-only) neighbour.
+    fn on_demote(&self, peer: &I) {
+        let _ = peer;
+    }
+
+    /// This node sent a Graft to `peer`.
+    fn on_graft(&self, peer: &I) {
+        let _ = peer;
+    }
+
+    /// This node sent a Prune to `peer`.
+    fn on_prune(&self, peer: &I) {
+        let _ = peer;
+    }
+}
+
+/// A delegate that ignores everything: for nodes that only relay, or that read deliveries from
+/// [`PlumtreeMemberlist::deliveries`](super::PlumtreeMemberlist::deliveries).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopDelegate;
+
+impl<I> PlumtreeDelegate<I> for NoopDelegate {
+    fn on_deliver(&self, _: Delivery<I>) {}
+}

@@ -1,0 +1,216 @@
+//! The protocol task: owns the core, feeds it, and carries out what it asks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::delegate::PlumtreeDelegate;
+use super::node::NodeStats;
+use super::options::RuntimeConfig;
+use super::outbox::{Lane, Outbox};
+use super::transport::Transport;
+use crate::message::DecodeLimits;
+use crate::proto::{Delivery, Event, Plumtree};
+use crate::{BroadcastError, Envelope, Message, MessageId, NodeId};
+
+/// Membership changes and queries: rare, never dropped.
+#[derive(Debug)]
+pub(crate) enum Control<I> {
+    AddPeers(Vec<I>),
+    RemovePeer(I),
+    Stats(oneshot::Sender<NodeStats<I>>),
+    Shutdown,
+}
+
+/// A broadcast waiting for the protocol task.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) payload: Bytes,
+    pub(crate) reply: oneshot::Sender<Result<MessageId, BroadcastError>>,
+}
+
+/// What the delivery task hands to the delegate.
+#[derive(Debug)]
+pub(crate) enum Notice<I> {
+    Event(Event<I>),
+    Graft(I),
+    Prune(I),
+}
+
+/// How often a congested node looks again whether its queues have room.
+const CONGESTION_RECHECK: Duration = Duration::from_millis(1);
+
+#[derive(Debug)]
+pub(crate) struct Driver<I: NodeId, T> {
+    core: Plumtree<I>,
+    outbox: Outbox<I, T>,
+    notices: mpsc::Sender<Notice<I>>,
+    limits: DecodeLimits,
+    buf: BytesMut,
+    outbound_dropped: u64,
+    decode_errors: u64,
+}
+
+impl<I: NodeId, T: Transport<I>> Driver<I, T> {
+    pub(crate) fn new(
+        core: Plumtree<I>,
+        transport: Arc<T>,
+        runtime: &RuntimeConfig,
+        notices: mpsc::Sender<Notice<I>>,
+    ) -> Self {
+        Self {
+            limits: core.config().decode_limits(),
+            core,
+            outbox: Outbox::new(
+                transport,
+                runtime.peer_queue_capacity,
+                runtime.stall_timeout,
+            ),
+            notices,
+            buf: BytesMut::new(),
+            outbound_dropped: 0,
+            decode_errors: 0,
+        }
+    }
+
+    /// Runs until shutdown, or until every handle to the node is gone.
+    pub(crate) async fn run(
+        mut self,
+        mut control: mpsc::UnboundedReceiver<Control<I>>,
+        mut frames: mpsc::Receiver<Bytes>,
+        mut broadcasts: mpsc::Receiver<Request>,
+    ) {
+        loop {
+            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let room = self.outbox.has_room();
+            tokio::select! {
+                biased;
+                command = control.recv() => match command {
+                    Some(Control::AddPeers(peers)) => {
+                        self.core.add_peers(now(), peers);
+                    }
+                    Some(Control::RemovePeer(peer)) => {
+                        self.core.remove_peer(now(), &peer);
+                        self.outbox.remove(&peer);
+                    }
+                    Some(Control::Stats(reply)) => {
+                        let _ = reply.send(self.stats());
+                    }
+                    Some(Control::Shutdown) | None => break,
+                },
+                Some(frame) = frames.recv() => self.on_frame(frame),
+                Some(request) = broadcasts.recv(), if room => {
+                    let result = self.core.broadcast(now(), request.payload);
+                    let _ = request.reply.send(result);
+                }
+                () = tokio::time::sleep(CONGESTION_RECHECK), if !room => {}
+                () = sleep_until(deadline), if deadline.is_some() => self.core.handle_timeout(now()),
+            }
+            if !self.flush().await {
+                break;
+            }
+        }
+        self.outbox.shutdown().await;
+    }
+
+    fn on_frame(&mut self, frame: Bytes) {
+        match Envelope::<I>::decode(&frame, &self.limits) {
+            Ok(envelope) => self
+                .core
+                .handle_message(now(), envelope.sender, envelope.message),
+            Err(error) => {
+                self.decode_errors += 1;
+                tracing::debug!(%error, "dropped a frame that does not decode");
+            }
+        }
+    }
+
+    /// Sends what the core produced and hands its events to the delivery task. False when the
+    /// delivery task is gone (the node is shutting down).
+    async fn flush(&mut self) -> bool {
+        let local = self.core.local_id().clone();
+        while let Some(transmit) = self.core.poll_transmit() {
+            let (lane, notice) = match &transmit.message {
+                Message::Gossip(_) => (Lane::Payload, None),
+                Message::Graft(_) => (Lane::Control, Some(Notice::Graft(transmit.to.clone()))),
+                Message::Prune => (Lane::Control, Some(Notice::Prune(transmit.to.clone()))),
+                Message::IHave(_) => (Lane::Control, None),
+            };
+            let envelope = Envelope {
+                sender: local.clone(),
+                message: transmit.message,
+            };
+            envelope.encode(&mut self.buf);
+            let frame = self.buf.split().freeze();
+            if !self.outbox.push(&transmit.to, lane, frame) {
+                self.outbound_dropped += 1;
+            }
+            if let Some(notice) = notice {
+                if self.notices.send(notice).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        while let Some(event) = self.core.poll_event() {
+            if self.notices.send(Notice::Event(event)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn stats(&self) -> NodeStats<I> {
+        NodeStats {
+            protocol: *self.core.stats(),
+            eager: self.core.eager_peers().cloned().collect(),
+            lazy: self.core.lazy_peers().cloned().collect(),
+            members: self.core.members().len(),
+            cache: self.core.cache_usage(),
+            seen: self.core.seen_len(),
+            queued_frames: self.outbox.depth(),
+            outbound_dropped: self.outbound_dropped,
+            inbound_dropped: 0,
+            decode_errors: self.decode_errors,
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The delivery task: calls the delegate, in order, and feeds the delivery stream if taken.
+pub(crate) async fn deliver<I: NodeId, D: PlumtreeDelegate<I>>(
+    mut notices: mpsc::Receiver<Notice<I>>,
+    delegate: Arc<D>,
+    stream: mpsc::Sender<Delivery<I>>,
+    stream_taken: Arc<AtomicBool>,
+) {
+    while let Some(notice) = notices.recv().await {
+        match notice {
+            Notice::Event(Event::Deliver(delivery)) => {
+                if stream_taken.load(Ordering::Acquire) {
+                    // A reader that went away only stops the stream, not the delegate.
+                    let _ = stream.send(delivery.clone()).await;
+                }
+                delegate.on_deliver(delivery);
+            }
+            Notice::Event(Event::Promoted { peer }) => delegate.on_promote(&peer),
+            Notice::Event(Event::Demoted { peer }) => delegate.on_demote(&peer),
+            Notice::Event(Event::NeighborAdded { .. } | Event::NeighborRemoved { .. }) => {}
+            Notice::Graft(peer) => delegate.on_graft(&peer),
+            Notice::Prune(peer) => delegate.on_prune(&peer),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! [`LocalNetwork`]: many nodes in one process, wired through in-memory links with optional
+//! latency and loss. For tests, examples and your own tests.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::node::{FrameSink, InboundError, PlumtreeMemberlist};
+use super::transport::{Transport, TransportError};
+use crate::NodeId;
+
+/// An in-process network. Each node joins with [`LocalNetwork::join`] and starts with the
+/// transport it returns.
+///
+/// Latency is drawn once per link (fixed by the seed), so a link never reorders; loss drops
+/// frames at random, like a lossy network (the sender is not told).
+///
+/// # Examples
+/// ```
+/// use memberlist_plumtree::{LocalNetwork, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let network = LocalNetwork::new();
+/// let nodes: Vec<_> = (0..3u64)
+///     .map(|id| PlumtreeMemberlist::new(id, PlumtreeConfig::lan(), NoopDelegate).unwrap())
+///     .collect();
+/// for node in &nodes {
+///     node.start(network.join(node)).unwrap();
+///     node.add_peers(0..3);
+/// }
+/// let mut deliveries = nodes[2].deliveries().unwrap();
+/// nodes[0].broadcast(&b"hi"[..]).await.unwrap();
+/// assert_eq!(&deliveries.recv().await.unwrap().payload[..], b"hi");
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct LocalNetwork<I> {
+    inner: Arc<Inner<I>>,
+}
+
+impl<I> Clone for LocalNetwork<I> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<I> {
+    sinks: RwLock<HashMap<I, FrameSink>>,
+    latency: Range<Duration>,
+    loss: f64,
+    seed: u64,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl<I: NodeId> Default for LocalNetwork<I> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<I: NodeId> LocalNetwork<I> {
+    /// A network without latency or loss.
+    pub fn new() -> Self {
+        Self::with_conditions(Duration::ZERO..Duration::ZERO, 0.0, 1)
+    }
+
+    /// A network whose links each get a one-way latency drawn from `latency`, and that loses each
+    /// frame with probability `loss`; `seed` fixes both draws.
+    pub fn with_conditions(latency: Range<Duration>, loss: f64, seed: u64) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sinks: RwLock::default(),
+                latency,
+                loss,
+                seed,
+                rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            }),
+        }
+    }
+
+    /// Connects `node` to the network and returns the transport to [start](PlumtreeMemberlist::start) it with.
+    pub fn join<D: crate::PlumtreeDelegate<I>>(
+        &self,
+        node: &PlumtreeMemberlist<I, D>,
+    ) -> LocalTransport<I> {
+        let id = node.local_id().clone();
+        self.inner
+            .sinks
+            .write()
+            .expect("not poisoned")
+            .insert(id.clone(), node.frame_sink());
+        LocalTransport {
+            from: id,
+            network: self.clone(),
+            links: Arc::default(),
+        }
+    }
+
+    /// Disconnects `id`: frames to it are lost from now on (as if it crashed).
+    pub fn leave(&self, id: &I) {
+        self.inner.sinks.write().expect("not poisoned").remove(id);
+    }
+
+    fn sink(&self, id: &I) -> Option<FrameSink> {
+        self.inner
+            .sinks
+            .read()
+            .expect("not poisoned")
+            .get(id)
+            .cloned()
+    }
+
+    fn lost(&self) -> bool {
+        self.inner.loss > 0.0
+            && self.inner.rng.lock().expect("not poisoned").f64() < self.inner.loss
+    }
+
+    fn latency(&self, a: &I, b: &I) -> Duration {
+        let range = &self.inner.latency;
+        if range.end <= range.start {
+            return range.start;
+        }
+        let (lo, hi) = if a < b {
+            (a.tag(), b.tag())
+        } else {
+            (b.tag(), a.tag())
+        };
+        let mut rng = fastrand::Rng::with_seed(
+            self.inner.seed ^ lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hi.rotate_left(29),
+        );
+        let micros = rng.u64(range.start.as_micros() as u64..range.end.as_micros() as u64);
+        Duration::from_micros(micros)
+    }
+}
+
+/// Frames on their way over one delayed link, each with the instant it arrives.
+type Link = mpsc::UnboundedSender<(Instant, Bytes)>;
+
+/// One node's view of a [`LocalNetwork`].
+#[derive(Debug)]
+pub struct LocalTransport<I> {
+    from: I,
+    network: LocalNetwork<I>,
+    /// Per destination, the task that delays frames on that link (only with latency).
+    links: Arc<Mutex<HashMap<I, Link>>>,
+}
+
+impl<I: NodeId> Transport<I> for LocalTransport<I> {
+    async fn send(&self, to: &I, frame: Bytes) -> Result<(), TransportError> {
+        let sink = self.network.sink(to).ok_or(TransportError::Unreachable)?;
+        if self.network.lost() {
+            return Ok(());
+        }
+        let latency = self.network.latency(&self.from, to);
+        if latency.is_zero() {
+            return match sink.send(frame) {
+                Ok(()) | Err(InboundError::Full) => Ok(()), // counted by the receiver
+                Err(InboundError::Closed) => Err(TransportError::Unreachable),
+            };
+        }
+        let mut links = self.links.lock().expect("not poisoned");
+        let link = links.entry(to.clone()).or_insert_with(|| spawn_link(sink));
+        link.send((Instant::now() + latency, frame))
+            .map_err(|_| TransportError::Unreachable)
+    }
+}
+
+/// A task that delivers one link's frames in order, each at its instant.
+fn spawn_link(sink: FrameSink) -> Link {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Bytes)>();
+    tokio::spawn(async move {
+        while let Some((at, frame)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if sink.send(frame) == Err(InboundError::Closed) {
+                break;
+            }
+        }
+    });
+    tx
+}

@@ -1,0 +1,21 @@
+//! The tokio runtime around the protocol core: [`PlumtreeMemberlist`], the [`Transport`] trait
+//! and [`ChannelTransport`].
+//!
+//! One node is three kinds of task: a protocol task that owns the [`Plumtree`](crate::Plumtree)
+//! core (so no lock guards it) and sleeps until the core's next deadline or the next input; a
+//! delivery task that calls your [`PlumtreeDelegate`]; and one send task per peer, so that a slow
+//! or dead peer only fills its own bounded queue. docs/background-tasks.md describes them.
+
+mod delegate;
+mod driver;
+mod local;
+mod node;
+mod options;
+mod outbox;
+mod transport;
+
+pub use delegate::{NoopDelegate, PlumtreeDelegate};
+pub use local::{LocalNetwork, LocalTransport};
+pub use node::{Deliveries, FrameSink, InboundError, NodeStats, PlumtreeMemberlist, StartError};
+pub use options::RuntimeConfig;
+pub use transport::{ChannelReceiver, ChannelTransport, Transport, TransportError};

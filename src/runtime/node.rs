@@ -1,0 +1,348 @@
+//! [`PlumtreeMemberlist`]: one protocol core driven by tokio.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::delegate::PlumtreeDelegate;
+use super::driver::{Control, Driver, Request};
+use super::options::RuntimeConfig;
+use super::transport::Transport;
+use crate::proto::{Delivery, Plumtree, Stats};
+use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeConfig};
+
+/// Why [`PlumtreeMemberlist::start`] failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// `start` was called before.
+    #[error("the node was already started")]
+    AlreadyStarted,
+    /// `start` was called outside a tokio runtime.
+    #[error("start must be called from within a tokio runtime")]
+    NoRuntime,
+}
+
+/// Why a received frame was not accepted by [`PlumtreeMemberlist::handle_frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboundError {
+    /// The inbound queue is full; the frame was dropped (and counted).
+    #[error("inbound queue full")]
+    Full,
+    /// The node is shut down.
+    #[error("node shut down")]
+    Closed,
+}
+
+/// A snapshot of a node's state, from [`PlumtreeMemberlist::stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats<I> {
+    /// The core's counters.
+    pub protocol: Stats,
+    /// Eager neighbours.
+    pub eager: Vec<I>,
+    /// Lazy neighbours.
+    pub lazy: Vec<I>,
+    /// Known members.
+    pub members: usize,
+    /// Cached payloads and their bytes.
+    pub cache: (usize, usize),
+    /// Ids remembered as delivered.
+    pub seen: usize,
+    /// Frames waiting in the per-peer send queues.
+    pub queued_frames: usize,
+    /// Frames dropped because a peer's send queue was full.
+    pub outbound_dropped: u64,
+    /// Received frames dropped because the inbound queue was full.
+    pub inbound_dropped: u64,
+    /// Received frames that did not decode.
+    pub decode_errors: u64,
+}
+
+/// Counters updated outside the protocol task.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) inbound_dropped: AtomicU64,
+}
+
+/// A live Plumtree node: the protocol core, its timers, per-peer send queues, and the delegate.
+///
+/// Peers are managed by hand ([`add_peer`](Self::add_peer), [`remove_peer`](Self::remove_peer));
+/// `MemberlistStack` (not built yet) will feed them from SWIM. Received frames go in through
+/// [`handle_frame`](Self::handle_frame); frames to send leave through the [`Transport`] given to
+/// [`start`](Self::start).
+///
+/// # Tasks
+/// [`start`](Self::start) spawns a protocol task (owns the core, so it needs no lock), a delivery
+/// task (calls the delegate), and one send task per peer. [`shutdown`](Self::shutdown) stops all
+/// of them and waits; dropping the node stops them too. docs/background-tasks.md has details.
+#[derive(Debug)]
+pub struct PlumtreeMemberlist<I: NodeId, D> {
+    local: I,
+    control: mpsc::UnboundedSender<Control<I>>,
+    sink: FrameSink,
+    broadcasts: mpsc::Sender<Request>,
+    delegate: Arc<D>,
+    runtime: RuntimeConfig,
+    /// Everything the tasks take over at `start`.
+    parts: Mutex<Option<Parts<I>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stream_taken: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Parts<I: NodeId> {
+    core: Plumtree<I>,
+    control: mpsc::UnboundedReceiver<Control<I>>,
+    frames: mpsc::Receiver<Bytes>,
+    broadcasts: mpsc::Receiver<Request>,
+    stream: (
+        mpsc::Sender<Delivery<I>>,
+        Option<mpsc::Receiver<Delivery<I>>>,
+    ),
+}
+
+impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
+    /// A node with the default [`RuntimeConfig`]. Call [`start`](Self::start) to run it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if `config` does not validate.
+    pub fn new(local: I, config: PlumtreeConfig, delegate: D) -> Result<Self, ConfigError> {
+        Self::with_runtime_config(local, config, RuntimeConfig::default(), delegate)
+    }
+
+    /// A node with explicit runtime queue sizes.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if either config does not validate.
+    pub fn with_runtime_config(
+        local: I,
+        config: PlumtreeConfig,
+        runtime: RuntimeConfig,
+        delegate: D,
+    ) -> Result<Self, ConfigError> {
+        runtime.validate()?;
+        let core = Plumtree::new(local.clone(), config)?;
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (frames_tx, frames_rx) = mpsc::channel(runtime.inbound_capacity);
+        let (broadcasts_tx, broadcasts_rx) = mpsc::channel(runtime.broadcast_capacity);
+        let (stream_tx, stream_rx) = mpsc::channel(runtime.delivery_capacity);
+        Ok(Self {
+            local,
+            control: control_tx,
+            sink: FrameSink {
+                frames: frames_tx,
+                counters: Arc::default(),
+            },
+            broadcasts: broadcasts_tx,
+            delegate: Arc::new(delegate),
+            runtime,
+            parts: Mutex::new(Some(Parts {
+                core,
+                control: control_rx,
+                frames: frames_rx,
+                broadcasts: broadcasts_rx,
+                stream: (stream_tx, Some(stream_rx)),
+            })),
+            tasks: Mutex::new(Vec::new()),
+            stream_taken: Arc::default(),
+        })
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> &I {
+        &self.local
+    }
+
+    /// Starts the background tasks, sending through `transport`.
+    ///
+    /// # Errors
+    /// [`StartError`] if already started or not inside a tokio runtime.
+    pub fn start<T: Transport<I>>(&self, transport: T) -> Result<(), StartError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let parts = self
+            .parts
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or(StartError::AlreadyStarted)?;
+        let (notices_tx, notices_rx) = mpsc::channel(self.runtime.delivery_capacity);
+        let driver = Driver::new(parts.core, Arc::new(transport), &self.runtime, notices_tx);
+        let protocol = handle.spawn(driver.run(parts.control, parts.frames, parts.broadcasts));
+        let delivery = handle.spawn(super::driver::deliver(
+            notices_rx,
+            Arc::clone(&self.delegate),
+            parts.stream.0,
+            Arc::clone(&self.stream_taken),
+        ));
+        self.tasks
+            .lock()
+            .expect("not poisoned")
+            .extend([protocol, delivery]);
+        Ok(())
+    }
+
+    /// Deliveries as a stream, for `while let Some(d) = deliveries.recv().await`. Available once
+    /// (later calls return `None`); the delegate is still called. Once taken, a reader that falls
+    /// `delivery_capacity` behind makes the node wait for it.
+    pub fn deliveries(&self) -> Option<Deliveries<I>> {
+        let mut parts = self.parts.lock().expect("not poisoned");
+        let rx = parts.as_mut()?.stream.1.take()?;
+        self.stream_taken.store(true, Ordering::Release);
+        Some(Deliveries { rx })
+    }
+
+    /// Broadcasts `payload` to the cluster, waiting while the send queues are congested.
+    ///
+    /// Returns once the protocol task has accepted the payload: it is delivered locally and queued
+    /// to the eager neighbours.
+    ///
+    /// # Errors
+    /// [`BroadcastError::PayloadTooLarge`], or [`BroadcastError::Closed`] if the node is not
+    /// running.
+    ///
+    /// # Cancel safety
+    /// If cancelled while waiting for room, nothing was broadcast. If cancelled after that, the
+    /// broadcast may still happen.
+    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
+        let (reply, answer) = oneshot::channel();
+        self.broadcasts
+            .send(Request {
+                payload: payload.into(),
+                reply,
+            })
+            .await
+            .map_err(|_| BroadcastError::Closed)?;
+        answer.await.map_err(|_| BroadcastError::Closed)?
+    }
+
+    /// Like [`broadcast`](Self::broadcast), but fails at once instead of waiting for room.
+    ///
+    /// # Errors
+    /// [`BroadcastError::Backpressure`] when the node cannot take more now; otherwise as
+    /// `broadcast`.
+    pub async fn try_broadcast(
+        &self,
+        payload: impl Into<Bytes>,
+    ) -> Result<MessageId, BroadcastError> {
+        let (reply, answer) = oneshot::channel();
+        self.broadcasts
+            .try_send(Request {
+                payload: payload.into(),
+                reply,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => BroadcastError::Backpressure,
+                mpsc::error::TrySendError::Closed(_) => BroadcastError::Closed,
+            })?;
+        answer.await.map_err(|_| BroadcastError::Closed)?
+    }
+
+    /// Adds a member (see [`Plumtree::add_peer`]).
+    pub fn add_peer(&self, peer: I) {
+        let _ = self.control.send(Control::AddPeers(vec![peer]));
+    }
+
+    /// Adds several members at once, so that neighbours are chosen among all of them.
+    pub fn add_peers(&self, peers: impl IntoIterator<Item = I>) {
+        let _ = self
+            .control
+            .send(Control::AddPeers(peers.into_iter().collect()));
+    }
+
+    /// Removes a member (see [`Plumtree::remove_peer`]) and stops its send task.
+    pub fn remove_peer(&self, peer: &I) {
+        let _ = self.control.send(Control::RemovePeer(peer.clone()));
+    }
+
+    /// Hands the node a frame received from the network. Never waits.
+    ///
+    /// # Errors
+    /// [`InboundError::Full`] when the inbound queue is full (the frame is dropped and counted),
+    /// [`InboundError::Closed`] after shutdown.
+    pub fn handle_frame(&self, frame: Bytes) -> Result<(), InboundError> {
+        self.sink.send(frame)
+    }
+
+    /// A cloneable sender for received frames, for transports that feed the node from their own
+    /// tasks. It does not keep the node running.
+    pub fn frame_sink(&self) -> FrameSink {
+        self.sink.clone()
+    }
+
+    /// A snapshot of the node's state; `None` if it is not running.
+    pub async fn stats(&self) -> Option<NodeStats<I>> {
+        let (reply, answer) = oneshot::channel();
+        self.control.send(Control::Stats(reply)).ok()?;
+        let mut stats = answer.await.ok()?;
+        stats.inbound_dropped = self.sink.counters.inbound_dropped.load(Ordering::Relaxed);
+        Some(stats)
+    }
+
+    /// Stops every task of this node and waits for them to end.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the tasks stop anyway.
+    pub async fn shutdown(&self) {
+        let _ = self.control.send(Control::Shutdown);
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl<I: NodeId, D> Drop for PlumtreeMemberlist<I, D> {
+    fn drop(&mut self) {
+        // The protocol task also ends when the control channel closes; telling it saves a wait.
+        let _ = self.control.send(Control::Shutdown);
+    }
+}
+
+/// A cloneable way to hand received frames to a node (see
+/// [`PlumtreeMemberlist::frame_sink`]).
+#[derive(Clone, Debug)]
+pub struct FrameSink {
+    frames: mpsc::Sender<Bytes>,
+    counters: Arc<Counters>,
+}
+
+impl FrameSink {
+    /// Same as [`PlumtreeMemberlist::handle_frame`].
+    ///
+    /// # Errors
+    /// As `handle_frame`.
+    pub fn send(&self, frame: Bytes) -> Result<(), InboundError> {
+        self.frames.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.counters
+                    .inbound_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                InboundError::Full
+            }
+            mpsc::error::TrySendError::Closed(_) => InboundError::Closed,
+        })
+    }
+}
+
+/// Deliveries as a stream (see [`PlumtreeMemberlist::deliveries`]).
+#[derive(Debug)]
+pub struct Deliveries<I> {
+    rx: mpsc::Receiver<Delivery<I>>,
+}
+
+impl<I> Deliveries<I> {
+    /// The next delivery; `None` once the node has shut down.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn recv(&mut self) -> Option<Delivery<I>> {
+        self.rx.recv().await
+    }
+}

@@ -1,0 +1,92 @@
+//! [`RuntimeConfig`]: the knobs of the tokio runtime around the core.
+
+use std::time::Duration;
+
+/// Queue sizes and timing of a [`PlumtreeMemberlist`](super::PlumtreeMemberlist).
+///
+/// Every queue is bounded; what happens when one is full is stated per field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// Frames per peer and per lane (control, payload) waiting to be sent. Default 1,024.
+    /// When a lane is full, new frames for that peer are dropped and counted.
+    pub peer_queue_capacity: usize,
+    /// A peer's queue that has not moved for this long is stalled: it no longer holds back new
+    /// broadcasts (it only drops). Default 1 s.
+    pub stall_timeout: Duration,
+    /// Received frames waiting for the protocol task. Default 8,192. When full, frames are
+    /// dropped and counted.
+    pub inbound_capacity: usize,
+    /// Broadcasts waiting for the protocol task. Default 256. When full,
+    /// [`broadcast`](super::PlumtreeMemberlist::broadcast) waits and
+    /// [`try_broadcast`](super::PlumtreeMemberlist::try_broadcast) fails.
+    pub broadcast_capacity: usize,
+    /// Deliveries waiting for the delegate and the delivery stream. Default 4,096. When full, the
+    /// protocol task waits: a slow application slows this node's intake, it loses nothing.
+    pub delivery_capacity: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            peer_queue_capacity: 1024,
+            stall_timeout: Duration::from_secs(1),
+            inbound_capacity: 8192,
+            broadcast_capacity: 256,
+            delivery_capacity: 4096,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Sets [`peer_queue_capacity`](Self::peer_queue_capacity).
+    #[must_use]
+    pub fn with_peer_queue_capacity(mut self, frames: usize) -> Self {
+        self.peer_queue_capacity = frames;
+        self
+    }
+
+    /// Sets [`stall_timeout`](Self::stall_timeout).
+    #[must_use]
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Sets [`inbound_capacity`](Self::inbound_capacity).
+    #[must_use]
+    pub fn with_inbound_capacity(mut self, frames: usize) -> Self {
+        self.inbound_capacity = frames;
+        self
+    }
+
+    /// Sets [`broadcast_capacity`](Self::broadcast_capacity).
+    #[must_use]
+    pub fn with_broadcast_capacity(mut self, broadcasts: usize) -> Self {
+        self.broadcast_capacity = broadcasts;
+        self
+    }
+
+    /// Sets [`delivery_capacity`](Self::delivery_capacity).
+    #[must_use]
+    pub fn with_delivery_capacity(mut self, deliveries: usize) -> Self {
+        self.delivery_capacity = deliveries;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
+        let sizes = [
+            ("peer_queue_capacity", self.peer_queue_capacity),
+            ("inbound_capacity", self.inbound_capacity),
+            ("broadcast_capacity", self.broadcast_capacity),
+            ("delivery_capacity", self.delivery_capacity),
+        ];
+        if let Some((field, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(crate::ConfigError::Zero(field));
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(crate::ConfigError::Zero("stall_timeout"));
+        }
+        Ok(())
+    }
+}

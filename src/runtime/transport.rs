@@ -1,0 +1,151 @@
+//! [`Transport`]: how the runtime hands an encoded frame to the network, and
+//! [`ChannelTransport`], which hands it to you.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Why a frame could not be handed to the network.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The transport does not know how to reach this peer.
+    #[error("peer unreachable")]
+    Unreachable,
+    /// The transport was shut down.
+    #[error("transport closed")]
+    Closed,
+    /// Anything else, described.
+    #[error("transport error: {0}")]
+    Other(String),
+}
+
+/// Carries encoded frames ([`Envelope`](crate::Envelope)s) to peers.
+///
+/// # Implementer notes
+/// The runtime calls `send` from one task per peer, so calls for different peers run
+/// concurrently and calls for one peer never overlap: a slow peer only holds up its own task.
+/// `send` may wait (that is the backpressure a slow peer exerts on its own queue) but should give
+/// up with an error rather than wait forever on a dead peer. Frames for one peer must arrive in
+/// the order they were sent.
+pub trait Transport<I>: Send + Sync + 'static {
+    /// Sends one frame to `to`.
+    fn send(&self, to: &I, frame: Bytes)
+    -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+/// A transport that hands every frame to you, through a channel, as `(peer, frame)`.
+///
+/// Use it to carry frames over a transport of your own, or in tests. Pass each frame that
+/// arrives from the network to [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame)
+/// on the receiving node.
+///
+/// # Examples
+/// ```
+/// use memberlist_plumtree::ChannelTransport;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let (transport, mut frames) = ChannelTransport::<u64>::bounded(1024);
+/// # drop(transport);
+/// while let Some((peer, frame)) = frames.recv().await {
+///     // send `frame` to `peer` your way
+/// #   let _ = (peer, frame);
+/// }
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct ChannelTransport<I> {
+    tx: Sender<I>,
+}
+
+impl<I> Clone for ChannelTransport<I> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Sender<I> {
+    Bounded(mpsc::Sender<(I, Bytes)>),
+    Unbounded(mpsc::UnboundedSender<(I, Bytes)>),
+}
+
+impl<I> Clone for Sender<I> {
+    fn clone(&self) -> Self {
+        match self {
+            Sender::Bounded(tx) => Sender::Bounded(tx.clone()),
+            Sender::Unbounded(tx) => Sender::Unbounded(tx.clone()),
+        }
+    }
+}
+
+/// The receiving end of a [`ChannelTransport`]: frames to deliver, with their destination.
+#[derive(Debug)]
+pub struct ChannelReceiver<I> {
+    rx: Receiver<I>,
+}
+
+#[derive(Debug)]
+enum Receiver<I> {
+    Bounded(mpsc::Receiver<(I, Bytes)>),
+    Unbounded(mpsc::UnboundedReceiver<(I, Bytes)>),
+}
+
+impl<I> ChannelReceiver<I> {
+    /// The next frame and its destination; `None` once every transport clone is dropped.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a frame is never lost by dropping this future.
+    pub async fn recv(&mut self) -> Option<(I, Bytes)> {
+        match &mut self.rx {
+            Receiver::Bounded(rx) => rx.recv().await,
+            Receiver::Unbounded(rx) => rx.recv().await,
+        }
+    }
+}
+
+impl<I: Send + Sync + 'static> ChannelTransport<I> {
+    /// A channel holding at most `capacity` frames: when you fall behind, each peer's send task
+    /// waits, its queue fills and further frames to it are dropped and counted.
+    ///
+    /// # Panics
+    /// If `capacity` is 0.
+    pub fn bounded(capacity: usize) -> (Self, ChannelReceiver<I>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Self {
+                tx: Sender::Bounded(tx),
+            },
+            ChannelReceiver {
+                rx: Receiver::Bounded(rx),
+            },
+        )
+    }
+
+    /// A channel without a bound: memory grows if you fall behind. For tests and for consumers
+    /// that are always faster than the network.
+    pub fn unbounded() -> (Self, ChannelReceiver<I>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                tx: Sender::Unbounded(tx),
+            },
+            ChannelReceiver {
+                rx: Receiver::Unbounded(rx),
+            },
+        )
+    }
+}
+
+impl<I: Clone + Send + Sync + 'static> Transport<I> for ChannelTransport<I> {
+    async fn send(&self, to: &I, frame: Bytes) -> Result<(), TransportError> {
+        let item = (to.clone(), frame);
+        match &self.tx {
+            Sender::Bounded(tx) => tx.send(item).await.map_err(|_| TransportError::Closed),
+            Sender::Unbounded(tx) => tx.send(item).map_err(|_| TransportError::Closed),
+        }
+    }
+}

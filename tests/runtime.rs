@@ -1,0 +1,214 @@
+//! The tokio runtime: many nodes in one process over the in-process network.
+#![cfg(feature = "tokio")]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memberlist_plumtree::{
+    Delivery, LocalNetwork, MessageId, NoopDelegate, PlumtreeConfig, PlumtreeDelegate,
+    PlumtreeMemberlist,
+};
+
+/// Records every delivered id, and whether any came twice.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<HashSet<MessageId>>>,
+    twice: Arc<Mutex<u64>>,
+}
+
+impl PlumtreeDelegate<u64> for Recorder {
+    fn on_deliver(&self, delivery: Delivery<u64>) {
+        if !self.seen.lock().unwrap().insert(delivery.id) {
+            *self.twice.lock().unwrap() += 1;
+        }
+    }
+}
+
+fn config(seed: u64) -> PlumtreeConfig {
+    PlumtreeConfig::lan().with_rng_seed(Some(seed))
+}
+
+/// `n` started nodes that all know each other.
+fn cluster(
+    n: u64,
+    network: &LocalNetwork<u64>,
+) -> (Vec<PlumtreeMemberlist<u64, Recorder>>, Vec<Recorder>) {
+    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::default()).collect();
+    let nodes: Vec<_> = (0..n)
+        .map(|id| PlumtreeMemberlist::new(id, config(id), recorders[id as usize].clone()).unwrap())
+        .collect();
+    for node in &nodes {
+        node.start(network.join(node)).unwrap();
+        node.add_peers(0..n);
+    }
+    (nodes, recorders)
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_nodes_deliver_a_thousand_random_broadcasts_exactly_once() {
+    let network = LocalNetwork::new();
+    let (nodes, recorders) = cluster(50, &network);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut ids = Vec::new();
+    for _ in 0..1000 {
+        let origin = rng.usize(..nodes.len());
+        ids.push(nodes[origin].broadcast(vec![1u8; 128]).await.unwrap());
+    }
+    let all = |r: &Recorder| {
+        let seen = r.seen.lock().unwrap();
+        ids.iter().all(|id| seen.contains(id))
+    };
+    assert!(
+        wait_for(|| recorders.iter().all(all), Duration::from_secs(30)).await,
+        "not every node got every broadcast"
+    );
+    assert!(
+        recorders.iter().all(|r| *r.twice.lock().unwrap() == 0),
+        "a broadcast was delivered twice"
+    );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_does_not_stop_delivery_once_removed() {
+    let network = LocalNetwork::new();
+    let (nodes, recorders) = cluster(12, &network);
+    for i in 0..50u64 {
+        nodes[(i % 12) as usize]
+            .broadcast(vec![0u8; 64])
+            .await
+            .unwrap();
+    }
+    // Kill node 5 without telling anyone, keep broadcasting, then let "membership" remove it.
+    nodes[5].shutdown().await;
+    network.leave(&5);
+    let mut later = Vec::new();
+    for i in 0..20u64 {
+        later.push(
+            nodes[(i % 5) as usize]
+                .broadcast(vec![0u8; 64])
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        if i != 5 {
+            node.remove_peer(&5);
+        }
+    }
+    for i in 0..20u64 {
+        later.push(
+            nodes[(6 + i % 6) as usize]
+                .broadcast(vec![0u8; 64])
+                .await
+                .unwrap(),
+        );
+    }
+    let live = |i: &usize| *i != 5;
+    let done = || {
+        (0..12).filter(live).all(|i| {
+            let seen = recorders[i].seen.lock().unwrap();
+            later.iter().all(|id| seen.contains(id))
+        })
+    };
+    assert!(
+        wait_for(done, Duration::from_secs(20)).await,
+        "a live node missed a broadcast"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_quick_and_leaves_no_task_behind() {
+    let handle = tokio::runtime::Handle::current();
+    let before = handle.metrics().num_alive_tasks();
+    let network = LocalNetwork::new();
+    let (nodes, _) = cluster(8, &network);
+    for i in 0..100u64 {
+        nodes[(i % 8) as usize]
+            .broadcast(vec![0u8; 64])
+            .await
+            .unwrap();
+    }
+    assert!(handle.metrics().num_alive_tasks() > before);
+    let started = std::time::Instant::now();
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        wait_for(
+            || handle.metrics().num_alive_tasks() == before,
+            Duration::from_secs(1)
+        )
+        .await,
+        "{} tasks outlived their nodes",
+        handle.metrics().num_alive_tasks() - before
+    );
+    assert!(
+        nodes[0].broadcast(vec![1]).await.is_err(),
+        "a stopped node refuses broadcasts"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_node_stops_its_tasks() {
+    let handle = tokio::runtime::Handle::current();
+    let before = handle.metrics().num_alive_tasks();
+    {
+        let network = LocalNetwork::new();
+        let (nodes, _) = cluster(3, &network);
+        nodes[0].broadcast(vec![1]).await.unwrap();
+    }
+    assert!(
+        wait_for(
+            || handle.metrics().num_alive_tasks() == before,
+            Duration::from_secs(1)
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn the_delivery_stream_sees_every_delivery() {
+    let network = LocalNetwork::new();
+    let nodes: Vec<_> = (0..3u64)
+        .map(|id| PlumtreeMemberlist::new(id, config(id), NoopDelegate).unwrap())
+        .collect();
+    let mut stream = nodes[1].deliveries().unwrap();
+    assert!(nodes[1].deliveries().is_none(), "only one stream");
+    for node in &nodes {
+        node.start(network.join(node)).unwrap();
+        node.add_peers(0..3);
+    }
+    assert!(
+        nodes[0].start(network.join(&nodes[0])).is_err(),
+        "started twice"
+    );
+    let id = nodes[2].broadcast(&b"x"[..]).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (delivery.id, delivery.origin, &delivery.payload[..]),
+        (id, 2, &b"x"[..])
+    );
+}
