@@ -29,11 +29,11 @@ use crate::NodeId;
 /// let nodes: Vec<_> = (0..3u64)
 ///     .map(|id| PlumtreeMemberlist::new(id, PlumtreeConfig::lan(), NoopDelegate).unwrap())
 ///     .collect();
+/// let mut deliveries = nodes[2].deliveries().unwrap(); // before start
 /// for node in &nodes {
 ///     node.start(network.join(node)).unwrap();
 ///     node.add_peers(0..3);
 /// }
-/// let mut deliveries = nodes[2].deliveries().unwrap();
 /// nodes[0].broadcast(&b"hi"[..]).await.unwrap();
 /// assert_eq!(&deliveries.recv().await.unwrap().payload[..], b"hi");
 /// # });

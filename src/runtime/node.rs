@@ -187,9 +187,9 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         Ok(())
     }
 
-    /// Deliveries as a stream, for `while let Some(d) = deliveries.recv().await`. Available once
-    /// (later calls return `None`); the delegate is still called. Once taken, a reader that falls
-    /// `delivery_capacity` behind makes the node wait for it.
+    /// Deliveries as a stream, for `while let Some(d) = deliveries.recv().await`. Available once,
+    /// before [`start`](Self::start) (otherwise `None`); the delegate is still called. Once taken,
+    /// a reader that falls `delivery_capacity` behind makes the node wait for it.
     pub fn deliveries(&self) -> Option<Deliveries<I>> {
         let mut parts = self.parts.lock().expect("not poisoned");
         let rx = parts.as_mut()?.stream.1.take()?;
