@@ -273,22 +273,8 @@ impl PlumtreeConfig {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
-        impl PlumtreeConfig {
-            $(
-                $(#[$doc])*
-                #[must_use]
-                pub fn $name(mut self, value: $ty) -> Self {
-                    self.$field = value;
-                    self
-                }
-            )*
-        }
-    };
-}
-
 setters! {
+    PlumtreeConfig;
     /// Sets [`eager_fanout`](Self::eager_fanout).
     with_eager_fanout: eager_fanout: usize;
     /// Sets [`lazy_fanout`](Self::lazy_fanout).

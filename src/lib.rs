@@ -63,6 +63,22 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
+/// Chainable `with_*` setters for config structs: `setters! { Type; /// doc\n name: field: Ty; ... }`.
+macro_rules! setters {
+    ($target:ty; $($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl $target {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 mod config;
 mod error;
 pub mod message;

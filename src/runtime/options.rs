@@ -38,42 +38,21 @@ impl Default for RuntimeConfig {
     }
 }
 
-impl RuntimeConfig {
+setters! {
+    RuntimeConfig;
     /// Sets [`peer_queue_capacity`](Self::peer_queue_capacity).
-    #[must_use]
-    pub fn with_peer_queue_capacity(mut self, frames: usize) -> Self {
-        self.peer_queue_capacity = frames;
-        self
-    }
-
+    with_peer_queue_capacity: peer_queue_capacity: usize;
     /// Sets [`stall_timeout`](Self::stall_timeout).
-    #[must_use]
-    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = timeout;
-        self
-    }
-
+    with_stall_timeout: stall_timeout: Duration;
     /// Sets [`inbound_capacity`](Self::inbound_capacity).
-    #[must_use]
-    pub fn with_inbound_capacity(mut self, frames: usize) -> Self {
-        self.inbound_capacity = frames;
-        self
-    }
-
+    with_inbound_capacity: inbound_capacity: usize;
     /// Sets [`broadcast_capacity`](Self::broadcast_capacity).
-    #[must_use]
-    pub fn with_broadcast_capacity(mut self, broadcasts: usize) -> Self {
-        self.broadcast_capacity = broadcasts;
-        self
-    }
-
+    with_broadcast_capacity: broadcast_capacity: usize;
     /// Sets [`delivery_capacity`](Self::delivery_capacity).
-    #[must_use]
-    pub fn with_delivery_capacity(mut self, deliveries: usize) -> Self {
-        self.delivery_capacity = deliveries;
-        self
-    }
+    with_delivery_capacity: delivery_capacity: usize;
+}
 
+impl RuntimeConfig {
     pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
         let sizes = [
             ("peer_queue_capacity", self.peer_queue_capacity),
@@ -88,5 +67,24 @@ impl RuntimeConfig {
             return Err(crate::ConfigError::Zero("stall_timeout"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConfigError;
+
+    #[test]
+    fn zero_sizes_are_rejected() {
+        assert_eq!(RuntimeConfig::default().validate(), Ok(()));
+        assert_eq!(
+            RuntimeConfig::default().with_peer_queue_capacity(0).validate(),
+            Err(ConfigError::Zero("peer_queue_capacity"))
+        );
+        assert_eq!(
+            RuntimeConfig::default().with_stall_timeout(Duration::ZERO).validate(),
+            Err(ConfigError::Zero("stall_timeout"))
+        );
     }
 }
