@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::delegate::PlumtreeDelegate;
-use super::node::NodeStats;
+use super::metrics::{Levels, Metrics};
+use super::node::{Counters, NodeStats};
 use super::options::RuntimeConfig;
 use super::outbox::{Lane, Outbox};
 use super::transport::Transport;
@@ -44,6 +45,9 @@ pub(crate) enum Notice<I> {
 /// How often a congested node looks again whether its queues have room.
 const CONGESTION_RECHECK: Duration = Duration::from_millis(1);
 
+/// How often gauges are refreshed.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
 #[derive(Debug)]
 pub(crate) struct Driver<I: NodeId, T> {
     core: Plumtree<I>,
@@ -53,6 +57,9 @@ pub(crate) struct Driver<I: NodeId, T> {
     buf: BytesMut,
     outbound_dropped: u64,
     decode_errors: u64,
+    counters: Arc<Counters>,
+    metrics: Metrics,
+    published: Instant,
 }
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
@@ -61,8 +68,12 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         transport: Arc<T>,
         runtime: &RuntimeConfig,
         notices: mpsc::Sender<Notice<I>>,
+        counters: Arc<Counters>,
     ) -> Self {
         Self {
+            metrics: Metrics::new(format!("{:?}", core.local_id())),
+            counters,
+            published: Instant::now(),
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -119,11 +130,14 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
 
     fn on_frame(&mut self, frame: Bytes) {
         match Envelope::<I>::decode(&frame, &self.limits) {
-            Ok(envelope) => self
-                .core
-                .handle_message(now(), envelope.sender, envelope.message),
+            Ok(envelope) => {
+                self.metrics.received(envelope.message.kind(), frame.len());
+                self.core
+                    .handle_message(now(), envelope.sender, envelope.message);
+            }
             Err(error) => {
                 self.decode_errors += 1;
+                self.metrics.decode_error();
                 tracing::debug!(%error, "dropped a frame that does not decode");
             }
         }
@@ -140,14 +154,17 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 Message::Prune => (Lane::Control, Some(Notice::Prune(transmit.to.clone()))),
                 Message::IHave(_) => (Lane::Control, None),
             };
+            let kind = transmit.message.kind();
             let envelope = Envelope {
                 sender: local.clone(),
                 message: transmit.message,
             };
             envelope.encode(&mut self.buf);
             let frame = self.buf.split().freeze();
+            self.metrics.sent(kind, frame.len());
             if !self.outbox.push(&transmit.to, lane, frame) {
                 self.outbound_dropped += 1;
+                self.metrics.dropped_outbound();
             }
             if let Some(notice) = notice {
                 if self.notices.send(notice).await.is_err() {
@@ -156,11 +173,31 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             }
         }
         while let Some(event) = self.core.poll_event() {
+            if matches!(event, Event::Deliver(_)) {
+                self.metrics.delivered();
+            }
             if self.notices.send(Notice::Event(event)).await.is_err() {
                 return false;
             }
         }
+        if self.published.elapsed() >= PUBLISH_INTERVAL {
+            self.publish();
+        }
         true
+    }
+
+    fn publish(&mut self) {
+        self.published = Instant::now();
+        let (cache_entries, cache_bytes) = self.core.cache_usage();
+        self.metrics.publish(&Levels {
+            eager: self.core.eager_peers().count(),
+            lazy: self.core.lazy_peers().count(),
+            cache_entries,
+            cache_bytes,
+            queued: self.outbox.depth(),
+            duplicates: self.core.stats().duplicates,
+            dropped_inbound: self.counters.inbound_dropped.load(Ordering::Relaxed),
+        });
     }
 
     fn stats(&self) -> NodeStats<I> {

@@ -9,6 +9,7 @@
 mod delegate;
 mod driver;
 mod local;
+mod metrics;
 mod node;
 mod options;
 mod outbox;

@@ -172,7 +172,13 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .take()
             .ok_or(StartError::AlreadyStarted)?;
         let (notices_tx, notices_rx) = mpsc::channel(self.runtime.delivery_capacity);
-        let driver = Driver::new(parts.core, Arc::new(transport), &self.runtime, notices_tx);
+        let driver = Driver::new(
+            parts.core,
+            Arc::new(transport),
+            &self.runtime,
+            notices_tx,
+            Arc::clone(&self.sink.counters),
+        );
         let protocol = handle.spawn(driver.run(parts.control, parts.frames, parts.broadcasts));
         let delivery = handle.spawn(super::driver::deliver(
             notices_rx,

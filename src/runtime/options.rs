@@ -79,11 +79,15 @@ mod tests {
     fn zero_sizes_are_rejected() {
         assert_eq!(RuntimeConfig::default().validate(), Ok(()));
         assert_eq!(
-            RuntimeConfig::default().with_peer_queue_capacity(0).validate(),
+            RuntimeConfig::default()
+                .with_peer_queue_capacity(0)
+                .validate(),
             Err(ConfigError::Zero("peer_queue_capacity"))
         );
         assert_eq!(
-            RuntimeConfig::default().with_stall_timeout(Duration::ZERO).validate(),
+            RuntimeConfig::default()
+                .with_stall_timeout(Duration::ZERO)
+                .validate(),
             Err(ConfigError::Zero("stall_timeout"))
         );
     }
