@@ -161,10 +161,10 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
         }
         let latency = self.network.latency(&self.from, to);
         if latency.is_zero() {
-            return match sink.send(frame) {
-                Ok(()) | Err(InboundError::Full) => Ok(()), // counted by the receiver
-                Err(InboundError::Closed) => Err(TransportError::Unreachable),
-            };
+            return sink
+                .send_wait(frame)
+                .await
+                .map_err(|_| TransportError::Unreachable);
         }
         let mut links = self.links.lock().expect("not poisoned");
         let link = links.entry(to.clone()).or_insert_with(|| spawn_link(sink));
@@ -179,7 +179,7 @@ fn spawn_link(sink: FrameSink) -> Link {
     tokio::spawn(async move {
         while let Some((at, frame)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
-            if sink.send(frame) == Err(InboundError::Closed) {
+            if sink.send_wait(frame).await == Err(InboundError::Closed) {
                 break;
             }
         }

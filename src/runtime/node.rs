@@ -320,6 +320,22 @@ pub struct FrameSink {
 }
 
 impl FrameSink {
+    /// Hands a frame to the node, waiting while its inbound queue is full: flow control for
+    /// in-process links (a slow receiver slows the send tasks that feed it, as TCP would, and
+    /// through their queues the broadcasts of its neighbours).
+    ///
+    /// # Errors
+    /// [`InboundError::Closed`] after shutdown.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, the frame was not handed over.
+    pub async fn send_wait(&self, frame: Bytes) -> Result<(), InboundError> {
+        self.frames
+            .send(frame)
+            .await
+            .map_err(|_| InboundError::Closed)
+    }
+
     /// Same as [`PlumtreeMemberlist::handle_frame`].
     ///
     /// # Errors
