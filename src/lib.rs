@@ -9,8 +9,12 @@
 //!
 //! 1. [`Plumtree`]: the protocol core, sans-IO. You feed it membership changes, broadcasts,
 //!    received [`Message`]s and the time; it hands back [`Transmit`]s and [`Event`]s.
-//! 2. The tokio runtime (`PlumtreeMemberlist`) and the memberlist coupling (`MemberlistStack`)
-//!    are not part of this release yet: see README.md, "Status".
+//! 2. `PlumtreeMemberlist` (feature `tokio`): one core driven by tokio, with timers, bounded
+//!    per-peer send queues, a `PlumtreeDelegate` for deliveries, and
+//!    any `Transport` (`ChannelTransport` hands you the frames, `LocalNetwork` wires nodes in one
+//!    process). Peers are added by hand.
+//! 3. `MemberlistStack` (SWIM membership from memberlist) and `QuicTransport` are not built yet:
+//!    see README.md, "Status".
 //!
 //! With the `sim` feature, `sim` runs many cores over a virtual network in virtual time, to
 //! measure reliability, redundancy and delay before you deploy a config (docs/simulation.md).
