@@ -85,6 +85,8 @@ macro_rules! setters {
 
 mod config;
 mod error;
+#[cfg(any(feature = "sim", feature = "tokio"))]
+mod latency;
 pub mod message;
 mod node_id;
 mod proto;

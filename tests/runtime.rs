@@ -212,3 +212,34 @@ async fn the_delivery_stream_sees_every_delivery() {
         (id, 2, &b"x"[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_and_loss_are_repaired() {
+    let network =
+        LocalNetwork::with_conditions(Duration::from_millis(1)..Duration::from_millis(5), 0.02, 3);
+    let (nodes, recorders) = cluster(10, &network);
+    let mut ids = Vec::new();
+    for i in 0..100u64 {
+        ids.push(
+            nodes[(i % 10) as usize]
+                .broadcast(vec![0u8; 64])
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let done = || {
+        recorders.iter().all(|r| {
+            let seen = r.seen.lock().unwrap();
+            ids.iter().all(|id| seen.contains(id))
+        })
+    };
+    assert!(
+        wait_for(done, Duration::from_secs(20)).await,
+        "a lost frame was never repaired"
+    );
+    assert!(recorders.iter().all(|r| *r.twice.lock().unwrap() == 0));
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}

@@ -124,25 +124,15 @@ impl<I: NodeId> LocalNetwork<I> {
     }
 
     fn latency(&self, a: &I, b: &I) -> Duration {
-        let range = &self.inner.latency;
-        if range.end <= range.start {
-            return range.start;
-        }
-        let (lo, hi) = if a < b {
-            (a.tag(), b.tag())
-        } else {
-            (b.tag(), a.tag())
-        };
-        let mut rng = fastrand::Rng::with_seed(
-            self.inner.seed ^ lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hi.rotate_left(29),
-        );
-        let micros = rng.u64(range.start.as_micros() as u64..range.end.as_micros() as u64);
-        Duration::from_micros(micros)
+        crate::latency::link_latency(&self.inner.latency, self.inner.seed, a.tag(), b.tag())
     }
 }
 
 /// Frames on their way over one delayed link, each with the instant it arrives.
-type Link = mpsc::UnboundedSender<(Instant, Bytes)>;
+type Link = mpsc::Sender<(Instant, Bytes)>;
+
+/// Frames one delayed link holds in flight; a sender waits beyond that, as on a full TCP window.
+const LINK_CAPACITY: usize = 1024;
 
 /// One node's view of a [`LocalNetwork`].
 #[derive(Debug)]
@@ -166,16 +156,22 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
                 .await
                 .map_err(|_| TransportError::Unreachable);
         }
-        let mut links = self.links.lock().expect("not poisoned");
-        let link = links.entry(to.clone()).or_insert_with(|| spawn_link(sink));
+        let link = {
+            let mut links = self.links.lock().expect("not poisoned");
+            links
+                .entry(to.clone())
+                .or_insert_with(|| spawn_link(sink))
+                .clone()
+        };
         link.send((Instant::now() + latency, frame))
+            .await
             .map_err(|_| TransportError::Unreachable)
     }
 }
 
 /// A task that delivers one link's frames in order, each at its instant.
 fn spawn_link(sink: FrameSink) -> Link {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Bytes)>();
+    let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(LINK_CAPACITY);
     tokio::spawn(async move {
         while let Some((at, frame)) = rx.recv().await {
             tokio::time::sleep_until(at).await;

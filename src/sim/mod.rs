@@ -352,7 +352,12 @@ impl Sim {
             if self.config.network.loss > 0.0 && self.rng.f64() < self.config.network.loss {
                 continue;
             }
-            let latency = network::link_latency(&self.config.network, self.config.seed, i, t.to);
+            let latency = crate::latency::link_latency(
+                &self.config.network.latency,
+                self.config.seed,
+                i,
+                t.to,
+            );
             self.schedule(
                 now + latency,
                 Action::Frame {
