@@ -15,6 +15,7 @@ use super::options::RuntimeConfig;
 use super::outbox::{Lane, Outbox};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
+use crate::message::Graft;
 use crate::proto::{Delivery, Event, Plumtree};
 use crate::{BroadcastError, Envelope, Message, MessageId, NodeId};
 
@@ -60,6 +61,8 @@ pub(crate) struct Driver<I: NodeId, T> {
     counters: Arc<Counters>,
     metrics: Metrics,
     published: Instant,
+    /// The Graft being handled in this turn, so that its answer takes the control lane.
+    answering: Option<(I, MessageId)>,
 }
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
@@ -74,6 +77,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             metrics: Metrics::new(format!("{:?}", core.local_id())),
             counters,
             published: Instant::now(),
+            answering: None,
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -132,6 +136,9 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         match Envelope::<I>::decode(&frame, &self.limits) {
             Ok(envelope) => {
                 self.metrics.received(envelope.message.kind(), frame.len());
+                if let Message::Graft(Graft { id: Some(id) }) = envelope.message {
+                    self.answering = Some((envelope.sender.clone(), id));
+                }
                 self.core
                     .handle_message(now(), envelope.sender, envelope.message);
             }
@@ -149,6 +156,13 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         let local = self.core.local_id().clone();
         while let Some(transmit) = self.core.poll_transmit() {
             let (lane, notice) = match &transmit.message {
+                // The answer to a Graft is a repair: it skips the queue of pushed payloads, which
+                // may be full exactly because that peer is behind.
+                Message::Gossip(g)
+                    if self.answering.as_ref() == Some(&(transmit.to.clone(), g.id)) =>
+                {
+                    (Lane::Control, None)
+                }
                 Message::Gossip(_) => (Lane::Payload, None),
                 Message::Graft(_) => (Lane::Control, Some(Notice::Graft(transmit.to.clone()))),
                 Message::Prune => (Lane::Control, Some(Notice::Prune(transmit.to.clone()))),
@@ -172,6 +186,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 }
             }
         }
+        self.answering = None;
         while let Some(event) = self.core.poll_event() {
             if matches!(event, Event::Deliver(_)) {
                 self.metrics.delivered();
