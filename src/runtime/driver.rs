@@ -117,13 +117,15 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     }
                     Some(Control::Shutdown) | None => break,
                 },
+                // Timers before frames: under a flood of frames, IHave flushes and grafts (the
+                // repairs) must still run.
+                () = sleep_until(deadline), if deadline.is_some() => self.core.handle_timeout(now()),
                 Some(frame) = frames.recv() => self.on_frame(frame),
                 Some(request) = broadcasts.recv(), if room => {
                     let result = self.core.broadcast(now(), request.payload);
                     let _ = request.reply.send(result);
                 }
                 () = tokio::time::sleep(CONGESTION_RECHECK), if !room => {}
-                () = sleep_until(deadline), if deadline.is_some() => self.core.handle_timeout(now()),
             }
             if !self.flush().await {
                 break;
