@@ -17,6 +17,13 @@ struct Recorder {
     twice: Arc<Mutex<u64>>,
 }
 
+impl Recorder {
+    fn has_all(&self, ids: &[MessageId]) -> bool {
+        let seen = self.seen.lock().unwrap();
+        ids.iter().all(|id| seen.contains(id))
+    }
+}
+
 impl PlumtreeDelegate<u64> for Recorder {
     fn on_deliver(&self, delivery: Delivery<u64>) {
         if !self.seen.lock().unwrap().insert(delivery.id) {
@@ -66,12 +73,12 @@ async fn fifty_nodes_deliver_a_thousand_random_broadcasts_exactly_once() {
         let origin = rng.usize(..nodes.len());
         ids.push(nodes[origin].broadcast(vec![1u8; 128]).await.unwrap());
     }
-    let all = |r: &Recorder| {
-        let seen = r.seen.lock().unwrap();
-        ids.iter().all(|id| seen.contains(id))
-    };
     assert!(
-        wait_for(|| recorders.iter().all(all), Duration::from_secs(30)).await,
+        wait_for(
+            || recorders.iter().all(|r| r.has_all(&ids)),
+            Duration::from_secs(30)
+        )
+        .await,
         "not every node got every broadcast"
     );
     assert!(
@@ -118,12 +125,10 @@ async fn a_killed_node_does_not_stop_delivery_once_removed() {
                 .unwrap(),
         );
     }
-    let live = |i: &usize| *i != 5;
     let done = || {
-        (0..12).filter(live).all(|i| {
-            let seen = recorders[i].seen.lock().unwrap();
-            later.iter().all(|id| seen.contains(id))
-        })
+        (0..12)
+            .filter(|&i| i != 5)
+            .all(|i| recorders[i].has_all(&later))
     };
     assert!(
         wait_for(done, Duration::from_secs(20)).await,
@@ -228,12 +233,7 @@ async fn latency_and_loss_are_repaired() {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let done = || {
-        recorders.iter().all(|r| {
-            let seen = r.seen.lock().unwrap();
-            ids.iter().all(|id| seen.contains(id))
-        })
-    };
+    let done = || recorders.iter().all(|r| r.has_all(&ids));
     assert!(
         wait_for(done, Duration::from_secs(20)).await,
         "a lost frame was never repaired"
