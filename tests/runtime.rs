@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use memberlist_plumtree::message::Graft;
 use memberlist_plumtree::{
-    Delivery, LocalNetwork, MessageId, NoopDelegate, PlumtreeConfig, PlumtreeDelegate,
-    PlumtreeMemberlist,
+    Delivery, Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig,
+    PlumtreeDelegate, PlumtreeMemberlist,
 };
 
 /// Records every delivered id, and whether any came twice.
@@ -52,6 +53,23 @@ fn cluster(
     (nodes, recorders)
 }
 
+/// `count` broadcasts of 64 bytes, taking the origins from `origins` in turn, `pause` apart.
+async fn broadcast_from(
+    nodes: &[PlumtreeMemberlist<u64, Recorder>],
+    origins: &[usize],
+    count: usize,
+    pause: Duration,
+) -> Vec<MessageId> {
+    let mut ids = Vec::with_capacity(count);
+    for &origin in origins.iter().cycle().take(count) {
+        ids.push(nodes[origin].broadcast(vec![0u8; 64]).await.unwrap());
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    ids
+}
+
 async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
@@ -94,37 +112,18 @@ async fn fifty_nodes_deliver_a_thousand_random_broadcasts_exactly_once() {
 async fn a_killed_node_does_not_stop_delivery_once_removed() {
     let network = LocalNetwork::new();
     let (nodes, recorders) = cluster(12, &network);
-    for i in 0..50u64 {
-        nodes[(i % 12) as usize]
-            .broadcast(vec![0u8; 64])
-            .await
-            .unwrap();
-    }
+    let all: Vec<usize> = (0..12).collect();
+    broadcast_from(&nodes, &all, 50, Duration::ZERO).await;
     // Kill node 5 without telling anyone, keep broadcasting, then let "membership" remove it.
     nodes[5].shutdown().await;
     network.leave(&5);
-    let mut later = Vec::new();
-    for i in 0..20u64 {
-        later.push(
-            nodes[(i % 5) as usize]
-                .broadcast(vec![0u8; 64])
-                .await
-                .unwrap(),
-        );
-    }
+    let mut later = broadcast_from(&nodes, &all[..5], 20, Duration::ZERO).await;
     for (i, node) in nodes.iter().enumerate() {
         if i != 5 {
             node.remove_peer(&5);
         }
     }
-    for i in 0..20u64 {
-        later.push(
-            nodes[(6 + i % 6) as usize]
-                .broadcast(vec![0u8; 64])
-                .await
-                .unwrap(),
-        );
-    }
+    later.extend(broadcast_from(&nodes, &all[6..], 20, Duration::ZERO).await);
     let done = || {
         (0..12)
             .filter(|&i| i != 5)
@@ -142,12 +141,7 @@ async fn shutdown_is_quick_and_leaves_no_task_behind() {
     let before = handle.metrics().num_alive_tasks();
     let network = LocalNetwork::new();
     let (nodes, _) = cluster(8, &network);
-    for i in 0..100u64 {
-        nodes[(i % 8) as usize]
-            .broadcast(vec![0u8; 64])
-            .await
-            .unwrap();
-    }
+    broadcast_from(&nodes, &[0, 1, 2, 3, 4, 5, 6, 7], 100, Duration::ZERO).await;
     assert!(handle.metrics().num_alive_tasks() > before);
     let started = std::time::Instant::now();
     for node in &nodes {
@@ -223,16 +217,8 @@ async fn latency_and_loss_are_repaired() {
     let network =
         LocalNetwork::with_conditions(Duration::from_millis(1)..Duration::from_millis(5), 0.02, 3);
     let (nodes, recorders) = cluster(10, &network);
-    let mut ids = Vec::new();
-    for i in 0..100u64 {
-        ids.push(
-            nodes[(i % 10) as usize]
-                .broadcast(vec![0u8; 64])
-                .await
-                .unwrap(),
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let origins: Vec<usize> = (0..10).collect();
+    let ids = broadcast_from(&nodes, &origins, 100, Duration::from_millis(2)).await;
     let done = || recorders.iter().all(|r| r.has_all(&ids));
     assert!(
         wait_for(done, Duration::from_secs(20)).await,
@@ -242,4 +228,37 @@ async fn latency_and_loss_are_repaired() {
     for node in &nodes {
         node.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_senders_get_no_send_task() {
+    let handle = tokio::runtime::Handle::current();
+    let network = LocalNetwork::new();
+    let (nodes, _) = cluster(2, &network);
+    let id = nodes[0].broadcast(vec![1u8; 16]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tasks = handle.metrics().num_alive_tasks();
+    // Grafts for a cached payload from 100 ids nobody knows: each would be answered.
+    for stranger in 1000..1100u64 {
+        let graft = Envelope {
+            sender: stranger,
+            message: Message::Graft(Graft { id: Some(id) }),
+        };
+        nodes[0].handle_frame(graft.to_bytes()).unwrap();
+    }
+    let dropped = || async { nodes[0].stats().await.unwrap().outbound_dropped };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while dropped().await < 100 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        dropped().await,
+        100,
+        "every answer to a stranger is dropped and counted"
+    );
+    assert_eq!(
+        handle.metrics().num_alive_tasks(),
+        tasks,
+        "no task was spawned for a stranger"
+    );
 }

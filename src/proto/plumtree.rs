@@ -147,6 +147,11 @@ impl<I: NodeId> Plumtree<I> {
         self.peers.role(peer)
     }
 
+    /// Whether `peer` is a known member.
+    pub fn is_member(&self, peer: &I) -> bool {
+        self.peers.is_member(peer)
+    }
+
     /// Every known member (neighbour or not), in id order.
     pub fn members(&self) -> impl ExactSizeIterator<Item = &I> {
         self.peers.members().iter()
@@ -558,17 +563,22 @@ impl<I: NodeId> Plumtree<I> {
 
     /// Changes a role and reports the change.
     fn set_role(&mut self, peer: &I, role: PeerRole) -> RoleChange {
+        // Called for every received payload (usually Unchanged): clone the id only for an event.
         let change = self.peers.set_role(peer, role);
-        let peer = peer.clone();
         match change {
-            RoleChange::Added => self.events.push_back(Event::NeighborAdded { peer, role }),
-            RoleChange::Promoted => self.events.push_back(Event::Promoted { peer }),
+            RoleChange::Added => self.events.push_back(Event::NeighborAdded {
+                peer: peer.clone(),
+                role,
+            }),
+            RoleChange::Promoted => self
+                .events
+                .push_back(Event::Promoted { peer: peer.clone() }),
             RoleChange::Demoted => {
                 self.events.push_back(Event::Demoted { peer: peer.clone() });
                 if self.peers.eager_len() == 0 {
                     // Our last tree link is gone: without one we would receive everything
                     // through grafts, late. Repair with a random lazy neighbour.
-                    if let Some(lazy) = self.peers.random_lazy(&mut self.rng, Some(&peer)) {
+                    if let Some(lazy) = self.peers.random_lazy(&mut self.rng, Some(peer)) {
                         self.graft(&lazy, None);
                     }
                 }

@@ -157,11 +157,23 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
         while let Some(transmit) = self.core.poll_transmit() {
+            if !self.core.is_member(&transmit.to) {
+                // The core answers strangers (a Graft, an announcement) but a send task per
+                // unknown id would let forged sender ids spawn tasks without bound: only members
+                // get queues. A peer not yet known retries once membership catches up.
+                self.outbound_dropped += 1;
+                self.metrics.dropped_outbound();
+                tracing::debug!(to = ?transmit.to, "not sending to a non-member");
+                continue;
+            }
             let (lane, notice) = match &transmit.message {
                 // The answer to a Graft is a repair: it skips the queue of pushed payloads, which
                 // may be full exactly because that peer is behind.
                 Message::Gossip(g)
-                    if self.answering.as_ref() == Some(&(transmit.to.clone(), g.id)) =>
+                    if self
+                        .answering
+                        .as_ref()
+                        .is_some_and(|(peer, id)| *peer == transmit.to && *id == g.id) =>
                 {
                     (Lane::Control, None)
                 }
