@@ -13,8 +13,9 @@
 //!    per-peer send queues, a `PlumtreeDelegate` for deliveries, and
 //!    any `Transport` (`ChannelTransport` hands you the frames, `LocalNetwork` wires nodes in one
 //!    process). Peers are added by hand.
-//! 3. `MemberlistStack` (SWIM membership from memberlist) and `QuicTransport` are not built yet:
-//!    see README.md, "Status".
+//! 3. `MemberlistStack` (feature `memberlist`): SWIM membership from the `memberlist` crate
+//!    drives the peers; `MemberlistStack::builder` makes a working node in a few lines
+//!    (docs/getting-started.md). `QuicTransport` is not built yet: see README.md, "Status".
 //!
 //! With the `sim` feature, `sim` runs many cores over a virtual network in virtual time, to
 //! measure reliability, redundancy and delay before you deploy a config (docs/simulation.md).
@@ -87,6 +88,8 @@ mod config;
 mod error;
 #[cfg(any(feature = "sim", feature = "tokio"))]
 mod latency;
+#[cfg(feature = "memberlist")]
+mod membership;
 pub mod message;
 mod node_id;
 mod proto;
@@ -97,6 +100,15 @@ pub mod sim;
 
 pub use config::{MAX_IHAVE_BATCH_SIZE, MAX_MESSAGE_SIZE_LIMIT, PlumtreeConfig};
 pub use error::{BroadcastError, ConfigError};
+/// The `memberlist` crate this one is built on, so that its `Options` and transports match.
+#[cfg(feature = "memberlist")]
+pub use memberlist;
+#[cfg(feature = "memberlist")]
+pub use membership::{
+    BridgeConfig, IntoMemberlistDelegate, META_MAX_SIZE, MemberlistStack, MemberlistTransport,
+    MetaError, NodeMeta, PeerInfo, PlumtreeNodeDelegate, StackBuilder, StackError, StackMemberlist,
+    TcpStack, TcpTransport,
+};
 pub use message::{DecodeError, DecodeLimits, Envelope, Message, MessageId, MessageKind};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
@@ -111,6 +123,11 @@ pub use runtime::{
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// docs/getting-started.md's examples, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "memberlist"))]
+#[doc = include_str!("../docs/getting-started.md")]
+struct GettingStartedDoctests;
 
 /// docs/configuration.md's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -275,3 +275,30 @@ fn floods_from_one_peer_stay_within_bounds() {
     assert_eq!(node.missing_len(), config.max_missing);
     assert!(node.stats().announcements_dropped > 19_000);
 }
+
+#[cfg(feature = "memberlist")]
+mod node_meta {
+    use bytes::Bytes;
+    use memberlist_plumtree::NodeMeta;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Metadata comes from other nodes: any bytes decode or fail, never panic.
+        #[test]
+        fn decoding_random_metadata_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let _ = NodeMeta::decode(&bytes);
+        }
+
+        #[test]
+        fn metadata_round_trips(
+            addr in proptest::option::of(any::<std::net::SocketAddr>()),
+            app in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let meta = NodeMeta { transport_addr: addr, app: Bytes::from(app) };
+            // IPv6 flow labels and scope ids mean nothing on another host: not published.
+            let published = addr.map(|a| std::net::SocketAddr::new(a.ip(), a.port()));
+            let expected = NodeMeta { transport_addr: published, ..meta.clone() };
+            prop_assert_eq!(NodeMeta::decode(&meta.encode()), Ok(expected));
+        }
+    }
+}

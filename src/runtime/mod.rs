@@ -17,6 +17,8 @@ mod transport;
 
 pub use delegate::{NoopDelegate, PlumtreeDelegate};
 pub use local::{LocalNetwork, LocalTransport};
+#[cfg(feature = "memberlist")]
+pub(crate) use node::NodeLink;
 pub use node::{Deliveries, FrameSink, InboundError, NodeStats, PlumtreeMemberlist, StartError};
 pub use options::RuntimeConfig;
 pub use transport::{ChannelReceiver, ChannelTransport, Transport, TransportError};

@@ -73,7 +73,7 @@ pub(crate) struct Counters {
 /// A live Plumtree node: the protocol core, its timers, per-peer send queues, and the delegate.
 ///
 /// Peers are managed by hand ([`add_peer`](Self::add_peer), [`remove_peer`](Self::remove_peer));
-/// `MemberlistStack` (not built yet) will feed them from SWIM. Received frames go in through
+/// `MemberlistStack` feeds them from SWIM. Received frames go in through
 /// [`handle_frame`](Self::handle_frame); frames to send leave through the [`Transport`] given to
 /// [`start`](Self::start).
 ///
@@ -281,6 +281,16 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         self.sink.clone()
     }
 
+    /// What a membership source needs to drive this node without keeping it alive: peer changes
+    /// and received frames.
+    #[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
+    pub(crate) fn link(&self) -> NodeLink<I> {
+        NodeLink {
+            control: self.control.clone(),
+            sink: self.sink.clone(),
+        }
+    }
+
     /// A snapshot of the node's state; `None` if it is not running.
     pub async fn stats(&self) -> Option<NodeStats<I>> {
         let (reply, answer) = oneshot::channel();
@@ -308,6 +318,25 @@ impl<I: NodeId, D> Drop for PlumtreeMemberlist<I, D> {
     fn drop(&mut self) {
         // The protocol task also ends when the control channel closes; telling it saves a wait.
         let _ = self.control.send(Control::Shutdown);
+    }
+}
+
+/// Peer changes and received frames for one node, held by its membership source.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
+pub(crate) struct NodeLink<I> {
+    control: mpsc::UnboundedSender<Control<I>>,
+    pub(crate) sink: FrameSink,
+}
+
+#[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
+impl<I> NodeLink<I> {
+    pub(crate) fn add_peer(&self, peer: I) {
+        let _ = self.control.send(Control::AddPeers(vec![peer]));
+    }
+
+    pub(crate) fn remove_peer(&self, peer: I) {
+        let _ = self.control.send(Control::RemovePeer(peer));
     }
 }
 

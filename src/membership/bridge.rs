@@ -1,0 +1,156 @@
+//! [`BridgeConfig`] (how memberlist's view becomes Plumtree peers) and the peer book that the
+//! delegate fills and the stack and transports read.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::SocketAddr;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use super::meta::{META_MAX_SIZE, NodeMeta};
+use crate::ConfigError;
+
+/// How membership events map to Plumtree peers, and what this node publishes.
+///
+/// Every member that joins becomes a Plumtree peer (the core makes it eager while the eager set
+/// is below `eager_fanout`, lazy otherwise); a member that leaves or is declared dead stops
+/// being one.
+///
+/// # Examples
+/// ```
+/// use memberlist_plumtree::BridgeConfig;
+///
+/// let bridge = BridgeConfig::default()
+///     .with_transport_addr(Some("10.0.0.7:7001".parse()?))
+///     .with_plumtree_only(true);
+/// bridge.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeConfig {
+    /// Published in node metadata for transports that listen on their own address (QUIC).
+    /// `None` when Plumtree frames ride on memberlist itself. Default `None`.
+    pub transport_addr: Option<SocketAddr>,
+    /// Only members whose metadata says they run Plumtree become peers, so a memberlist cluster
+    /// may hold other services too. With `false`, every member is a peer. Default `true`.
+    pub plumtree_only: bool,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            transport_addr: None,
+            plumtree_only: true,
+        }
+    }
+}
+
+setters! { BridgeConfig;
+    /// Sets [`transport_addr`](Self::transport_addr).
+    with_transport_addr: transport_addr: Option<SocketAddr>;
+    /// Sets [`plumtree_only`](Self::plumtree_only).
+    with_plumtree_only: plumtree_only: bool;
+}
+
+impl BridgeConfig {
+    /// Checks that our part of the metadata leaves room under memberlist's 512-byte limit.
+    ///
+    /// # Errors
+    /// [`ConfigError::TooLarge`] if it does not (it always fits today; the check keeps future
+    /// fields honest).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.header_len() > META_MAX_SIZE {
+            return Err(ConfigError::TooLarge {
+                field: "node metadata",
+                max: META_MAX_SIZE,
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes of metadata we use before the application's.
+    pub(crate) fn header_len(&self) -> usize {
+        NodeMeta::header_len(self.transport_addr)
+    }
+}
+
+/// What this node knows about one peer, from memberlist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerInfo<A> {
+    /// The peer's memberlist address.
+    pub address: A,
+    /// Its published metadata.
+    pub meta: NodeMeta,
+    /// The last ping round-trip time memberlist measured to it, if any yet.
+    pub rtt: Option<Duration>,
+}
+
+/// Peers by id: filled by the delegate's callbacks, read by the stack and the transports.
+///
+/// Callbacks run under memberlist's node-table lock, so every method here only takes this
+/// map's own short lock and never waits on anything else.
+#[derive(Debug)]
+pub(crate) struct PeerBook<I, A> {
+    peers: RwLock<HashMap<I, PeerInfo<A>>>,
+}
+
+impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
+    pub(crate) fn new() -> Self {
+        Self {
+            peers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Records a member; `true` if it was not known.
+    pub(crate) fn upsert(&self, id: I, address: A, meta: NodeMeta) -> bool {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        match peers.get_mut(&id) {
+            Some(info) => {
+                info.address = address;
+                info.meta = meta;
+                false
+            }
+            None => {
+                peers.insert(
+                    id,
+                    PeerInfo {
+                        address,
+                        meta,
+                        rtt: None,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Forgets a member; `true` if it was known.
+    pub(crate) fn remove(&self, id: &I) -> bool {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        peers.remove(id).is_some()
+    }
+
+    pub(crate) fn record_rtt(&self, id: &I, rtt: Duration) {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(info) = peers.get_mut(id) {
+            info.rtt = Some(rtt);
+        }
+    }
+
+    pub(crate) fn address(&self, id: &I) -> Option<A> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers.get(id).map(|info| info.address.clone())
+    }
+
+    pub(crate) fn get(&self, id: &I) -> Option<PeerInfo<A>> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers.get(id).cloned()
+    }
+
+    pub(crate) fn ids(&self) -> Vec<I> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers.keys().cloned().collect()
+    }
+}

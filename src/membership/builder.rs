@@ -1,0 +1,144 @@
+//! [`StackBuilder`]: a working node in a few lines, for the common case of memberlist over
+//! UDP+TCP with Plumtree frames riding on memberlist.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use memberlist::Options;
+use memberlist::delegate::VoidDelegate;
+use memberlist::net::NetTransportOptions;
+use memberlist::proto::Data;
+use memberlist::tokio::{TokioNetTransport, TokioSocketAddrResolver, TokioTcp};
+use memberlist::transport::Id;
+
+use super::bridge::BridgeConfig;
+use super::delegate::PlumtreeNodeDelegate;
+use super::stack::{MemberlistStack, StackError};
+use crate::runtime::{PlumtreeDelegate, RuntimeConfig};
+use crate::{NodeId, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist};
+
+/// memberlist's UDP+TCP transport on tokio, addressed by socket address.
+pub type TcpTransport<I> = TokioNetTransport<I, TokioSocketAddrResolver, TokioTcp>;
+
+/// The stack [`StackBuilder`] builds: memberlist over UDP+TCP, no memberlist delegate of the
+/// application's own.
+pub type TcpStack<I, PD> = MemberlistStack<I, PD, TcpTransport<I>, VoidDelegate<I, SocketAddr>>;
+
+/// Builds a [`TcpStack`]: binds memberlist, starts the Plumtree node with a
+/// [`MemberlistTransport`](super::MemberlistTransport), and joins the seeds.
+///
+/// # Examples
+/// ```no_run
+/// use memberlist_plumtree::{MemberlistStack, NoopDelegate, PlumtreeConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let stack = MemberlistStack::builder(7u64)
+///     .bind("0.0.0.0:7946".parse()?)
+///     .seeds(["10.0.0.1:7946".parse()?])
+///     .config(PlumtreeConfig::lan())
+///     .build(NoopDelegate)
+///     .await?;
+/// stack.broadcast(&b"hello"[..]).await?;
+/// # Ok(()) }
+/// # let _ = run;
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct StackBuilder<I> {
+    id: I,
+    bind: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    config: PlumtreeConfig,
+    runtime: RuntimeConfig,
+    bridge: BridgeConfig,
+    memberlist: Options,
+}
+
+impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
+    /// Starts building a node called `id`: by default bound to `127.0.0.1:0`, no seeds,
+    /// `PlumtreeConfig::default()`, memberlist's `Options::lan()`.
+    pub fn builder(id: I) -> StackBuilder<I> {
+        StackBuilder {
+            id,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seeds: Vec::new(),
+            config: PlumtreeConfig::default(),
+            runtime: RuntimeConfig::default(),
+            bridge: BridgeConfig::default(),
+            memberlist: Options::lan(),
+        }
+    }
+}
+
+impl<I: NodeId + Id + Data> StackBuilder<I> {
+    /// The address memberlist binds (UDP and TCP); port 0 picks a free one, which
+    /// [`MemberlistStack::memberlist`] then reports as `advertise_address()`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Members to join through at build time (any one reachable is enough).
+    pub fn seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.seeds = seeds.into_iter().collect();
+        self
+    }
+
+    /// The Plumtree protocol config.
+    pub fn config(mut self, config: PlumtreeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The Plumtree node's queue sizes.
+    pub fn runtime(mut self, runtime: RuntimeConfig) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// How membership maps to peers.
+    pub fn bridge(mut self, bridge: BridgeConfig) -> Self {
+        self.bridge = bridge;
+        self
+    }
+
+    /// memberlist's own options (probe and gossip intervals, suspicion, encryption...).
+    pub fn memberlist_options(mut self, options: Options) -> Self {
+        self.memberlist = options;
+        self
+    }
+
+    /// Creates the node, binds memberlist, starts everything and joins the seeds.
+    ///
+    /// # Errors
+    /// [`StackError::Config`] for a config that does not validate, [`StackError::Memberlist`]
+    /// if memberlist cannot bind, [`StackError::Join`] if seeds were given and none answered
+    /// (the node is shut down again), [`StackError::Start`] outside a tokio runtime.
+    pub async fn build<PD: PlumtreeDelegate<I>>(
+        self,
+        delegate: PD,
+    ) -> Result<TcpStack<I, PD>, StackError> {
+        tokio::runtime::Handle::try_current().map_err(|_| crate::StartError::NoRuntime)?;
+        let plumtree = Arc::new(PlumtreeMemberlist::with_runtime_config(
+            self.id.clone(),
+            self.config,
+            self.runtime,
+            delegate,
+        )?);
+        let node_delegate =
+            PlumtreeNodeDelegate::new(&plumtree, NoopDelegate).with_bridge(self.bridge)?;
+        let mut transport = NetTransportOptions::new(self.id);
+        transport.add_bind_address(self.bind);
+        let memberlist =
+            memberlist::Memberlist::with_delegate(node_delegate, transport, self.memberlist)
+                .await
+                .map_err(|e| StackError::Memberlist(e.to_string()))?;
+        let stack = MemberlistStack::new(plumtree, memberlist)?;
+        stack.start(stack.memberlist_transport())?;
+        if let Err(error) = stack.join(&self.seeds).await {
+            let _ = stack.shutdown().await;
+            return Err(error);
+        }
+        Ok(stack)
+    }
+}

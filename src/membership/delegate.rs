@@ -1,0 +1,312 @@
+//! [`PlumtreeNodeDelegate`]: the memberlist delegate that turns SWIM events into Plumtree peers
+//! and wraps the application's own memberlist delegate.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use memberlist::delegate::{
+    AliveDelegate, ConflictDelegate, Delegate, EventDelegate, MergeDelegate, NodeDelegate,
+    PingDelegate, VoidDelegate,
+};
+use memberlist::proto::{Meta, NodeState};
+use memberlist::transport::{CheapClone, Id};
+
+use super::bridge::{BridgeConfig, PeerBook};
+use super::meta::{META_MAX_SIZE, NodeMeta};
+use crate::runtime::{NodeLink, PlumtreeDelegate};
+use crate::{ConfigError, NodeId, NoopDelegate, PlumtreeMemberlist};
+
+/// First byte of every Plumtree frame sent as a memberlist user message, so that the delegate
+/// can tell our frames from the application's own user messages.
+pub(crate) const FRAME_TAG: u8 = 0xB7;
+
+/// Turns what the application passes as its memberlist delegate into one memberlist accepts.
+///
+/// Any memberlist [`Delegate`] passes through unchanged; [`NoopDelegate`] becomes memberlist's
+/// `VoidDelegate`, for applications with nothing of their own to hook into memberlist.
+pub trait IntoMemberlistDelegate<I, A> {
+    /// The memberlist delegate this turns into.
+    type Delegate: Delegate<Id = I, Address = A>;
+
+    /// Does the conversion.
+    fn into_delegate(self) -> Self::Delegate;
+}
+
+impl<D: Delegate> IntoMemberlistDelegate<<D as Delegate>::Id, <D as Delegate>::Address> for D {
+    type Delegate = D;
+
+    fn into_delegate(self) -> D {
+        self
+    }
+}
+
+impl<I, A> IntoMemberlistDelegate<I, A> for NoopDelegate
+where
+    I: Id + Send + Sync + 'static,
+    A: CheapClone + Send + Sync + 'static,
+{
+    type Delegate = VoidDelegate<I, A>;
+
+    fn into_delegate(self) -> VoidDelegate<I, A> {
+        VoidDelegate::new()
+    }
+}
+
+/// The memberlist delegate of a [`MemberlistStack`](super::MemberlistStack).
+///
+/// It keeps the Plumtree node's peers in step with memberlist: a join adds a peer, a leave or a
+/// death removes it, and ping round-trip times are recorded per peer. It publishes this node's
+/// [`NodeMeta`] and receives Plumtree frames sent as memberlist user messages. Everything else
+/// (and every event, after it is recorded) goes to the wrapped application delegate.
+///
+/// memberlist calls the event callbacks while it holds its node table lock, so they only send on
+/// channels and update a map: they never call back into memberlist.
+#[derive(Debug)]
+pub struct PlumtreeNodeDelegate<I, A, D> {
+    local: I,
+    inner: D,
+    node: NodeLink<I>,
+    book: Arc<PeerBook<I, A>>,
+    bridge: BridgeConfig,
+}
+
+impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, Address = A>>
+    PlumtreeNodeDelegate<I, A, D>
+{
+    /// A delegate that drives `plumtree` and forwards to `inner` (pass [`NoopDelegate`] if you
+    /// have no memberlist delegate of your own), with the default [`BridgeConfig`].
+    pub fn new<PD: PlumtreeDelegate<I>>(
+        plumtree: &PlumtreeMemberlist<I, PD>,
+        inner: impl IntoMemberlistDelegate<I, A, Delegate = D>,
+    ) -> Self {
+        Self {
+            local: plumtree.local_id().clone(),
+            inner: inner.into_delegate(),
+            node: plumtree.link(),
+            book: Arc::new(PeerBook::new()),
+            bridge: BridgeConfig::default(),
+        }
+    }
+
+    /// Replaces the [`BridgeConfig`].
+    ///
+    /// # Errors
+    /// [`ConfigError`] if it does not validate.
+    pub fn with_bridge(mut self, bridge: BridgeConfig) -> Result<Self, ConfigError> {
+        bridge.validate()?;
+        self.bridge = bridge;
+        Ok(self)
+    }
+
+    /// The wrapped application delegate.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    pub(crate) fn local_id(&self) -> &I {
+        &self.local
+    }
+
+    pub(crate) fn book(&self) -> &Arc<PeerBook<I, A>> {
+        &self.book
+    }
+
+    /// Records a member that is alive (joined, or updated), making it a peer if it is new.
+    fn member_alive(&self, node: &NodeState<I, A>) {
+        if node.id() == &self.local {
+            return;
+        }
+        let meta = match NodeMeta::decode(node.meta()) {
+            Ok(meta) => meta,
+            Err(_) if !self.bridge.plumtree_only => NodeMeta {
+                transport_addr: None,
+                app: Bytes::copy_from_slice(node.meta()),
+            },
+            Err(error) => {
+                tracing::debug!(peer = %node.id(), %error, "member is not a Plumtree peer");
+                return;
+            }
+        };
+        if self
+            .book
+            .upsert(node.id().clone(), node.address().cheap_clone(), meta)
+        {
+            self.node.add_peer(node.id().clone());
+        }
+    }
+}
+
+impl<I, A, D> NodeDelegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    async fn node_meta(&self, limit: usize) -> Meta {
+        let limit = limit.min(META_MAX_SIZE);
+        let header = self.bridge.header_len();
+        let app = self.inner.node_meta(limit.saturating_sub(header)).await;
+        let app = if header + app.len() > limit {
+            // memberlist panics on oversized metadata; publishing ours alone keeps the node usable.
+            tracing::error!(
+                len = app.len(),
+                room = limit.saturating_sub(header),
+                "application metadata too large; published without it"
+            );
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&app)
+        };
+        let encoded = NodeMeta {
+            transport_addr: self.bridge.transport_addr,
+            app,
+        }
+        .encode();
+        Meta::try_from(encoded).unwrap_or_default()
+    }
+
+    async fn notify_message(&self, msg: Cow<'_, [u8]>) {
+        match msg.split_first() {
+            Some((&FRAME_TAG, frame)) => {
+                // Waiting here slows this stream's reader when the node is behind: backpressure
+                // to the sender instead of a dropped frame.
+                let _ = self
+                    .node
+                    .sink
+                    .send_wait(Bytes::copy_from_slice(frame))
+                    .await;
+            }
+            _ => self.inner.notify_message(msg).await,
+        }
+    }
+
+    async fn broadcast_messages<F>(
+        &self,
+        limit: usize,
+        encoded_len: F,
+    ) -> impl Iterator<Item = Bytes> + Send
+    where
+        F: Fn(Bytes) -> (usize, Bytes) + Send + Sync + 'static,
+    {
+        self.inner.broadcast_messages(limit, encoded_len).await
+    }
+
+    async fn local_state(&self, join: bool) -> Bytes {
+        self.inner.local_state(join).await
+    }
+
+    async fn merge_remote_state(&self, buf: &[u8], join: bool) {
+        self.inner.merge_remote_state(buf, join).await
+    }
+}
+
+impl<I, A, D> PingDelegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    type Id = I;
+    type Address = A;
+
+    async fn ack_payload(&self) -> Bytes {
+        self.inner.ack_payload().await
+    }
+
+    async fn notify_ping_complete(
+        &self,
+        node: Arc<NodeState<I, A>>,
+        rtt: Duration,
+        payload: Bytes,
+    ) {
+        self.book.record_rtt(node.id(), rtt);
+        self.inner.notify_ping_complete(node, rtt, payload).await
+    }
+
+    fn disable_reliable_pings(&self, target: &I) -> bool {
+        self.inner.disable_reliable_pings(target)
+    }
+}
+
+impl<I, A, D> EventDelegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    type Id = I;
+    type Address = A;
+
+    async fn notify_join(&self, node: Arc<NodeState<I, A>>) {
+        self.member_alive(&node);
+        self.inner.notify_join(node).await
+    }
+
+    async fn notify_leave(&self, node: Arc<NodeState<I, A>>) {
+        if node.id() != &self.local && self.book.remove(node.id()) {
+            self.node.remove_peer(node.id().clone());
+        }
+        self.inner.notify_leave(node).await
+    }
+
+    async fn notify_update(&self, node: Arc<NodeState<I, A>>) {
+        self.member_alive(&node);
+        self.inner.notify_update(node).await
+    }
+}
+
+impl<I, A, D> ConflictDelegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    type Id = I;
+    type Address = A;
+
+    async fn notify_conflict(&self, existing: Arc<NodeState<I, A>>, other: Arc<NodeState<I, A>>) {
+        self.inner.notify_conflict(existing, other).await
+    }
+}
+
+impl<I, A, D> AliveDelegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    type Id = I;
+    type Address = A;
+    type Error = <D as AliveDelegate>::Error;
+
+    async fn notify_alive(&self, peer: Arc<NodeState<I, A>>) -> Result<(), Self::Error> {
+        self.inner.notify_alive(peer).await
+    }
+}
+
+impl<I, A, D> MergeDelegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    type Id = I;
+    type Address = A;
+    type Error = <D as MergeDelegate>::Error;
+
+    async fn notify_merge(&self, peers: Arc<[NodeState<I, A>]>) -> Result<(), Self::Error> {
+        self.inner.notify_merge(peers).await
+    }
+}
+
+impl<I, A, D> Delegate for PlumtreeNodeDelegate<I, A, D>
+where
+    I: NodeId + Id,
+    A: CheapClone + Send + Sync + 'static,
+    D: Delegate<Id = I, Address = A>,
+{
+    type Id = I;
+    type Address = A;
+}

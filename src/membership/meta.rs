@@ -1,0 +1,174 @@
+//! [`NodeMeta`]: what a node publishes in its memberlist metadata.
+//!
+//! memberlist carries at most [`META_MAX_SIZE`] (512) bytes of metadata per node and panics on
+//! more, so the encoded form is small and its length is checked before memberlist sees it.
+//!
+//! Layout: a marker byte, a version byte, a flags byte, then (if flag bit 0) the Plumtree
+//! transport's socket address, then the application's own metadata to the end.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Largest metadata memberlist accepts for one node, in bytes.
+pub const META_MAX_SIZE: usize = 512;
+
+/// First byte of our metadata: tells Plumtree nodes from other members of the same memberlist.
+const MARKER: u8 = 0xB7;
+const VERSION: u8 = 1;
+const HAS_ADDR: u8 = 1;
+
+/// Why a member's metadata is not ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    /// The metadata does not start with our marker: the member does not run Plumtree (or an
+    /// incompatible version of it).
+    #[error("not Plumtree metadata")]
+    NotPlumtree,
+    /// Marked as ours but malformed.
+    #[error("malformed Plumtree metadata")]
+    Malformed,
+}
+
+/// A node's published metadata: where its Plumtree transport listens (if it is not the
+/// memberlist address) and the application's own bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeMeta {
+    /// The address Plumtree frames are sent to, for transports that do not ride on memberlist.
+    /// An IPv6 address travels without its flow label and scope id, which mean nothing on
+    /// another host.
+    pub transport_addr: Option<SocketAddr>,
+    /// The application's metadata, from the wrapped memberlist delegate's `node_meta`.
+    pub app: Bytes,
+}
+
+impl NodeMeta {
+    /// Bytes taken by everything but [`app`](Self::app).
+    pub(crate) fn header_len(transport_addr: Option<SocketAddr>) -> usize {
+        3 + transport_addr.map_or(0, |addr| match addr {
+            SocketAddr::V4(_) => 1 + 4 + 2,
+            SocketAddr::V6(_) => 1 + 16 + 2,
+        })
+    }
+
+    /// The encoded form; its length is `header_len + app.len()`.
+    pub fn encode(&self) -> Bytes {
+        let mut buf =
+            BytesMut::with_capacity(Self::header_len(self.transport_addr) + self.app.len());
+        buf.put_u8(MARKER);
+        buf.put_u8(VERSION);
+        buf.put_u8(if self.transport_addr.is_some() {
+            HAS_ADDR
+        } else {
+            0
+        });
+        if let Some(addr) = self.transport_addr {
+            match addr.ip() {
+                IpAddr::V4(ip) => {
+                    buf.put_u8(4);
+                    buf.put_slice(&ip.octets());
+                }
+                IpAddr::V6(ip) => {
+                    buf.put_u8(6);
+                    buf.put_slice(&ip.octets());
+                }
+            }
+            buf.put_u16(addr.port());
+        }
+        buf.put_slice(&self.app);
+        buf.freeze()
+    }
+
+    /// Reads metadata published by another node. Never panics.
+    ///
+    /// # Errors
+    /// [`MetaError`] when the bytes are not (well-formed) Plumtree metadata.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MetaError> {
+        let [marker, version, flags, rest @ ..] = bytes else {
+            return Err(MetaError::NotPlumtree);
+        };
+        if *marker != MARKER || *version != VERSION {
+            return Err(MetaError::NotPlumtree);
+        }
+        if flags & !HAS_ADDR != 0 {
+            return Err(MetaError::Malformed);
+        }
+        let (transport_addr, app) = if flags & HAS_ADDR == 0 {
+            (None, rest)
+        } else {
+            let (ip, rest): (IpAddr, &[u8]) = match rest {
+                [4, rest @ ..] if rest.len() >= 4 => {
+                    let (ip, rest) = rest.split_at(4);
+                    (
+                        Ipv4Addr::from(<[u8; 4]>::try_from(ip).expect("4 bytes")).into(),
+                        rest,
+                    )
+                }
+                [6, rest @ ..] if rest.len() >= 16 => {
+                    let (ip, rest) = rest.split_at(16);
+                    (
+                        Ipv6Addr::from(<[u8; 16]>::try_from(ip).expect("16 bytes")).into(),
+                        rest,
+                    )
+                }
+                _ => return Err(MetaError::Malformed),
+            };
+            let [hi, lo, app @ ..] = rest else {
+                return Err(MetaError::Malformed);
+            };
+            (
+                Some(SocketAddr::new(ip, u16::from_be_bytes([*hi, *lo]))),
+                app,
+            )
+        };
+        Ok(Self {
+            transport_addr,
+            app: Bytes::copy_from_slice(app),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_and_without_address() {
+        for addr in [
+            None,
+            Some("127.0.0.1:7000".parse().unwrap()),
+            Some("[::1]:9".parse().unwrap()),
+        ] {
+            let meta = NodeMeta {
+                transport_addr: addr,
+                app: Bytes::from_static(b"zone=a"),
+            };
+            let bytes = meta.encode();
+            assert_eq!(bytes.len(), NodeMeta::header_len(addr) + 6);
+            assert_eq!(NodeMeta::decode(&bytes), Ok(meta));
+        }
+    }
+
+    #[test]
+    fn rejects_foreign_and_truncated_metadata() {
+        assert_eq!(NodeMeta::decode(b""), Err(MetaError::NotPlumtree));
+        assert_eq!(NodeMeta::decode(b"zone=a"), Err(MetaError::NotPlumtree));
+        let full = NodeMeta {
+            transport_addr: Some("[::1]:9".parse().unwrap()),
+            app: Bytes::new(),
+        }
+        .encode();
+        for len in 3..full.len() {
+            assert_eq!(
+                NodeMeta::decode(&full[..len]),
+                Err(MetaError::Malformed),
+                "{len}"
+            );
+        }
+        assert_eq!(
+            NodeMeta::decode(&[MARKER, VERSION, 0x80]),
+            Err(MetaError::Malformed)
+        );
+    }
+}

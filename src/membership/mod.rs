@@ -1,0 +1,25 @@
+//! [`MemberlistStack`]: SWIM membership from the `memberlist` crate drives a Plumtree node.
+//!
+//! memberlist (a SWIM implementation) tells every node who is in the cluster and who has failed;
+//! [`PlumtreeNodeDelegate`], installed as memberlist's delegate, turns its join, leave and
+//! failure events into Plumtree peer changes and records ping round-trip times. The Plumtree
+//! frames themselves go through any [`Transport`](crate::Transport): over memberlist's own
+//! reliable messages ([`MemberlistTransport`], one port for everything), or a transport of your
+//! own.
+//!
+//! [`MemberlistStack::builder`] wires all of it for the common case; docs/getting-started.md
+//! shows both that and the manual path.
+
+mod bridge;
+mod builder;
+mod delegate;
+mod meta;
+mod stack;
+mod transport;
+
+pub use bridge::{BridgeConfig, PeerInfo};
+pub use builder::{StackBuilder, TcpStack, TcpTransport};
+pub use delegate::{IntoMemberlistDelegate, PlumtreeNodeDelegate};
+pub use meta::{META_MAX_SIZE, MetaError, NodeMeta};
+pub use stack::{MemberlistStack, StackError, StackMemberlist};
+pub use transport::MemberlistTransport;

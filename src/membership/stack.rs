@@ -1,0 +1,204 @@
+//! [`MemberlistStack`]: a Plumtree node whose peers come from a memberlist instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use memberlist::Memberlist;
+use memberlist::delegate::Delegate;
+use memberlist::proto::{Data, MaybeResolvedAddress};
+use memberlist::transport::{Id, Transport as MlTransport};
+
+use super::bridge::{PeerBook, PeerInfo};
+use super::delegate::PlumtreeNodeDelegate;
+use super::transport::MemberlistTransport;
+use crate::runtime::{PlumtreeDelegate, Transport};
+use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeMemberlist, StartError};
+
+/// What went wrong building, joining or leaving a [`MemberlistStack`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// A configuration did not validate.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The Plumtree node could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The memberlist's delegate drives another Plumtree node than the one given.
+    #[error("the memberlist's PlumtreeNodeDelegate was made for another node")]
+    DelegateMismatch,
+    /// Not one seed could be reached.
+    #[error("could not join any of {seeds} seeds: {reason}")]
+    Join {
+        /// Seeds tried.
+        seeds: usize,
+        /// memberlist's error.
+        reason: String,
+    },
+    /// The leave was not confirmed sent within the timeout; the node has still left (it will
+    /// not rejoin by itself), the others may learn it only through failure detection.
+    #[error("timed out announcing the leave")]
+    LeaveTimeout,
+    /// memberlist failed (creating, leaving or shutting down), described.
+    #[error("memberlist: {0}")]
+    Memberlist(String),
+}
+
+/// The memberlist type a [`MemberlistStack`] runs: its delegate is a [`PlumtreeNodeDelegate`].
+pub type StackMemberlist<T, D> = Memberlist<
+    T,
+    PlumtreeNodeDelegate<<T as MlTransport>::Id, <T as MlTransport>::ResolvedAddress, D>,
+>;
+
+/// A Plumtree node coupled to memberlist: SWIM joins, leaves and failures become peer changes.
+///
+/// Build one with [`builder`](MemberlistStack::builder) for the common case (memberlist over
+/// UDP+TCP, Plumtree frames over memberlist too), or with [`new`](Self::new) from a
+/// [`PlumtreeMemberlist`] and a memberlist you created with a [`PlumtreeNodeDelegate`]; then
+/// [`start`](Self::start) it with a transport and [`join`](Self::join) seeds.
+/// docs/getting-started.md walks through both.
+pub struct MemberlistStack<I: NodeId + Id + Data, PD, T: MlTransport<Id = I>, D>
+where
+    D: Delegate<Id = I, Address = T::ResolvedAddress>,
+{
+    plumtree: Arc<PlumtreeMemberlist<I, PD>>,
+    memberlist: StackMemberlist<T, D>,
+    book: Arc<PeerBook<I, T::ResolvedAddress>>,
+}
+
+impl<I: NodeId + Id + Data, PD, T: MlTransport<Id = I>, D> std::fmt::Debug
+    for MemberlistStack<I, PD, T, D>
+where
+    D: Delegate<Id = I, Address = T::ResolvedAddress>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberlistStack")
+            .field("local", self.memberlist.local_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, PD, T, D> MemberlistStack<I, PD, T, D>
+where
+    I: NodeId + Id + Data,
+    PD: PlumtreeDelegate<I>,
+    T: MlTransport<Id = I>,
+    D: Delegate<Id = I, Address = T::ResolvedAddress>,
+{
+    /// Couples `plumtree` to `memberlist`, whose delegate must have been made from `plumtree`
+    /// with [`PlumtreeNodeDelegate::new`]. Nothing runs until [`start`](Self::start); membership
+    /// events that arrive before are kept for it.
+    ///
+    /// # Errors
+    /// [`StackError::DelegateMismatch`] if the delegate was made for another node.
+    pub fn new(
+        plumtree: Arc<PlumtreeMemberlist<I, PD>>,
+        memberlist: StackMemberlist<T, D>,
+    ) -> Result<Self, StackError> {
+        let delegate = memberlist.delegate().ok_or(StackError::DelegateMismatch)?;
+        if delegate.local_id() != plumtree.local_id()
+            || memberlist.local_id() != plumtree.local_id()
+        {
+            return Err(StackError::DelegateMismatch);
+        }
+        let book = Arc::clone(delegate.book());
+        Ok(Self {
+            plumtree,
+            memberlist,
+            book,
+        })
+    }
+
+    /// Starts the Plumtree node's tasks, sending frames through `transport`: a
+    /// [`memberlist_transport`](Self::memberlist_transport), a `ChannelTransport`, or your own.
+    ///
+    /// # Errors
+    /// As [`PlumtreeMemberlist::start`].
+    pub fn start(&self, transport: impl Transport<I>) -> Result<(), StartError> {
+        self.plumtree.start(transport)
+    }
+
+    /// A transport that carries Plumtree frames as memberlist reliable user messages.
+    pub fn memberlist_transport(&self) -> MemberlistTransport<T, D> {
+        MemberlistTransport::new(self.memberlist.clone(), Arc::clone(&self.book))
+    }
+
+    /// Joins the cluster through `seeds` (any one reachable seed is enough). Returns how many
+    /// answered.
+    ///
+    /// # Errors
+    /// [`StackError::Join`] if none could be reached.
+    pub async fn join(&self, seeds: &[T::Address]) -> Result<usize, StackError> {
+        if seeds.is_empty() {
+            return Ok(0);
+        }
+        let addresses = seeds
+            .iter()
+            .map(|seed| MaybeResolvedAddress::Unresolved(seed.clone()));
+        match self.memberlist.join_many(addresses).await {
+            Ok(joined) => Ok(joined.len()),
+            Err((joined, _)) if !joined.is_empty() => Ok(joined.len()),
+            Err((_, error)) => Err(StackError::Join {
+                seeds: seeds.len(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    /// Broadcasts `payload` to the cluster (see [`PlumtreeMemberlist::broadcast`]).
+    ///
+    /// # Errors
+    /// As `PlumtreeMemberlist::broadcast`.
+    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
+        self.plumtree.broadcast(payload).await
+    }
+
+    /// The members that are currently Plumtree peers (this node excluded), sorted.
+    pub fn members(&self) -> Vec<I> {
+        let mut ids = self.book.ids();
+        ids.sort();
+        ids
+    }
+
+    /// What memberlist told us about `peer`: address, metadata, last ping round-trip time.
+    pub fn peer(&self, peer: &I) -> Option<PeerInfo<T::ResolvedAddress>> {
+        self.book.get(peer)
+    }
+
+    /// Leaves the cluster gracefully: tells the others, waiting at most `timeout` for the news
+    /// to go out. The node keeps running until [`shutdown`](Self::shutdown).
+    ///
+    /// # Errors
+    /// [`StackError::LeaveTimeout`] if memberlist could not announce it in time (for
+    /// instance because no other member is left to tell).
+    pub async fn leave(&self, timeout: Duration) -> Result<(), StackError> {
+        match self.memberlist.leave(timeout).await {
+            Ok(_) => Ok(()),
+            Err(memberlist::error::Error::LeaveTimeout) => Err(StackError::LeaveTimeout),
+            Err(e) => Err(StackError::Memberlist(e.to_string())),
+        }
+    }
+
+    /// Stops memberlist and every task of the Plumtree node, and waits for them. Without a
+    /// [`leave`](Self::leave) first, the others notice only by failure detection.
+    ///
+    /// # Errors
+    /// [`StackError::Memberlist`] if memberlist's transport failed to close; the Plumtree node
+    /// is stopped anyway.
+    pub async fn shutdown(&self) -> Result<(), StackError> {
+        let result = self.memberlist.shutdown().await;
+        self.plumtree.shutdown().await;
+        result.map_err(|e| StackError::Memberlist(e.to_string()))
+    }
+
+    /// The Plumtree node: stats, deliveries, manual sends.
+    pub fn plumtree(&self) -> &Arc<PlumtreeMemberlist<I, PD>> {
+        &self.plumtree
+    }
+
+    /// The memberlist instance: its address, full member table, user messages.
+    pub fn memberlist(&self) -> &StackMemberlist<T, D> {
+        &self.memberlist
+    }
+}

@@ -1,0 +1,73 @@
+//! [`MemberlistTransport`]: Plumtree frames as memberlist reliable user messages, for a node that
+//! wants one port for everything.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use memberlist::Memberlist;
+use memberlist::delegate::Delegate;
+use memberlist::transport::Transport as MlTransport;
+
+use super::bridge::PeerBook;
+use super::delegate::{FRAME_TAG, PlumtreeNodeDelegate};
+use crate::NodeId;
+use crate::runtime::{Transport, TransportError};
+
+/// Sends Plumtree frames with memberlist's `send_reliable`, to the address memberlist knows for
+/// the peer; the receiving [`PlumtreeNodeDelegate`] hands them to its node.
+///
+/// Get one from [`MemberlistStack::memberlist_transport`](super::MemberlistStack::memberlist_transport).
+///
+/// Over memberlist's TCP transport each frame opens its own connection (memberlist does not
+/// keep streams), so this suits control-plane rates; a dedicated transport carries more.
+/// Plumtree repairs what a failed send loses: the peer hears the id in an IHave and grafts it.
+pub struct MemberlistTransport<T: MlTransport, D>
+where
+    T::Id: NodeId,
+    D: Delegate<Id = T::Id, Address = T::ResolvedAddress>,
+{
+    memberlist: Memberlist<T, PlumtreeNodeDelegate<T::Id, T::ResolvedAddress, D>>,
+    book: Arc<PeerBook<T::Id, T::ResolvedAddress>>,
+}
+
+impl<T: MlTransport, D> std::fmt::Debug for MemberlistTransport<T, D>
+where
+    T::Id: NodeId,
+    D: Delegate<Id = T::Id, Address = T::ResolvedAddress>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberlistTransport")
+            .field("local", self.memberlist.local_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: MlTransport, D> MemberlistTransport<T, D>
+where
+    T::Id: NodeId,
+    D: Delegate<Id = T::Id, Address = T::ResolvedAddress>,
+{
+    pub(crate) fn new(
+        memberlist: Memberlist<T, PlumtreeNodeDelegate<T::Id, T::ResolvedAddress, D>>,
+        book: Arc<PeerBook<T::Id, T::ResolvedAddress>>,
+    ) -> Self {
+        Self { memberlist, book }
+    }
+}
+
+impl<T: MlTransport, D> Transport<T::Id> for MemberlistTransport<T, D>
+where
+    T::Id: NodeId,
+    D: Delegate<Id = T::Id, Address = T::ResolvedAddress>,
+{
+    async fn send(&self, to: &T::Id, frame: Bytes) -> Result<(), TransportError> {
+        let address = self.book.address(to).ok_or(TransportError::Unreachable)?;
+        let mut tagged = BytesMut::with_capacity(1 + frame.len());
+        tagged.put_u8(FRAME_TAG);
+        tagged.put_slice(&frame);
+        self.memberlist
+            .send_reliable(&address, tagged.freeze())
+            .await
+            .map_err(|e| TransportError::Other(e.to_string()))
+    }
+}

@@ -1,0 +1,242 @@
+//! `MemberlistStack` with real memberlist (UDP+TCP) on 127.0.0.1: joins, broadcasts, failures,
+//! leaves and restarts. SWIM intervals are shortened so that the suite stays fast.
+#![cfg(feature = "memberlist")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memberlist_plumtree::memberlist::Options;
+use memberlist_plumtree::{
+    Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, TcpStack,
+};
+
+/// Counts deliveries per message id, so that duplicates show.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<HashMap<MessageId, usize>>>);
+
+impl PlumtreeDelegate<u64> for Recorder {
+    fn on_deliver(&self, delivery: Delivery<u64>) {
+        *self.0.lock().unwrap().entry(delivery.id).or_default() += 1;
+    }
+}
+
+impl Recorder {
+    fn has_all(&self, ids: &[MessageId]) -> bool {
+        let seen = self.0.lock().unwrap();
+        ids.iter().all(|id| seen.contains_key(id))
+    }
+
+    fn duplicates(&self) -> usize {
+        self.0.lock().unwrap().values().filter(|&&n| n > 1).count()
+    }
+}
+
+type Node = TcpStack<u64, Recorder>;
+
+/// Loopback SWIM: probes every 100 ms, so a silent crash is noticed in well under 2 s.
+fn swim() -> Options {
+    Options::lan()
+        .with_timeout(Duration::from_secs(1))
+        .with_probe_interval(Duration::from_millis(100))
+        .with_probe_timeout(Duration::from_millis(50))
+        .with_gossip_interval(Duration::from_millis(30))
+        .with_suspicion_mult(2)
+        .with_push_pull_interval(Duration::from_secs(2))
+        .with_dead_node_reclaim_time(Duration::from_millis(100))
+}
+
+/// SWIM that takes many seconds to notice a silent node, so that only a leave message can
+/// explain a quick removal.
+fn slow_detection() -> Options {
+    swim()
+        .with_probe_interval(Duration::from_secs(10))
+        .with_probe_timeout(Duration::from_secs(5))
+}
+
+async fn start(id: u64, bind: SocketAddr, seeds: &[SocketAddr], swim: Options) -> (Node, Recorder) {
+    let recorder = Recorder::default();
+    let node = MemberlistStack::builder(id)
+        .bind(bind)
+        .seeds(seeds.iter().copied())
+        .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
+        .memberlist_options(swim)
+        .build(recorder.clone())
+        .await
+        .expect("node starts");
+    (node, recorder)
+}
+
+fn address(node: &Node) -> SocketAddr {
+    *node.memberlist().advertise_address()
+}
+
+/// Polls `done` every 20 ms until it holds, failing the test after `limit`.
+async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let give_up = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `n` nodes, all joined through node 0, each knowing the other `n - 1`.
+async fn cluster(n: u64, swim: Options) -> Vec<(Node, Recorder)> {
+    let first = start(0, "127.0.0.1:0".parse().unwrap(), &[], swim.clone()).await;
+    let seed = address(&first.0);
+    let mut nodes = vec![first];
+    for id in 1..n {
+        nodes.push(start(id, "127.0.0.1:0".parse().unwrap(), &[seed], swim.clone()).await);
+    }
+    wait_for("full membership", Duration::from_secs(20), || {
+        nodes
+            .iter()
+            .all(|(node, _)| node.members().len() == n as usize - 1)
+    })
+    .await;
+    nodes
+}
+
+/// Broadcasts `count` messages, each from a node picked by a seeded RNG, then waits until every
+/// node has delivered all of them, and checks that none was delivered twice.
+async fn broadcast_and_check(nodes: &[(Node, Recorder)], count: usize) -> Vec<MessageId> {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let (from, _) = &nodes[rng.usize(..nodes.len())];
+        let id = from
+            .broadcast(format!("message {i}").into_bytes())
+            .await
+            .expect("broadcast accepted");
+        ids.push(id);
+    }
+    wait_for(
+        "every delivery at every node",
+        Duration::from_secs(30),
+        || nodes.iter().all(|(_, r)| r.has_all(&ids)),
+    )
+    .await;
+    for (node, recorder) in nodes {
+        let id = node.plumtree().local_id();
+        assert_eq!(recorder.duplicates(), 0, "node {id}");
+    }
+    ids
+}
+
+async fn shutdown_all(nodes: Vec<(Node, Recorder)>) {
+    for (node, _) in nodes {
+        node.shutdown().await.expect("clean shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_nodes_deliver_every_broadcast_exactly_once() {
+    let nodes = cluster(10, swim()).await;
+    broadcast_and_check(&nodes, 200).await;
+    for (_, recorder) in &nodes {
+        assert_eq!(recorder.0.lock().unwrap().len(), 200);
+    }
+    // The peer book carries ping round-trip times for scoring.
+    wait_for("a ping round-trip time", Duration::from_secs(5), || {
+        nodes[0]
+            .0
+            .members()
+            .iter()
+            .any(|p| nodes[0].0.peer(p).and_then(|i| i.rtt).is_some())
+    })
+    .await;
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_node_is_removed_and_survivors_still_get_everything() {
+    let mut nodes = cluster(6, swim()).await;
+    let (crashed, _) = nodes.remove(3);
+    crashed.shutdown().await.expect("shutdown");
+    wait_for("failure detection", Duration::from_secs(10), || {
+        nodes.iter().all(|(node, _)| !node.members().contains(&3))
+    })
+    .await;
+    broadcast_and_check(&nodes, 30).await;
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_leave_is_seen_without_failure_detection() {
+    let mut nodes = cluster(5, slow_detection()).await;
+    let (leaving, _) = nodes.remove(2);
+    let started = tokio::time::Instant::now();
+    leaving
+        .leave(Duration::from_secs(2))
+        .await
+        .expect("leave announced");
+    let announced = started.elapsed();
+    // A leave travels by gossip (every 30 ms here) and push-pull (every 2 s); probes every 10 s,
+    // each waiting 5 s, could not get a silent node declared dead within the 8 s allowed.
+    wait_for("leave seen", Duration::from_secs(8), || {
+        nodes.iter().all(|(node, _)| !node.members().contains(&2))
+    })
+    .await;
+    let took = started.elapsed();
+    leaving.shutdown().await.expect("shutdown");
+    eprintln!("leave announced after {announced:?}, seen by all survivors after {took:?}");
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_rejoins_and_receives_new_broadcasts() {
+    let mut nodes = cluster(5, swim()).await;
+    let seed = address(&nodes[0].0);
+    let (old, _) = nodes.remove(4);
+    let bind = address(&old);
+    old.shutdown().await.expect("shutdown");
+    wait_for("failure detection", Duration::from_secs(10), || {
+        nodes.iter().all(|(node, _)| !node.members().contains(&4))
+    })
+    .await;
+    // Same id, same address, fresh state.
+    nodes.push(start(4, bind, &[seed], swim()).await);
+    wait_for("rejoin", Duration::from_secs(10), || {
+        nodes.iter().all(|(node, _)| node.members().len() == 4)
+    })
+    .await;
+    broadcast_and_check(&nodes, 30).await;
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_without_plumtree_metadata_are_not_peers() {
+    use memberlist_plumtree::TcpTransport;
+    use memberlist_plumtree::memberlist::Memberlist;
+    use memberlist_plumtree::memberlist::net::NetTransportOptions;
+    use memberlist_plumtree::memberlist::proto::MaybeResolvedAddress;
+
+    let nodes = cluster(2, swim()).await;
+    // A plain memberlist member (another service sharing the cluster), id 99.
+    let mut transport = NetTransportOptions::new(99u64);
+    transport.add_bind_address("127.0.0.1:0".parse().unwrap());
+    let other = Memberlist::<TcpTransport<u64>>::new(transport, swim())
+        .await
+        .expect("plain memberlist starts");
+    other
+        .join(MaybeResolvedAddress::Resolved(address(&nodes[0].0)))
+        .await
+        .expect("joins");
+    let (seen_by, _) = &nodes[1];
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen_by.memberlist().num_online_members().await < 3 {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "member 99 never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen_by.members(), [0]);
+    assert_eq!(nodes[0].0.members(), [1]);
+    other.shutdown().await.expect("shutdown");
+    shutdown_all(nodes).await;
+}
