@@ -18,9 +18,27 @@ use super::meta::{META_MAX_SIZE, NodeMeta};
 use crate::runtime::{NodeLink, PlumtreeDelegate};
 use crate::{ConfigError, NodeId, NoopDelegate, PlumtreeMemberlist};
 
-/// First byte of every Plumtree frame sent as a memberlist user message, so that the delegate
-/// can tell our frames from the application's own user messages.
-pub(crate) const FRAME_TAG: u8 = 0xB7;
+/// First byte of a memberlist user message that carries Plumtree frames, so that the delegate
+/// can tell ours from the application's own user messages. After it: each frame as a 4-byte
+/// big-endian length and the frame. (memberlist's own `send_many_reliable` cannot carry several
+/// messages: its stream reader decodes one and drops the rest.)
+pub(crate) const FRAMES_TAG: u8 = 0xB7;
+
+/// The frames in a user message body (after [`FRAMES_TAG`]); stops at the first malformed
+/// length. Never panics: lengths are checked against what is left.
+fn split_frames(mut body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, rest) = body.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > rest.len() {
+            body = &[];
+            return None;
+        }
+        let (frame, rest) = rest.split_at(len);
+        body = rest;
+        Some(frame)
+    })
+}
 
 /// Turns what the application passes as its memberlist delegate into one memberlist accepts.
 ///
@@ -169,14 +187,19 @@ where
 
     async fn notify_message(&self, msg: Cow<'_, [u8]>) {
         match msg.split_first() {
-            Some((&FRAME_TAG, frame)) => {
-                // Waiting here slows this stream's reader when the node is behind: backpressure
-                // to the sender instead of a dropped frame.
-                let _ = self
-                    .node
-                    .sink
-                    .send_wait(Bytes::copy_from_slice(frame))
-                    .await;
+            Some((&FRAMES_TAG, body)) => {
+                for frame in split_frames(body) {
+                    // Waiting here slows this stream's reader when the node is behind:
+                    // backpressure to the sender instead of a dropped frame.
+                    let sent = self
+                        .node
+                        .sink
+                        .send_wait(Bytes::copy_from_slice(frame))
+                        .await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
             }
             _ => self.inner.notify_message(msg).await,
         }
@@ -309,4 +332,24 @@ where
 {
     type Id = I;
     type Address = A;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_frames;
+
+    #[test]
+    fn splits_length_prefixed_frames_and_stops_at_garbage() {
+        let body = [
+            &[0, 0, 0, 2, b'a', b'b'][..],
+            &[0, 0, 0, 0],
+            &[0, 0, 0, 1, b'c'],
+        ]
+        .concat();
+        let frames: Vec<&[u8]> = split_frames(&body).collect();
+        assert_eq!(frames, [&b"ab"[..], b"", b"c"]);
+        // A length past the end, or a truncated length, ends the list without panicking.
+        assert_eq!(split_frames(&[0, 0, 0, 9, 1]).count(), 0);
+        assert_eq!(split_frames(&[0, 0, 0, 1, 7, 0, 0]).count(), 1);
+    }
 }

@@ -9,7 +9,7 @@ use memberlist::delegate::Delegate;
 use memberlist::transport::Transport as MlTransport;
 
 use super::bridge::PeerBook;
-use super::delegate::{FRAME_TAG, PlumtreeNodeDelegate};
+use super::delegate::{FRAMES_TAG, PlumtreeNodeDelegate};
 use crate::NodeId;
 use crate::runtime::{Transport, TransportError};
 
@@ -61,12 +61,22 @@ where
     D: Delegate<Id = T::Id, Address = T::ResolvedAddress>,
 {
     async fn send(&self, to: &T::Id, frame: Bytes) -> Result<(), TransportError> {
+        self.send_batch(to, vec![frame]).await
+    }
+
+    /// All frames in one user message: one connection instead of one per frame.
+    async fn send_batch(&self, to: &T::Id, frames: Vec<Bytes>) -> Result<(), TransportError> {
         let address = self.book.address(to).ok_or(TransportError::Unreachable)?;
-        let mut tagged = BytesMut::with_capacity(1 + frame.len());
-        tagged.put_u8(FRAME_TAG);
-        tagged.put_slice(&frame);
+        let len = 1 + frames.iter().map(|f| 4 + f.len()).sum::<usize>();
+        let mut message = BytesMut::with_capacity(len);
+        message.put_u8(FRAMES_TAG);
+        for frame in &frames {
+            // Frames are bounded by max_message_size (at most 16 MiB), far below u32::MAX.
+            message.put_u32(frame.len() as u32);
+            message.put_slice(frame);
+        }
         self.memberlist
-            .send_reliable(&address, tagged.freeze())
+            .send_reliable(&address, message.freeze())
             .await
             .map_err(|e| TransportError::Other(e.to_string()))
     }

@@ -17,6 +17,9 @@ use tokio::time::Instant;
 
 use super::transport::Transport;
 
+/// Most frames a send task hands to the transport in one call.
+const MAX_BATCH: usize = 64;
+
 /// Which queue a frame waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lane {
@@ -136,14 +139,28 @@ where
         let task_progress = Arc::clone(&progress);
         let task = tokio::spawn(async move {
             loop {
-                let frame = tokio::select! {
+                let first = tokio::select! {
                     biased;
                     Some(frame) = control_rx.recv() => frame,
                     Some(frame) = payload_rx.recv() => frame,
                     else => break,
                 };
-                if let Err(error) = transport.send(&peer, frame).await {
-                    tracing::debug!(%error, "frame not sent");
+                // Whatever queued up while the last send was in flight goes in one call,
+                // control frames first.
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match control_rx.try_recv().or_else(|_| payload_rx.try_recv()) {
+                        Ok(frame) => batch.push(frame),
+                        Err(_) => break,
+                    }
+                }
+                let result = if batch.len() == 1 {
+                    transport.send(&peer, batch.swap_remove(0)).await
+                } else {
+                    transport.send_batch(&peer, batch).await
+                };
+                if let Err(error) = result {
+                    tracing::debug!(%error, "frames not sent");
                 }
                 task_progress.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
             }

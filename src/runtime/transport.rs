@@ -33,6 +33,29 @@ pub trait Transport<I>: Send + Sync + 'static {
     /// Sends one frame to `to`.
     fn send(&self, to: &I, frame: Bytes)
     -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Sends several frames to `to`, in order: what a peer's send task does when frames have
+    /// queued up. The default sends them one at a time, going on after a failure and returning
+    /// the last error; a transport with a cost per call (a connection, a system call) should
+    /// send them together.
+    fn send_batch(
+        &self,
+        to: &I,
+        frames: Vec<Bytes>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send
+    where
+        I: Sync,
+    {
+        async move {
+            let mut result = Ok(());
+            for frame in frames {
+                if let Err(error) = self.send(to, frame).await {
+                    result = Err(error);
+                }
+            }
+            result
+        }
+    }
 }
 
 /// A transport that hands every frame to you, through a channel, as `(peer, frame)`.
