@@ -137,8 +137,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         joined.elapsed()
     );
 
+    // The node killed half way, and the first message broadcast after it died.
     let victim = args.kill.then_some(args.nodes as usize / 2);
-    let mut killed_at = None;
+    let mut killed: Option<(usize, usize)> = None;
+    let mut live: Vec<usize> = (0..nodes.len()).collect();
     // (id, when, origin) of every broadcast.
     let mut sent: Vec<(MessageId, Instant, usize)> = Vec::with_capacity(args.messages);
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
@@ -148,11 +150,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             && let Some(victim) = victim
         {
             nodes[victim].0.shutdown().await?;
-            killed_at = Some(i);
+            live.retain(|&n| n != victim);
+            killed = Some((victim, i));
         }
-        let live: Vec<usize> = (0..nodes.len())
-            .filter(|&n| killed_at.is_none() || Some(n) != victim)
-            .collect();
         let from = live[i % live.len()];
         let at = Instant::now();
         let id = nodes[from]
@@ -160,21 +160,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .broadcast(format!("message {i}").into_bytes())
             .await?;
         sent.push((id, at, from));
-        let note = match killed_at {
-            Some(_) => format!("node {} killed", victim.unwrap_or_default()),
-            None => String::new(),
-        };
         if (i + 1) % (args.messages / 50).max(1) == 0 || i + 1 == args.messages {
+            let note = killed.map_or(String::new(), |(v, _)| format!("node {v} killed"));
             progress(i + 1, args.messages, &note);
         }
     }
     println!();
 
-    // Wait for the stragglers (a broadcast sent just after the kill may need a graft), and for
-    // SWIM to declare the killed node dead, so that the tree printed is the repaired one.
-    let live: Vec<usize> = (0..nodes.len())
-        .filter(|&n| killed_at.is_none() || Some(n) != victim)
-        .collect();
     // A message the killed node broadcast just before it died may never have left it: only
     // messages from live origins must reach every live node.
     let required: Vec<MessageId> = sent
@@ -182,15 +174,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|&&(_, _, from)| live.contains(&from))
         .map(|&(id, _, _)| id)
         .collect();
-    let missing = |n: usize| {
-        let arrivals = nodes[n].1.0.lock().unwrap();
-        required
-            .iter()
-            .filter(|id| !arrivals.contains_key(id))
-            .count()
-    };
+    let delivered = |n: usize, id: &MessageId| nodes[n].1.0.lock().unwrap().contains_key(id);
+    let missing = |n: usize| required.iter().filter(|id| !delivered(n, id)).count();
+    // Wait for the stragglers (a broadcast sent just after the kill may need a graft), and for
+    // SWIM to declare the killed node dead, so that the tree printed is the repaired one.
     let unsettled = |n: usize| {
-        missing(n) > 0 || victim.is_some_and(|v| nodes[n].0.members().contains(&(v as u64)))
+        missing(n) > 0 || killed.is_some_and(|(v, _)| nodes[n].0.members().contains(&(v as u64)))
     };
     let settle = Instant::now();
     while settle.elapsed() < Duration::from_secs(10) && live.iter().any(|&n| unsettled(n)) {
@@ -199,7 +188,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n node  delivered  duplicates  eager neighbours");
     let mut latencies = Vec::new();
-    let mut all_delivered = true;
+    let mut all_delivered = live.iter().all(|&n| missing(n) == 0);
     for (n, (node, arrivals)) in nodes.iter().enumerate() {
         let eager = match node.plumtree().stats().await {
             Some(stats) => format!("{:?}", stats.eager),
@@ -217,25 +206,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    all_delivered &= live.iter().all(|&n| missing(n) == 0);
-    if let Some(victim) = victim.filter(|_| killed_at.is_some()) {
-        let from_victim: Vec<MessageId> = sent
-            .iter()
-            .filter(|&&(_, _, from)| from == victim)
-            .map(|&(id, _, _)| id)
-            .collect();
-        let lost = from_victim
-            .iter()
-            .filter(|id| {
-                live.iter()
-                    .all(|&n| !nodes[n].1.0.lock().unwrap().contains_key(id))
-            })
-            .count();
-        println!(
-            "of the {} messages node {victim} broadcast, {lost} died with it before leaving it",
-            from_victim.len()
-        );
-    }
     latencies.sort();
     println!(
         "\ndelivery latency over {} deliveries: p50 {:?}, p99 {:?}, max {:?}",
@@ -244,8 +214,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default()
     );
-    if let (Some(at), Some(victim)) = (killed_at, victim) {
+    if let Some((victim, at)) = killed {
+        let from_victim: Vec<MessageId> = sent
+            .iter()
+            .filter(|&&(_, _, from)| from == victim)
+            .map(|&(id, _, _)| id)
+            .collect();
+        let lost = from_victim
+            .iter()
+            .filter(|id| live.iter().all(|&n| !delivered(n, id)))
+            .count();
         println!("node {victim} was killed before message {at}; the others went on without it");
+        println!(
+            "of the {} messages node {victim} broadcast, {lost} died with it before leaving it",
+            from_victim.len()
+        );
     }
     println!(
         "{}",
@@ -256,10 +239,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
 
-    for (n, (node, _)) in nodes.iter().enumerate() {
-        if Some(n) != victim || killed_at.is_none() {
-            node.shutdown().await?;
-        }
+    for &n in &live {
+        nodes[n].0.shutdown().await?;
     }
     if !all_delivered {
         return Err("incomplete delivery".into());

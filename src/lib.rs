@@ -68,10 +68,11 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
-/// Chainable `with_*` setters for config structs: `setters! { Type; /// doc\n name: field: Ty; ... }`.
+/// Chainable setters for config structs and builders:
+/// `setters! { Type; /// doc\n name: field: Ty; ... }`, or `setters! { impl<I> Type<I>; ... }`.
 macro_rules! setters {
-    ($target:ty; $($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
-        impl $target {
+    (impl<$($generic:ident),*> $target:ty; $($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl<$($generic),*> $target {
             $(
                 $(#[$doc])*
                 #[must_use]
@@ -81,6 +82,9 @@ macro_rules! setters {
                 }
             )*
         }
+    };
+    ($target:ty; $($rest:tt)*) => {
+        setters! { impl<> $target; $($rest)* }
     };
 }
 

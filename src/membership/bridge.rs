@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::meta::{META_MAX_SIZE, NodeMeta};
@@ -103,9 +103,19 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
         }
     }
 
+    // A panic elsewhere while holding the lock leaves the map consistent (every update is one
+    // map operation), so a poisoned lock is used as is.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<I, PeerInfo<A>>> {
+        self.peers.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<I, PeerInfo<A>>> {
+        self.peers.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Records a member; `true` if it was not known.
     pub(crate) fn upsert(&self, id: I, address: A, meta: NodeMeta) -> bool {
-        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let mut peers = self.write();
         match peers.get_mut(&id) {
             Some(info) => {
                 info.address = address;
@@ -128,29 +138,29 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
 
     /// Forgets a member; `true` if it was known.
     pub(crate) fn remove(&self, id: &I) -> bool {
-        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let mut peers = self.write();
         peers.remove(id).is_some()
     }
 
     pub(crate) fn record_rtt(&self, id: &I, rtt: Duration) {
-        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        let mut peers = self.write();
         if let Some(info) = peers.get_mut(id) {
             info.rtt = Some(rtt);
         }
     }
 
     pub(crate) fn address(&self, id: &I) -> Option<A> {
-        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        let peers = self.read();
         peers.get(id).map(|info| info.address.clone())
     }
 
     pub(crate) fn get(&self, id: &I) -> Option<PeerInfo<A>> {
-        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        let peers = self.read();
         peers.get(id).cloned()
     }
 
     pub(crate) fn ids(&self) -> Vec<I> {
-        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        let peers = self.read();
         peers.keys().cloned().collect()
     }
 }

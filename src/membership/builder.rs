@@ -43,7 +43,6 @@ pub type TcpStack<I, PD> = MemberlistStack<I, PD, TcpTransport<I>, VoidDelegate<
 /// # let _ = run;
 /// ```
 #[derive(Debug)]
-#[must_use]
 pub struct StackBuilder<I> {
     id: I,
     bind: SocketAddr,
@@ -57,6 +56,7 @@ pub struct StackBuilder<I> {
 impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
     /// Starts building a node called `id`: by default bound to `127.0.0.1:0`, no seeds,
     /// `PlumtreeConfig::default()`, memberlist's `Options::lan()`.
+    #[must_use]
     pub fn builder(id: I) -> StackBuilder<I> {
         StackBuilder {
             id,
@@ -70,41 +70,25 @@ impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
     }
 }
 
-impl<I: NodeId + Id + Data> StackBuilder<I> {
+setters! { impl<I> StackBuilder<I>;
     /// The address memberlist binds (UDP and TCP); port 0 picks a free one, which
     /// [`MemberlistStack::memberlist`] then reports as `advertise_address()`.
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.bind = addr;
-        self
-    }
+    bind: bind: SocketAddr;
+    /// The Plumtree protocol config.
+    config: config: PlumtreeConfig;
+    /// The Plumtree node's queue sizes.
+    runtime: runtime: RuntimeConfig;
+    /// How membership maps to peers.
+    bridge: bridge: BridgeConfig;
+    /// memberlist's own options (probe and gossip intervals, suspicion, encryption...).
+    memberlist_options: memberlist: Options;
+}
 
+impl<I: NodeId + Id + Data> StackBuilder<I> {
     /// Members to join through at build time (any one reachable is enough).
+    #[must_use]
     pub fn seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.seeds = seeds.into_iter().collect();
-        self
-    }
-
-    /// The Plumtree protocol config.
-    pub fn config(mut self, config: PlumtreeConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The Plumtree node's queue sizes.
-    pub fn runtime(mut self, runtime: RuntimeConfig) -> Self {
-        self.runtime = runtime;
-        self
-    }
-
-    /// How membership maps to peers.
-    pub fn bridge(mut self, bridge: BridgeConfig) -> Self {
-        self.bridge = bridge;
-        self
-    }
-
-    /// memberlist's own options (probe and gossip intervals, suspicion, encryption...).
-    pub fn memberlist_options(mut self, options: Options) -> Self {
-        self.memberlist = options;
         self
     }
 

@@ -24,18 +24,18 @@ use crate::{ConfigError, NodeId, NoopDelegate, PlumtreeMemberlist};
 /// messages: its stream reader decodes one and drops the rest.)
 pub(crate) const FRAMES_TAG: u8 = 0xB7;
 
-/// The frames in a user message body (after [`FRAMES_TAG`]); stops at the first malformed
-/// length. Never panics: lengths are checked against what is left.
-fn split_frames(mut body: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The frames in a user message body (after [`FRAMES_TAG`]), as views of `body` (no copy);
+/// stops at the first malformed length. Never panics: lengths are checked against what is left.
+fn split_frames(mut body: Bytes) -> impl Iterator<Item = Bytes> {
     std::iter::from_fn(move || {
         let (len, rest) = body.split_first_chunk::<4>()?;
         let len = u32::from_be_bytes(*len) as usize;
         if len > rest.len() {
-            body = &[];
+            body.clear();
             return None;
         }
-        let (frame, rest) = rest.split_at(len);
-        body = rest;
+        let frame = body.slice(4..4 + len);
+        body = body.slice(4 + len..);
         Some(frame)
     })
 }
@@ -151,7 +151,7 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
             .book
             .upsert(node.id().clone(), node.address().cheap_clone(), meta)
         {
-            self.node.add_peer(node.id().clone());
+            self.node.add_peers(vec![node.id().clone()]);
         }
     }
 }
@@ -186,22 +186,20 @@ where
     }
 
     async fn notify_message(&self, msg: Cow<'_, [u8]>) {
-        match msg.split_first() {
-            Some((&FRAMES_TAG, body)) => {
-                for frame in split_frames(body) {
-                    // Waiting here slows this stream's reader when the node is behind:
-                    // backpressure to the sender instead of a dropped frame.
-                    let sent = self
-                        .node
-                        .sink
-                        .send_wait(Bytes::copy_from_slice(frame))
-                        .await;
-                    if sent.is_err() {
-                        break;
-                    }
-                }
+        if msg.first() != Some(&FRAMES_TAG) {
+            return self.inner.notify_message(msg).await;
+        }
+        // One copy (none if memberlist hands over its buffer); the frames are views of it.
+        let message = match msg {
+            Cow::Owned(owned) => Bytes::from(owned),
+            Cow::Borrowed(borrowed) => Bytes::copy_from_slice(borrowed),
+        };
+        for frame in split_frames(message.slice(1..)) {
+            // Waiting here slows this stream's reader when the node is behind: backpressure to
+            // the sender instead of a dropped frame.
+            if self.node.sink.send_wait(frame).await.is_err() {
+                break;
             }
-            _ => self.inner.notify_message(msg).await,
         }
     }
 
@@ -336,6 +334,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::split_frames;
 
     #[test]
@@ -346,10 +346,16 @@ mod tests {
             &[0, 0, 0, 1, b'c'],
         ]
         .concat();
-        let frames: Vec<&[u8]> = split_frames(&body).collect();
+        let frames: Vec<Bytes> = split_frames(Bytes::from(body)).collect();
         assert_eq!(frames, [&b"ab"[..], b"", b"c"]);
         // A length past the end, or a truncated length, ends the list without panicking.
-        assert_eq!(split_frames(&[0, 0, 0, 9, 1]).count(), 0);
-        assert_eq!(split_frames(&[0, 0, 0, 1, 7, 0, 0]).count(), 1);
+        assert_eq!(
+            split_frames(Bytes::from_static(&[0, 0, 0, 9, 1])).count(),
+            0
+        );
+        assert_eq!(
+            split_frames(Bytes::from_static(&[0, 0, 0, 1, 7, 0, 0])).count(),
+            1
+        );
     }
 }

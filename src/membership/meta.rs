@@ -98,20 +98,14 @@ impl NodeMeta {
             (None, rest)
         } else {
             let (ip, rest): (IpAddr, &[u8]) = match rest {
-                [4, rest @ ..] if rest.len() >= 4 => {
-                    let (ip, rest) = rest.split_at(4);
-                    (
-                        Ipv4Addr::from(<[u8; 4]>::try_from(ip).expect("4 bytes")).into(),
-                        rest,
-                    )
-                }
-                [6, rest @ ..] if rest.len() >= 16 => {
-                    let (ip, rest) = rest.split_at(16);
-                    (
-                        Ipv6Addr::from(<[u8; 16]>::try_from(ip).expect("16 bytes")).into(),
-                        rest,
-                    )
-                }
+                [4, rest @ ..] => match rest.split_first_chunk::<4>() {
+                    Some((ip, rest)) => (Ipv4Addr::from(*ip).into(), rest),
+                    None => return Err(MetaError::Malformed),
+                },
+                [6, rest @ ..] => match rest.split_first_chunk::<16>() {
+                    Some((ip, rest)) => (Ipv6Addr::from(*ip).into(), rest),
+                    None => return Err(MetaError::Malformed),
+                },
                 _ => return Err(MetaError::Malformed),
             };
             let [hi, lo, app @ ..] = rest else {

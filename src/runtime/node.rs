@@ -84,8 +84,7 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub struct PlumtreeMemberlist<I: NodeId, D> {
     local: I,
-    control: mpsc::UnboundedSender<Control<I>>,
-    sink: FrameSink,
+    link: NodeLink<I>,
     broadcasts: mpsc::Sender<Request>,
     delegate: Arc<D>,
     runtime: RuntimeConfig,
@@ -134,10 +133,12 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         let (stream_tx, stream_rx) = mpsc::channel(runtime.delivery_capacity);
         Ok(Self {
             local,
-            control: control_tx,
-            sink: FrameSink {
-                frames: frames_tx,
-                counters: Arc::default(),
+            link: NodeLink {
+                control: control_tx,
+                sink: FrameSink {
+                    frames: frames_tx,
+                    counters: Arc::default(),
+                },
             },
             broadcasts: broadcasts_tx,
             delegate: Arc::new(delegate),
@@ -177,7 +178,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             Arc::new(transport),
             &self.runtime,
             notices_tx,
-            Arc::clone(&self.sink.counters),
+            Arc::clone(&self.link.sink.counters),
         );
         let protocol = handle.spawn(driver.run(parts.control, parts.frames, parts.broadcasts));
         let delivery = handle.spawn(super::driver::deliver(
@@ -251,19 +252,17 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
 
     /// Adds a member (see [`Plumtree::add_peer`]).
     pub fn add_peer(&self, peer: I) {
-        let _ = self.control.send(Control::AddPeers(vec![peer]));
+        self.link.add_peers(vec![peer]);
     }
 
     /// Adds several members at once, so that neighbours are chosen among all of them.
     pub fn add_peers(&self, peers: impl IntoIterator<Item = I>) {
-        let _ = self
-            .control
-            .send(Control::AddPeers(peers.into_iter().collect()));
+        self.link.add_peers(peers.into_iter().collect());
     }
 
     /// Removes a member (see [`Plumtree::remove_peer`]) and stops its send task.
     pub fn remove_peer(&self, peer: &I) {
-        let _ = self.control.send(Control::RemovePeer(peer.clone()));
+        self.link.remove_peer(peer.clone());
     }
 
     /// Hands the node a frame received from the network. Never waits.
@@ -272,31 +271,33 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// [`InboundError::Full`] when the inbound queue is full (the frame is dropped and counted),
     /// [`InboundError::Closed`] after shutdown.
     pub fn handle_frame(&self, frame: Bytes) -> Result<(), InboundError> {
-        self.sink.send(frame)
+        self.link.sink.send(frame)
     }
 
     /// A cloneable sender for received frames, for transports that feed the node from their own
     /// tasks. It does not keep the node running.
     pub fn frame_sink(&self) -> FrameSink {
-        self.sink.clone()
+        self.link.sink.clone()
     }
 
     /// What a membership source needs to drive this node without keeping it alive: peer changes
     /// and received frames.
     #[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
     pub(crate) fn link(&self) -> NodeLink<I> {
-        NodeLink {
-            control: self.control.clone(),
-            sink: self.sink.clone(),
-        }
+        self.link.clone()
     }
 
     /// A snapshot of the node's state; `None` if it is not running.
     pub async fn stats(&self) -> Option<NodeStats<I>> {
         let (reply, answer) = oneshot::channel();
-        self.control.send(Control::Stats(reply)).ok()?;
+        self.link.control.send(Control::Stats(reply)).ok()?;
         let mut stats = answer.await.ok()?;
-        stats.inbound_dropped = self.sink.counters.inbound_dropped.load(Ordering::Relaxed);
+        stats.inbound_dropped = self
+            .link
+            .sink
+            .counters
+            .inbound_dropped
+            .load(Ordering::Relaxed);
         Some(stats)
     }
 
@@ -305,7 +306,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Cancel safety
     /// Cancel safe: the tasks stop anyway.
     pub async fn shutdown(&self) {
-        let _ = self.control.send(Control::Shutdown);
+        let _ = self.link.control.send(Control::Shutdown);
         let tasks: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
         for task in tasks {
@@ -317,22 +318,22 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
 impl<I: NodeId, D> Drop for PlumtreeMemberlist<I, D> {
     fn drop(&mut self) {
         // The protocol task also ends when the control channel closes; telling it saves a wait.
-        let _ = self.control.send(Control::Shutdown);
+        let _ = self.link.control.send(Control::Shutdown);
     }
 }
 
-/// Peer changes and received frames for one node, held by its membership source.
+/// The ways into a node that do not keep it running: its control channel and its inbound
+/// frames. The node itself and its membership source (memberlist's delegate) each hold one.
 #[derive(Clone, Debug)]
-#[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
 pub(crate) struct NodeLink<I> {
     control: mpsc::UnboundedSender<Control<I>>,
     pub(crate) sink: FrameSink,
 }
 
-#[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
+// A send fails only once the node has shut down, when peer changes no longer matter.
 impl<I> NodeLink<I> {
-    pub(crate) fn add_peer(&self, peer: I) {
-        let _ = self.control.send(Control::AddPeers(vec![peer]));
+    pub(crate) fn add_peers(&self, peers: Vec<I>) {
+        let _ = self.control.send(Control::AddPeers(peers));
     }
 
     pub(crate) fn remove_peer(&self, peer: I) {

@@ -17,8 +17,11 @@ use tokio::time::Instant;
 
 use super::transport::Transport;
 
-/// Most frames a send task hands to the transport in one call.
+/// Most frames a send task hands to the transport in one call...
 const MAX_BATCH: usize = 64;
+/// ...and most bytes, past which no further frame is added (the first always goes), so that a
+/// batch stays a reasonable message for transports that send it as one.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Which queue a frame waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,17 +150,24 @@ where
                 };
                 // Whatever queued up while the last send was in flight goes in one call,
                 // control frames first.
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match control_rx.try_recv().or_else(|_| payload_rx.try_recv()) {
-                        Ok(frame) => batch.push(frame),
-                        Err(_) => break,
+                let mut next = || {
+                    control_rx
+                        .try_recv()
+                        .or_else(|_| payload_rx.try_recv())
+                        .ok()
+                };
+                let result = match next() {
+                    None => transport.send(&peer, first).await,
+                    Some(second) => {
+                        let mut bytes = first.len() + second.len();
+                        let mut batch = vec![first, second];
+                        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                            let Some(frame) = next() else { break };
+                            bytes += frame.len();
+                            batch.push(frame);
+                        }
+                        transport.send_batch(&peer, batch).await
                     }
-                }
-                let result = if batch.len() == 1 {
-                    transport.send(&peer, batch.swap_remove(0)).await
-                } else {
-                    transport.send_batch(&peer, batch).await
                 };
                 if let Err(error) = result {
                     tracing::debug!(%error, "frames not sent");
