@@ -60,6 +60,9 @@ where
     T::Id: NodeId,
     D: Delegate<Id = T::Id, Address = T::ResolvedAddress>,
 {
+    /// Each user message costs memberlist a TCP connection: carry up to 64 frames in one.
+    const MAX_BATCH: usize = 64;
+
     async fn send(&self, to: &T::Id, frame: Bytes) -> Result<(), TransportError> {
         self.send_batch(to, vec![frame]).await
     }

@@ -17,10 +17,9 @@ use tokio::time::Instant;
 
 use super::transport::Transport;
 
-/// Most frames a send task hands to the transport in one call...
-const MAX_BATCH: usize = 64;
-/// ...and most bytes, past which no further frame is added (the first always goes), so that a
-/// batch stays a reasonable message for transports that send it as one.
+/// Most bytes in one batch (see `Transport::MAX_BATCH`): past it no further frame is added (the
+/// first always goes), so that a batch stays a reasonable message for transports that send it
+/// as one.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Which queue a frame waits in.
@@ -148,20 +147,21 @@ where
                     Some(frame) = payload_rx.recv() => frame,
                     else => break,
                 };
-                // Whatever queued up while the last send was in flight goes in one call,
-                // control frames first.
+                // For transports that batch, whatever queued up while the last send was in
+                // flight goes in one call, control frames first.
                 let mut next = || {
                     control_rx
                         .try_recv()
                         .or_else(|_| payload_rx.try_recv())
                         .ok()
                 };
-                let result = match next() {
+                let second = if T::MAX_BATCH > 1 { next() } else { None };
+                let result = match second {
                     None => transport.send(&peer, first).await,
                     Some(second) => {
                         let mut bytes = first.len() + second.len();
                         let mut batch = vec![first, second];
-                        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                        while batch.len() < T::MAX_BATCH && bytes < MAX_BATCH_BYTES {
                             let Some(frame) = next() else { break };
                             bytes += frame.len();
                             batch.push(frame);

@@ -30,14 +30,19 @@ pub enum TransportError {
 /// up with an error rather than wait forever on a dead peer. Frames for one peer must arrive in
 /// the order they were sent.
 pub trait Transport<I>: Send + Sync + 'static {
+    /// Most frames a peer's send task hands to one [`send_batch`](Self::send_batch) call when
+    /// several have queued up. The default, 1, sends every frame through `send`: batching only
+    /// pays for transports with a cost per call (a connection, a system call), and taking frames
+    /// out of the queue early hides congestion from the node's flow control.
+    const MAX_BATCH: usize = 1;
+
     /// Sends one frame to `to`.
     fn send(&self, to: &I, frame: Bytes)
     -> impl Future<Output = Result<(), TransportError>> + Send;
 
-    /// Sends several frames to `to`, in order: what a peer's send task does when frames have
-    /// queued up. The default sends them one at a time, going on after a failure and returning
-    /// the last error; a transport with a cost per call (a connection, a system call) should
-    /// send them together.
+    /// Sends several frames (at most [`MAX_BATCH`](Self::MAX_BATCH)) to `to`, in order. The
+    /// default sends them one at a time, going on after a failure and returning the last error;
+    /// a transport that raises `MAX_BATCH` should send them together.
     fn send_batch(
         &self,
         to: &I,
