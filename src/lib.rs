@@ -97,6 +97,8 @@ mod membership;
 pub mod message;
 mod node_id;
 mod proto;
+#[cfg(feature = "quic")]
+mod quic;
 #[cfg(feature = "tokio")]
 mod runtime;
 #[cfg(feature = "sim")]
@@ -116,6 +118,11 @@ pub use membership::{
 pub use message::{DecodeError, DecodeLimits, Envelope, Message, MessageId, MessageKind};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
+#[cfg(feature = "quic")]
+pub use quic::{
+    ClusterCa, MAX_CERTIFICATE_ID_LEN, MAX_FRAME_SIZE_LIMIT, NodeCertificate, QuicConfig,
+    QuicError, QuicStats, QuicTls, QuicTransport, RejectReason, TlsError, certificate_name,
+};
 #[cfg(feature = "tokio")]
 pub use runtime::{
     ChannelReceiver, ChannelTransport, Deliveries, FrameSink, InboundError, LocalNetwork,

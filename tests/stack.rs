@@ -240,3 +240,49 @@ async fn members_without_plumtree_metadata_are_not_peers() {
     other.shutdown().await.expect("shutdown");
     shutdown_all(nodes).await;
 }
+
+#[cfg(feature = "quic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plumtree_frames_ride_on_quic_while_memberlist_keeps_membership() {
+    use memberlist_plumtree::{ClusterCa, QuicConfig, QuicTransport};
+
+    let ca = ClusterCa::generate().unwrap();
+    let mut nodes = Vec::new();
+    let mut transports = Vec::new();
+    let mut seed = None;
+    for id in 0..5u64 {
+        let tls = ca.node_tls(&id).unwrap();
+        let quic = QuicTransport::bind(id, "127.0.0.1:0".parse().unwrap(), QuicConfig::lan(), &tls)
+            .unwrap();
+        transports.push(quic.clone());
+        let recorder = Recorder::default();
+        let node = MemberlistStack::builder(id)
+            .seeds(seed)
+            .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
+            .memberlist_options(swim())
+            .quic(quic)
+            .build(recorder.clone())
+            .await
+            .expect("node starts");
+        seed.get_or_insert(address(&node));
+        nodes.push((node, recorder));
+    }
+    wait_for("full membership", Duration::from_secs(20), || {
+        nodes.iter().all(|(node, _)| node.members().len() == 4)
+    })
+    .await;
+    let published = nodes[0].0.peer(&3).unwrap().meta.transport_addr;
+    assert_eq!(published, Some(transports[3].local_addr()));
+
+    broadcast_and_check(&nodes, 200).await;
+    // Every node delivered 200 payloads, all but its own broadcasts from the network: the
+    // frames came over QUIC, not memberlist.
+    let received: u64 = transports.iter().map(|q| q.stats().frames_received).sum();
+    assert!(received >= 200 * 4, "only {received} frames over QUIC");
+    shutdown_all(nodes).await;
+    for quic in transports {
+        tokio::time::timeout(Duration::from_secs(1), quic.close())
+            .await
+            .unwrap();
+    }
+}

@@ -154,6 +154,13 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
         peers.get(id).map(|info| info.address.clone())
     }
 
+    /// Where `id`'s own Plumtree transport listens, from its metadata.
+    #[cfg_attr(not(feature = "quic"), allow(dead_code))]
+    pub(crate) fn transport_addr(&self, id: &I) -> Option<SocketAddr> {
+        let peers = self.read();
+        peers.get(id).and_then(|info| info.meta.transport_addr)
+    }
+
     pub(crate) fn get(&self, id: &I) -> Option<PeerInfo<A>> {
         let peers = self.read();
         peers.get(id).cloned()

@@ -51,6 +51,8 @@ pub struct StackBuilder<I> {
     runtime: RuntimeConfig,
     bridge: BridgeConfig,
     memberlist: Options,
+    #[cfg(feature = "quic")]
+    quic: Option<crate::QuicTransport<I>>,
 }
 
 impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
@@ -66,6 +68,8 @@ impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
             runtime: RuntimeConfig::default(),
             bridge: BridgeConfig::default(),
             memberlist: Options::lan(),
+            #[cfg(feature = "quic")]
+            quic: None,
         }
     }
 }
@@ -92,10 +96,23 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         self
     }
 
+    /// Sends Plumtree frames over `quic` instead of memberlist's own messages: its address is
+    /// published in node metadata (unless [`BridgeConfig::transport_addr`] is set, say to an
+    /// address behind NAT) and peers are resolved from theirs. A transport bound to an
+    /// unspecified address (`0.0.0.0`) publishes memberlist's bind address with its own port.
+    #[cfg(feature = "quic")]
+    #[must_use]
+    pub fn quic(mut self, quic: crate::QuicTransport<I>) -> Self {
+        self.quic = Some(quic);
+        self
+    }
+
     /// Creates the node, binds memberlist, starts everything and joins the seeds.
     ///
     /// # Errors
-    /// [`StackError::Config`] for a config that does not validate, [`StackError::Memberlist`]
+    /// [`StackError::Config`] for a config that does not validate (or a QUIC transport whose
+    /// address cannot be published: both it and memberlist bound to unspecified addresses and
+    /// no `transport_addr` given), [`StackError::Memberlist`]
     /// if memberlist cannot bind, [`StackError::Join`] if seeds were given and none answered
     /// (the node is shut down again), [`StackError::Start`] outside a tokio runtime.
     pub async fn build<PD: PlumtreeDelegate<I>>(
@@ -109,8 +126,18 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
             self.runtime,
             delegate,
         )?);
+        #[cfg_attr(not(feature = "quic"), allow(unused_mut))]
+        let mut bridge = self.bridge;
+        #[cfg(feature = "quic")]
+        if let Some(quic) = &self.quic {
+            bridge.transport_addr = Some(advertised(
+                bridge.transport_addr,
+                quic.local_addr(),
+                self.bind,
+            )?);
+        }
         let node_delegate =
-            PlumtreeNodeDelegate::new(&plumtree, NoopDelegate).with_bridge(self.bridge)?;
+            PlumtreeNodeDelegate::new(&plumtree, NoopDelegate).with_bridge(bridge)?;
         let mut transport = NetTransportOptions::new(self.id);
         transport.add_bind_address(self.bind);
         let memberlist =
@@ -118,11 +145,43 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
                 .await
                 .map_err(|e| StackError::Memberlist(e.to_string()))?;
         let stack = MemberlistStack::new(plumtree, memberlist)?;
-        stack.start(stack.memberlist_transport())?;
+        #[cfg(feature = "quic")]
+        let started = match self.quic {
+            Some(quic) => {
+                quic.set_resolver(stack.transport_resolver());
+                stack.start(quic)
+            }
+            None => stack.start(stack.memberlist_transport()),
+        };
+        #[cfg(not(feature = "quic"))]
+        let started = stack.start(stack.memberlist_transport());
+        started?;
         if let Err(error) = stack.join(&self.seeds).await {
             let _ = stack.shutdown().await;
             return Err(error);
         }
         Ok(stack)
     }
+}
+
+/// The QUIC address to publish: the one configured, else the transport's own, else (for a
+/// transport on `0.0.0.0`) memberlist's bind address with the transport's port.
+#[cfg(feature = "quic")]
+fn advertised(
+    configured: Option<SocketAddr>,
+    local: SocketAddr,
+    memberlist_bind: SocketAddr,
+) -> Result<SocketAddr, crate::ConfigError> {
+    if let Some(addr) = configured {
+        return Ok(addr);
+    }
+    if !local.ip().is_unspecified() {
+        return Ok(local);
+    }
+    if !memberlist_bind.ip().is_unspecified() {
+        return Ok(SocketAddr::new(memberlist_bind.ip(), local.port()));
+    }
+    Err(crate::ConfigError::Inconsistent(
+        "the QUIC transport and memberlist both listen on unspecified addresses: set BridgeConfig::transport_addr to one peers can reach",
+    ))
 }

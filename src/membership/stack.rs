@@ -119,6 +119,16 @@ where
         self.plumtree.start(transport)
     }
 
+    /// Finds a peer's Plumtree transport address (its `BridgeConfig::transport_addr`) in the
+    /// metadata memberlist gossips: the resolver for a transport that listens on its own
+    /// address, such as `QuicTransport::set_resolver`.
+    pub fn transport_resolver(
+        &self,
+    ) -> impl Fn(&I) -> Option<std::net::SocketAddr> + Send + Sync + 'static {
+        let book = Arc::clone(&self.book);
+        move |peer| book.transport_addr(peer)
+    }
+
     /// A transport that carries Plumtree frames as memberlist reliable user messages.
     pub fn memberlist_transport(&self) -> MemberlistTransport<T, D> {
         MemberlistTransport::new(self.memberlist.clone(), Arc::clone(&self.book))

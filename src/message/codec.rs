@@ -25,7 +25,8 @@ use crate::NodeId;
 /// The wire format version this build writes and reads.
 pub const WIRE_VERSION: u8 = 1;
 
-const KIND_GOSSIP: u8 = 1;
+/// The kind byte of a Gossip, which transports read to put payloads on their own lane.
+pub(crate) const KIND_GOSSIP: u8 = 1;
 const KIND_IHAVE: u8 = 2;
 const KIND_GRAFT: u8 = 3;
 const KIND_PRUNE: u8 = 4;

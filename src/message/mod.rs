@@ -6,6 +6,8 @@ mod id;
 mod types;
 mod varint;
 
+#[cfg(feature = "quic")]
+pub(crate) use codec::KIND_GOSSIP;
 pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
 pub use id::{MESSAGE_ID_LEN, MessageId};
 pub use types::{Announcement, Envelope, Gossip, Graft, IHave, Message, MessageKind};

@@ -172,6 +172,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .expect("not poisoned")
             .take()
             .ok_or(StartError::AlreadyStarted)?;
+        transport.attach(self.link.sink.clone());
         let (notices_tx, notices_rx) = mpsc::channel(self.runtime.delivery_capacity);
         let driver = Driver::new(
             parts.core,
@@ -364,6 +365,14 @@ impl FrameSink {
             .send(frame)
             .await
             .map_err(|_| InboundError::Closed)
+    }
+
+    /// Resolves once the node has shut down and takes no more frames.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn closed(&self) {
+        self.frames.closed().await;
     }
 
     /// Same as [`PlumtreeMemberlist::handle_frame`].

@@ -6,6 +6,8 @@ use std::future::Future;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::FrameSink;
+
 /// Why a frame could not be handed to the network.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -35,6 +37,15 @@ pub trait Transport<I>: Send + Sync + 'static {
     /// pays for transports with a cost per call (a connection, a system call), and taking frames
     /// out of the queue early hides congestion from the node's flow control.
     const MAX_BATCH: usize = 1;
+
+    /// Called once by [`PlumtreeMemberlist::start`](super::PlumtreeMemberlist::start) with the
+    /// node's inbound queue, before any `send`. Transports that receive frames themselves (QUIC)
+    /// keep it and hand it every frame that arrives; the default does nothing, for transports
+    /// whose frames reach the node another way (a channel you drain, memberlist's delegate).
+    /// The sink closes when the node shuts down: a transport's own tasks should end then.
+    fn attach(&self, inbound: FrameSink) {
+        let _ = inbound;
+    }
 
     /// Sends one frame to `to`.
     fn send(&self, to: &I, frame: Bytes)

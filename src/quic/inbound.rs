@@ -1,0 +1,210 @@
+//! The receiving side: accepting connections, reading framed streams, and checking that each
+//! frame's sender is the node the peer's certificate names.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use rustls::pki_types::CertificateDer;
+
+use super::link::{Link, STREAM_MAGIC};
+use super::stats::RejectReason;
+use super::tls;
+use super::transport::{Shared, close_code};
+use crate::NodeId;
+use crate::runtime::FrameSink;
+
+/// Accepts connections until the node or the transport shuts down, then stops the transport.
+pub(crate) async fn accept<I: NodeId>(shared: Arc<Shared<I>>, sink: FrameSink) {
+    loop {
+        let incoming = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = sink.closed() => break,
+            incoming = shared.endpoint.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => break,
+            },
+        };
+        let handshake = Arc::clone(&shared);
+        shared.tasks.spawn(async move {
+            let timeout = handshake.config.connect_timeout;
+            match tokio::time::timeout(timeout, incoming).await {
+                Ok(Ok(connection)) => serve(handshake, connection, None).await,
+                Ok(Err(error)) => {
+                    handshake.counters.handshake_failed();
+                    tracing::debug!(%error, "QUIC handshake refused");
+                }
+                Err(_) => handshake.counters.handshake_failed(),
+            }
+        });
+    }
+    shared.stop();
+}
+
+/// Runs [`serve`] for a connection we dialed to `peer`.
+pub(crate) fn spawn_serve<I: NodeId>(
+    shared: &Arc<Shared<I>>,
+    connection: quinn::Connection,
+    peer: Option<I>,
+) {
+    shared
+        .tasks
+        .spawn(serve(Arc::clone(shared), connection, peer));
+}
+
+/// Reads every stream the peer opens on `connection` until it closes. `peer` is known for
+/// connections we dialed (the handshake checked the name we asked for); for accepted ones the
+/// first frame names it and the certificate must agree.
+async fn serve<I: NodeId>(shared: Arc<Shared<I>>, connection: quinn::Connection, peer: Option<I>) {
+    shared.counters.opened();
+    let identity = Arc::new(Identity::new(peer));
+    loop {
+        let stream = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            stream = connection.accept_uni() => match stream {
+                Ok(stream) => stream,
+                Err(_) => break,
+            },
+        };
+        // Streams only arrive once the node has started (peers learn of us from it).
+        let Some(sink) = shared.sink.get().cloned() else {
+            continue;
+        };
+        shared.tasks.spawn(read_stream(
+            Arc::clone(&shared),
+            connection.clone(),
+            Arc::clone(&identity),
+            stream,
+            sink,
+        ));
+    }
+    shared.counters.closed();
+    if let Some((peer, _)) = identity.peer.get() {
+        let mut links = shared.lock_links();
+        let ours = links
+            .get(peer)
+            .and_then(|slot| slot.link.as_ref())
+            .is_some_and(|link| link.connection.stable_id() == connection.stable_id());
+        if ours {
+            // The slot stays, so that the next connection counts as a reconnect.
+            if let Some(slot) = links.get_mut(peer) {
+                slot.link = None;
+            }
+        }
+    }
+}
+
+/// Reads length-prefixed frames from one stream and hands them to the node.
+async fn read_stream<I: NodeId>(
+    shared: Arc<Shared<I>>,
+    connection: quinn::Connection,
+    identity: Arc<Identity<I>>,
+    mut stream: quinn::RecvStream,
+    sink: FrameSink,
+) {
+    let reject = |reason: RejectReason, code: u32, why: &'static [u8]| {
+        shared.counters.rejected(reason);
+        connection.close(code.into(), why);
+    };
+    let mut header = [0u8; 4];
+    if stream.read_exact(&mut header).await.is_err() {
+        return;
+    }
+    if header[..3] != STREAM_MAGIC {
+        return reject(
+            RejectReason::Malformed,
+            close_code::MALFORMED,
+            b"bad stream header",
+        );
+    }
+    let max = shared.config.max_frame_size;
+    loop {
+        let mut len = [0u8; 4];
+        if stream.read_exact(&mut len).await.is_err() {
+            return; // finished, reset, or the connection closed
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        // Checked before anything is allocated for the frame.
+        if len == 0 || len > max {
+            return reject(
+                RejectReason::Oversize,
+                close_code::FRAME_TOO_LARGE,
+                b"frame too large",
+            );
+        }
+        let mut frame = vec![0u8; len];
+        if stream.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        match identity.check(&frame, &connection) {
+            Ok(None) => {}
+            Ok(Some(peer)) => register(&shared, peer, &connection),
+            Err(reason) => {
+                let code = match reason {
+                    RejectReason::SpoofedSender => close_code::SPOOFED_SENDER,
+                    _ => close_code::MALFORMED,
+                };
+                return reject(reason, code, b"sender does not match certificate");
+            }
+        }
+        shared.counters.received(len);
+        // Waiting here is flow control: the stream's window fills and the peer's sends wait.
+        if sink.send_wait(Bytes::from(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A peer that connected to us gets its replies on the same connection, unless we already have
+/// a working one of our own to it.
+fn register<I: NodeId>(shared: &Shared<I>, peer: I, connection: &quinn::Connection) {
+    let mut links = shared.lock_links();
+    let slot = links.entry(peer).or_default();
+    if !slot.link.as_ref().is_some_and(|link| link.is_open()) {
+        slot.up(Link::new(connection.clone()), &shared.counters);
+    }
+}
+
+/// Who is on the other end of a connection, once known, with its encoded id for cheap checks.
+struct Identity<I> {
+    peer: OnceLock<(I, Bytes)>,
+}
+
+impl<I: NodeId> Identity<I> {
+    fn new(peer: Option<I>) -> Self {
+        let known = OnceLock::new();
+        if let Some(peer) = peer {
+            let mut encoded = bytes::BytesMut::with_capacity(peer.encoded_len());
+            peer.encode(&mut encoded);
+            let _ = known.set((peer, encoded.freeze()));
+        }
+        Self { peer: known }
+    }
+
+    /// Checks the frame's sender (after its version byte). Returns the peer when this frame
+    /// identified it for the first time.
+    fn check(
+        &self,
+        frame: &[u8],
+        connection: &quinn::Connection,
+    ) -> Result<Option<I>, RejectReason> {
+        if let Some((_, encoded)) = self.peer.get() {
+            return if frame.get(1..1 + encoded.len()) == Some(&encoded[..]) {
+                Ok(None)
+            } else {
+                Err(RejectReason::SpoofedSender)
+            };
+        }
+        let mut rest = frame.get(1..).ok_or(RejectReason::Malformed)?;
+        let claimed = I::decode(&mut rest).map_err(|_| RejectReason::Malformed)?;
+        let certified = connection
+            .peer_identity()
+            .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .is_some_and(|chain| chain.first().is_some_and(|cert| tls::names(cert, &claimed)));
+        if !certified {
+            return Err(RejectReason::SpoofedSender);
+        }
+        let encoded = Bytes::copy_from_slice(&frame[1..frame.len() - rest.len()]);
+        let _ = self.peer.set((claimed.clone(), encoded));
+        Ok(Some(claimed))
+    }
+}

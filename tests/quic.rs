@@ -1,0 +1,234 @@
+//! QuicTransport on loopback: real QUIC, real TLS, several nodes in one process.
+#![cfg(feature = "quic")]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use memberlist_plumtree::message::Gossip;
+use memberlist_plumtree::{
+    ClusterCa, Delivery, Envelope, Message, MessageId, PlumtreeConfig, PlumtreeDelegate,
+    PlumtreeMemberlist, QuicConfig, QuicTls, QuicTransport, Transport,
+};
+
+/// Records every delivered id, and whether any came twice.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<HashSet<MessageId>>>,
+    twice: Arc<Mutex<u64>>,
+}
+
+impl Recorder {
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+    fn has_all(&self, ids: &[MessageId]) -> bool {
+        let seen = self.seen.lock().unwrap();
+        ids.iter().all(|id| seen.contains(id))
+    }
+}
+
+impl PlumtreeDelegate<u64> for Recorder {
+    fn on_deliver(&self, delivery: Delivery<u64>) {
+        if !self.seen.lock().unwrap().insert(delivery.id) {
+            *self.twice.lock().unwrap() += 1;
+        }
+    }
+}
+
+/// Where every node listens, shared by all resolvers.
+type Book = Arc<RwLock<HashMap<u64, SocketAddr>>>;
+
+struct Node {
+    node: PlumtreeMemberlist<u64, Recorder>,
+    quic: QuicTransport<u64>,
+    recorder: Recorder,
+}
+
+fn quic_config() -> QuicConfig {
+    QuicConfig::lan().with_reconnect_min(Duration::from_millis(20))
+}
+
+/// Node `id`, listening on a fresh port, resolving peers through `book`, peers `peers`.
+fn node(id: u64, tls: &QuicTls, book: &Book, peers: impl IntoIterator<Item = u64>) -> Node {
+    let quic = QuicTransport::bind(id, "127.0.0.1:0".parse().unwrap(), quic_config(), tls).unwrap();
+    let lookup = Arc::clone(book);
+    quic.set_resolver(move |peer| lookup.read().unwrap().get(peer).copied());
+    book.write().unwrap().insert(id, quic.local_addr());
+    let recorder = Recorder::default();
+    let config = PlumtreeConfig::lan().with_rng_seed(Some(id));
+    let node = PlumtreeMemberlist::new(id, config, recorder.clone()).unwrap();
+    node.start(quic.clone()).unwrap();
+    node.add_peers(peers.into_iter().filter(|&p| p != id));
+    Node {
+        node,
+        quic,
+        recorder,
+    }
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+async fn stop(node: &Node) {
+    node.node.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(1), node.quic.close())
+        .await
+        .expect("the transport's tasks end within 1 s of the node's shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_deliver_1000_broadcasts_exactly_once() {
+    let ca = ClusterCa::generate().unwrap();
+    let book = Book::default();
+    let nodes: Vec<Node> = (0..5)
+        .map(|id| node(id, &ca.node_tls(&id).unwrap(), &book, 0..5))
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut ids = Vec::new();
+    for i in 0..1000 {
+        let origin = &nodes[rng.usize(0..5)];
+        ids.push(origin.node.broadcast(format!("message {i}")).await.unwrap());
+    }
+    let all = wait_for(
+        || nodes.iter().all(|n| n.recorder.has_all(&ids)),
+        Duration::from_secs(20),
+    )
+    .await;
+    let counts: Vec<usize> = nodes.iter().map(|n| n.recorder.count()).collect();
+    assert!(all, "deliveries per node: {counts:?}");
+    for n in &nodes {
+        assert_eq!(*n.recorder.twice.lock().unwrap(), 0, "a duplicate delivery");
+        assert_eq!(n.recorder.count(), 1000);
+        let stats = n.quic.stats();
+        assert!(stats.frames_received > 0 && stats.frames_sent > 0);
+        assert_eq!(
+            stats.rejected_oversize + stats.rejected_spoofed + stats.rejected_malformed,
+            0
+        );
+    }
+    for n in &nodes {
+        stop(n).await;
+    }
+}
+
+#[tokio::test]
+async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
+    let ca = ClusterCa::generate().unwrap();
+    let other = ClusterCa::generate().unwrap();
+    let book = Book::default();
+    let honest = node(1, &ca.node_tls(&1u64).unwrap(), &book, [2]);
+    // The intruder trusts our CA (so it accepts our server certificate) but its own
+    // certificate comes from another CA: our side of the handshake must refuse it.
+    let forged = other.issue(&2u64).unwrap();
+    let tls = QuicTls::from_pem(&ca.cert_pem(), &forged.cert_pem, &forged.key_pem).unwrap();
+    let intruder = node(2, &tls, &book, [1]);
+    for _ in 0..5 {
+        let _ = intruder.node.broadcast(&b"let me in"[..]).await;
+    }
+    let refused = wait_for(
+        || honest.quic.stats().handshake_failures > 0,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        refused,
+        "our endpoint never refused a handshake: {:?}",
+        honest.quic.stats()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(honest.recorder.count(), 0, "a frame got through");
+    assert_eq!(honest.quic.stats().frames_received, 0);
+    stop(&honest).await;
+    stop(&intruder).await;
+}
+
+#[tokio::test]
+async fn a_frame_with_a_spoofed_sender_is_rejected() {
+    let ca = ClusterCa::generate().unwrap();
+    let book = Book::default();
+    let victim = node(1, &ca.node_tls(&1u64).unwrap(), &book, [2, 3]);
+    // Node 3 holds a valid certificate, for node 3, and claims to be node 2.
+    let liar = QuicTransport::bind(
+        3u64,
+        "127.0.0.1:0".parse().unwrap(),
+        quic_config(),
+        &ca.node_tls(&3u64).unwrap(),
+    )
+    .unwrap();
+    let lookup = Arc::clone(&book);
+    liar.set_resolver(move |peer| lookup.read().unwrap().get(peer).copied());
+    let forged = Envelope {
+        sender: 2u64,
+        message: Message::Gossip(Gossip {
+            id: MessageId::new(2, 1, 1),
+            origin: 2,
+            round: 0,
+            payload: Bytes::from_static(b"forged"),
+        }),
+    };
+    liar.send(&1, forged.to_bytes()).await.unwrap();
+    let rejected = wait_for(
+        || victim.quic.stats().rejected_spoofed == 1,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(rejected, "{:?}", victim.quic.stats());
+    assert_eq!(victim.recorder.count(), 0);
+    assert_eq!(victim.quic.stats().frames_received, 0);
+    stop(&victim).await;
+    liar.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_is_reconnected_and_receives_later_broadcasts() {
+    let ca = ClusterCa::generate().unwrap();
+    let book = Book::default();
+    let first: Vec<Node> = (0..3)
+        .map(|id| node(id, &ca.node_tls(&id).unwrap(), &book, 0..3))
+        .collect();
+    let before = first[0].node.broadcast(&b"before"[..]).await.unwrap();
+    assert!(
+        wait_for(
+            || first.iter().all(|n| n.recorder.has_all(&[before])),
+            Duration::from_secs(5)
+        )
+        .await
+    );
+
+    stop(&first[2]).await;
+    // The same node comes back on another port, with a new certificate from the same CA.
+    let restarted = node(2, &ca.node_tls(&2u64).unwrap(), &book, 0..3);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            first[i % 2]
+                .node
+                .broadcast(format!("after {i}"))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let received = wait_for(|| restarted.recorder.has_all(&ids), Duration::from_secs(10)).await;
+    assert!(
+        received,
+        "the restarted node got {} of 20",
+        restarted.recorder.count()
+    );
+    let reconnects: u64 = first[..2].iter().map(|n| n.quic.stats().reconnects).sum();
+    assert!(reconnects >= 1, "no reconnect counted");
+    for n in first[..2].iter().chain([&restarted]) {
+        stop(n).await;
+    }
+}
