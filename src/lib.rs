@@ -115,13 +115,16 @@ pub use membership::{
     MetaError, NodeMeta, PeerInfo, PlumtreeNodeDelegate, StackBuilder, StackError, StackMemberlist,
     TcpStack, TcpTransport,
 };
+#[cfg(all(feature = "memberlist", feature = "quic"))]
+pub use membership::{QuicMemberlistTransport, QuicStack};
 pub use message::{DecodeError, DecodeLimits, Envelope, Message, MessageId, MessageKind};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
 #[cfg(feature = "quic")]
 pub use quic::{
-    ClusterCa, MAX_CERTIFICATE_ID_LEN, MAX_FRAME_SIZE_LIMIT, NodeCertificate, QuicConfig,
-    QuicError, QuicStats, QuicTls, QuicTransport, RejectReason, TlsError, certificate_name,
+    ClusterCa, MAX_CERTIFICATE_ID_LEN, MAX_FRAME_SIZE_LIMIT, MEMBERS_NAME, NodeCertificate,
+    QuicConfig, QuicError, QuicStats, QuicTls, QuicTransport, RejectReason, TlsError,
+    certificate_name,
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{

@@ -286,3 +286,64 @@ async fn plumtree_frames_ride_on_quic_while_memberlist_keeps_membership() {
             .unwrap();
     }
 }
+
+#[cfg(feature = "quic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memberlist_over_quic_authenticates_members_and_carries_broadcasts() {
+    use memberlist_plumtree::{ClusterCa, QuicConfig, StackError};
+
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::lan();
+    let mut nodes = Vec::new();
+    let mut seed = None;
+    for id in 0..4u64 {
+        let recorder = Recorder::default();
+        let node = MemberlistStack::builder(id)
+            .seeds(seed)
+            .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
+            .memberlist_options(swim())
+            .build_quic(recorder.clone(), &ca.node_tls(&id).unwrap(), &config)
+            .await
+            .expect("node starts");
+        seed.get_or_insert(*node.memberlist().advertise_address());
+        nodes.push((node, recorder));
+    }
+    wait_for("full membership", Duration::from_secs(20), || {
+        nodes.iter().all(|(node, _)| node.members().len() == 3)
+    })
+    .await;
+
+    // Frames ride on memberlist's QUIC messages here (no QuicTransport given).
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let (from, _) = &nodes[i % nodes.len()];
+        ids.push(from.broadcast(format!("over quic {i}")).await.unwrap());
+    }
+    wait_for("every delivery", Duration::from_secs(20), || {
+        nodes.iter().all(|(_, r)| r.has_all(&ids))
+    })
+    .await;
+    assert!(nodes.iter().all(|(_, r)| r.duplicates() == 0));
+
+    // A node whose certificate comes from another CA cannot join.
+    let other = ClusterCa::generate().unwrap();
+    let intruder = MemberlistStack::builder(9u64)
+        .seeds(seed)
+        .memberlist_options(swim())
+        .build_quic(
+            Recorder::default(),
+            &other.node_tls(&9u64).unwrap(),
+            &config,
+        )
+        .await;
+    assert!(
+        matches!(intruder, Err(StackError::Join { .. })),
+        "{intruder:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(nodes.iter().all(|(node, _)| node.members().len() == 3));
+
+    for (node, _) in nodes {
+        node.shutdown().await.expect("clean shutdown");
+    }
+}

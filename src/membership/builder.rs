@@ -9,7 +9,7 @@ use memberlist::delegate::VoidDelegate;
 use memberlist::net::NetTransportOptions;
 use memberlist::proto::Data;
 use memberlist::tokio::{TokioNetTransport, TokioSocketAddrResolver, TokioTcp};
-use memberlist::transport::Id;
+use memberlist::transport::{Id, Transport as MlTransport};
 
 use super::bridge::BridgeConfig;
 use super::delegate::PlumtreeNodeDelegate;
@@ -107,18 +107,58 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         self
     }
 
-    /// Creates the node, binds memberlist, starts everything and joins the seeds.
+    /// Creates the node, binds memberlist (UDP+TCP), starts everything and joins the seeds.
     ///
     /// # Errors
     /// [`StackError::Config`] for a config that does not validate (or a QUIC transport whose
     /// address cannot be published: both it and memberlist bound to unspecified addresses and
-    /// no `transport_addr` given), [`StackError::Memberlist`]
-    /// if memberlist cannot bind, [`StackError::Join`] if seeds were given and none answered
-    /// (the node is shut down again), [`StackError::Start`] outside a tokio runtime.
+    /// no `transport_addr` given), [`StackError::Memberlist`] if memberlist cannot bind,
+    /// [`StackError::Join`] if seeds were given and none answered (the node is shut down
+    /// again), [`StackError::Start`] outside a tokio runtime.
     pub async fn build<PD: PlumtreeDelegate<I>>(
         self,
         delegate: PD,
     ) -> Result<TcpStack<I, PD>, StackError> {
+        let mut transport = NetTransportOptions::new(self.id.clone());
+        transport.add_bind_address(self.bind);
+        self.build_on(delegate, transport).await
+    }
+
+    /// As [`build`](Self::build), with memberlist itself over QUIC: membership traffic is
+    /// encrypted and every member authenticated by `tls` (its certificate must carry
+    /// [`MEMBERS_NAME`](crate::MEMBERS_NAME), as [`ClusterCa`](crate::ClusterCa)'s do).
+    /// Plumtree frames ride on memberlist's QUIC messages, or on a
+    /// [`quic`](Self::quic) transport if one is given.
+    ///
+    /// # Errors
+    /// As `build`, and [`StackError::Memberlist`] for certificates rustls rejects.
+    #[cfg(feature = "quic")]
+    pub async fn build_quic<PD: PlumtreeDelegate<I>>(
+        self,
+        delegate: PD,
+        tls: &crate::QuicTls,
+        config: &crate::QuicConfig,
+    ) -> Result<super::QuicStack<I, PD>, StackError> {
+        let quinn = tls
+            .memberlist_quinn_options(config)
+            .map_err(|e| StackError::Memberlist(e.to_string()))?;
+        let mut transport = memberlist::quic::QuicTransportOptions::with_stream_layer_options(
+            self.id.clone(),
+            quinn,
+        );
+        transport.add_bind_address(self.bind);
+        self.build_on(delegate, transport).await
+    }
+
+    async fn build_on<PD, T>(
+        self,
+        delegate: PD,
+        transport: T::Options,
+    ) -> Result<MemberlistStack<I, PD, T, VoidDelegate<I, SocketAddr>>, StackError>
+    where
+        PD: PlumtreeDelegate<I>,
+        T: MlTransport<Id = I, Address = SocketAddr, ResolvedAddress = SocketAddr>,
+    {
         tokio::runtime::Handle::try_current().map_err(|_| crate::StartError::NoRuntime)?;
         let plumtree = Arc::new(PlumtreeMemberlist::with_runtime_config(
             self.id.clone(),
@@ -138,8 +178,6 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         }
         let node_delegate =
             PlumtreeNodeDelegate::new(&plumtree, NoopDelegate).with_bridge(bridge)?;
-        let mut transport = NetTransportOptions::new(self.id);
-        transport.add_bind_address(self.bind);
         let memberlist =
             memberlist::Memberlist::with_delegate(node_delegate, transport, self.memberlist)
                 .await

@@ -14,6 +14,8 @@ mod bridge;
 mod builder;
 mod delegate;
 mod meta;
+#[cfg(feature = "quic")]
+mod quic;
 mod stack;
 mod transport;
 
@@ -21,5 +23,7 @@ pub use bridge::{BridgeConfig, PeerInfo};
 pub use builder::{StackBuilder, TcpStack, TcpTransport};
 pub use delegate::{IntoMemberlistDelegate, PlumtreeNodeDelegate};
 pub use meta::{META_MAX_SIZE, MetaError, NodeMeta};
+#[cfg(feature = "quic")]
+pub use quic::{QuicMemberlistTransport, QuicStack};
 pub use stack::{MemberlistStack, StackError, StackMemberlist};
 pub use transport::MemberlistTransport;

@@ -19,7 +19,9 @@ pub const MAX_FRAME_SIZE_LIMIT: usize = crate::MAX_MESSAGE_SIZE_LIMIT + 64 * 102
 /// use std::time::Duration;
 /// use memberlist_plumtree::QuicConfig;
 ///
-/// let config = QuicConfig::wan().with_max_frame_size(256 * 1024);
+/// let config = QuicConfig::wan()
+///     .with_max_frame_size(256 * 1024)
+///     .with_idle_timeout(Duration::from_secs(60));
 /// config.validate()?;
 /// # Ok::<(), memberlist_plumtree::ConfigError>(())
 /// ```

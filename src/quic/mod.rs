@@ -23,6 +23,7 @@ mod tests;
 pub use config::{MAX_FRAME_SIZE_LIMIT, QuicConfig};
 pub use stats::{QuicStats, RejectReason};
 pub use tls::{
-    ClusterCa, MAX_CERTIFICATE_ID_LEN, NodeCertificate, QuicTls, TlsError, certificate_name,
+    ClusterCa, MAX_CERTIFICATE_ID_LEN, MEMBERS_NAME, NodeCertificate, QuicTls, TlsError,
+    certificate_name,
 };
 pub use transport::{QuicError, QuicTransport};

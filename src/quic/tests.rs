@@ -26,7 +26,7 @@ async fn victim_and_raw_client() -> (
     let client_tls = ca
         .node_tls(&9u64)
         .unwrap()
-        .client_config(config.transport_config())
+        .client_config(config.transport_config(), tls::ALPN)
         .unwrap();
     let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     client.set_default_client_config(client_tls);

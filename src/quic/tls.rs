@@ -14,9 +14,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::NodeId;
 
-/// The ALPN protocol both ends must offer: a QUIC endpoint of another service is refused during
-/// the handshake.
+/// The ALPN protocol both ends of a Plumtree connection must offer: a QUIC endpoint of another
+/// service is refused during the handshake.
 pub(crate) const ALPN: &[u8] = b"memberlist-plumtree/1";
+
+/// The DNS name every node certificate carries besides its own (see [`ClusterCa`]): the name
+/// memberlist's QUIC transport asks for, since it dials members by address, not by id.
+pub const MEMBERS_NAME: &str = "members.plumtree";
 
 /// Longest encoded node id that fits in a certificate name, in bytes.
 pub const MAX_CERTIFICATE_ID_LEN: usize = 100;
@@ -191,6 +195,7 @@ impl QuicTls {
     pub(crate) fn server_config(
         &self,
         transport: Arc<quinn::TransportConfig>,
+        alpn: &[u8],
     ) -> Result<quinn::ServerConfig, TlsError> {
         let provider = Self::provider();
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -205,7 +210,7 @@ impl QuicTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.alpn_protocols = vec![alpn.to_vec()];
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -217,6 +222,7 @@ impl QuicTls {
     pub(crate) fn client_config(
         &self,
         transport: Arc<quinn::TransportConfig>,
+        alpn: &[u8],
     ) -> Result<quinn::ClientConfig, TlsError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(Self::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -224,7 +230,7 @@ impl QuicTls {
             .with_root_certificates(Arc::clone(&self.roots))
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.alpn_protocols = vec![alpn.to_vec()];
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
@@ -235,8 +241,9 @@ impl QuicTls {
 
 /// A throwaway certificate authority for development clusters and tests.
 ///
-/// It signs one certificate per node id; every node trusts the CA, and verification stays on,
-/// so a development cluster runs the same checks as production. The CA's key lives only in
+/// It signs one certificate per node id, naming the id ([`certificate_name`]) and
+/// [`MEMBERS_NAME`]; every node trusts the CA, and verification stays on, so a development
+/// cluster runs the same checks as production. The CA's key lives only in
 /// this value: for nodes in several processes, [`issue`](Self::issue) their certificates once
 /// and hand each process its files (docs/quic.md).
 ///
@@ -338,8 +345,8 @@ impl ClusterCa {
 
     fn sign<I: NodeId>(&self, id: &I) -> Result<(rcgen::Certificate, rcgen::KeyPair), TlsError> {
         let name = certificate_name(id)?;
-        let mut params =
-            rcgen::CertificateParams::new(vec![name.clone()]).map_err(generate_error)?;
+        let mut params = rcgen::CertificateParams::new(vec![name.clone(), MEMBERS_NAME.to_owned()])
+            .map_err(generate_error)?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);

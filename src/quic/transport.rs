@@ -13,7 +13,7 @@ use super::config::QuicConfig;
 use super::inbound;
 use super::link::{Lane, Link};
 use super::stats::{Counters, QuicStats};
-use super::tls::{QuicTls, TlsError, certificate_name};
+use super::tls::{ALPN, QuicTls, TlsError, certificate_name};
 use crate::message::KIND_GOSSIP;
 use crate::runtime::{FrameSink, Transport, TransportError};
 use crate::{ConfigError, NodeId};
@@ -73,13 +73,15 @@ type Resolver<I> = Arc<dyn Fn(&I) -> Option<SocketAddr> + Send + Sync>;
 ///
 /// # Examples
 /// ```
-/// use std::sync::Arc;
+/// use std::collections::HashMap;
 /// use memberlist_plumtree::{ClusterCa, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist, QuicConfig, QuicTransport};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let ca = ClusterCa::generate()?;
 /// let quic = QuicTransport::bind(1u64, "127.0.0.1:0".parse()?, QuicConfig::lan(), &ca.node_tls(&1u64)?)?;
-/// quic.set_resolver(|peer: &u64| None); // where peers listen: from your service discovery
+/// // Where peers listen: from your service discovery (MemberlistStack does this for you).
+/// let addresses = HashMap::from([(2u64, "127.0.0.1:7002".parse()?)]);
+/// quic.set_resolver(move |peer| addresses.get(peer).copied());
 /// let node = PlumtreeMemberlist::new(1u64, PlumtreeConfig::lan(), NoopDelegate)?;
 /// node.start(quic.clone())?;
 /// println!("listening on {}", quic.local_addr());
@@ -167,8 +169,8 @@ impl<I: NodeId> QuicTransport<I> {
         tls.check_names(&local)?;
         tokio::runtime::Handle::try_current().map_err(|_| QuicError::NoRuntime)?;
         let transport_config = config.transport_config();
-        let server = tls.server_config(Arc::clone(&transport_config))?;
-        let client = tls.client_config(transport_config)?;
+        let server = tls.server_config(Arc::clone(&transport_config), ALPN)?;
+        let client = tls.client_config(transport_config, ALPN)?;
         let mut endpoint = quinn::Endpoint::server(server, addr).map_err(QuicError::Bind)?;
         endpoint.set_default_client_config(client);
         let local_addr = endpoint.local_addr().map_err(QuicError::Bind)?;
