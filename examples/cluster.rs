@@ -1,10 +1,12 @@
 //! A real cluster on loopback: N nodes in one process, each with its own memberlist (UDP+TCP on
-//! 127.0.0.1) carrying both SWIM and the Plumtree frames. They join through node 0, broadcast a
-//! stream of messages from every live node in turn, and one node is killed without warning half
-//! way through. At the end: deliveries and duplicates per node, the eager tree, and latency.
+//! 127.0.0.1) carrying SWIM and, by default, the Plumtree frames too; with `--quic` the frames go
+//! over `QuicTransport` (mutual TLS, certificates from a throwaway `ClusterCa`). The nodes join
+//! through node 0, broadcast a stream of messages from every live node in turn, and one node is
+//! killed without warning half way through. At the end: deliveries and duplicates per node, the
+//! eager tree, and latency.
 //!
 //! ```sh
-//! cargo run --release --example cluster -- [--nodes 5] [--messages 400] [--rate 200] [--no-kill]
+//! cargo run --release --example cluster -- [--nodes 5] [--messages 400] [--rate 200] [--no-kill] [--quic]
 //! ```
 
 use std::collections::HashMap;
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use memberlist_plumtree::memberlist::Options;
 use memberlist_plumtree::{
-    Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, TcpStack,
+    ClusterCa, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, QuicConfig,
+    QuicTransport, TcpStack,
 };
 
 struct Args {
@@ -23,6 +26,7 @@ struct Args {
     messages: usize,
     rate: u64,
     kill: bool,
+    quic: Option<ClusterCa>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -31,6 +35,7 @@ fn parse() -> Result<Args, String> {
         messages: 400,
         rate: 200,
         kill: true,
+        quic: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,6 +47,7 @@ fn parse() -> Result<Args, String> {
             }
             "--rate" => args.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--no-kill" => args.kill = false,
+            "--quic" => args.quic = Some(ClusterCa::generate().map_err(|e| e.to_string())?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -80,15 +86,24 @@ fn swim() -> Options {
 async fn start(
     id: u64,
     seeds: &[SocketAddr],
+    quic: Option<&ClusterCa>,
 ) -> Result<(Node, Arrivals), Box<dyn std::error::Error>> {
     let arrivals = Arrivals::default();
-    let node = MemberlistStack::builder(id)
+    let mut builder = MemberlistStack::builder(id)
         .bind("127.0.0.1:0".parse()?)
         .seeds(seeds.iter().copied())
         .config(PlumtreeConfig::lan())
-        .memberlist_options(swim())
-        .build(arrivals.clone())
-        .await?;
+        .memberlist_options(swim());
+    if let Some(ca) = quic {
+        let tls = ca.node_tls(&id)?;
+        builder = builder.quic(QuicTransport::bind(
+            id,
+            "127.0.0.1:0".parse()?,
+            QuicConfig::lan(),
+            &tls,
+        )?);
+    }
+    let node = builder.build(arrivals.clone()).await?;
     Ok((node, arrivals))
 }
 
@@ -114,12 +129,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
 
-    println!("starting {} nodes on 127.0.0.1 ...", args.nodes);
-    let first = start(0, &[]).await?;
+    let frames = if args.quic.is_some() {
+        "QUIC"
+    } else {
+        "memberlist"
+    };
+    println!(
+        "starting {} nodes on 127.0.0.1 (Plumtree frames over {frames}) ...",
+        args.nodes
+    );
+    let first = start(0, &[], args.quic.as_ref()).await?;
     let seed = *first.0.memberlist().advertise_address();
     let mut nodes = vec![first];
     for id in 1..args.nodes {
-        nodes.push(start(id, &[seed]).await?);
+        nodes.push(start(id, &[seed], args.quic.as_ref()).await?);
     }
     let joined = Instant::now();
     while nodes
