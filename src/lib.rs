@@ -15,7 +15,11 @@
 //!    process). Peers are added by hand.
 //! 3. `MemberlistStack` (feature `memberlist`): SWIM membership from the `memberlist` crate
 //!    drives the peers; `MemberlistStack::builder` makes a working node in a few lines
-//!    (docs/getting-started.md). `QuicTransport` is not built yet: see README.md, "Status".
+//!    (docs/getting-started.md).
+//! 4. `QuicTransport` (feature `quic`): frames over persistent QUIC connections with mutual
+//!    TLS, the node id carried in each certificate and checked against every frame
+//!    (docs/quic.md). `MemberlistStack` can use it for the frames, and run memberlist itself over
+//!    QUIC with the same certificates.
 //!
 //! With the `sim` feature, `sim` runs many cores over a virtual network in virtual time, to
 //! measure reliability, redundancy and delay before you deploy a config (docs/simulation.md).
@@ -147,3 +151,8 @@ struct GettingStartedDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
+
+/// docs/quic.md's examples, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "memberlist", feature = "quic"))]
+#[doc = include_str!("../docs/quic.md")]
+struct QuicDoctests;

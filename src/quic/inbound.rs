@@ -31,7 +31,7 @@ pub(crate) async fn accept<I: NodeId>(shared: Arc<Shared<I>>, sink: FrameSink) {
                 Ok(Ok(connection)) => serve(handshake, connection, None).await,
                 Ok(Err(error)) => {
                     handshake.counters.handshake_failed();
-                    tracing::debug!(%error, "QUIC handshake refused");
+                    tracing::warn!(%error, "QUIC connection refused during the handshake");
                 }
                 Err(_) => handshake.counters.handshake_failed(),
             }
@@ -103,6 +103,11 @@ async fn read_stream<I: NodeId>(
 ) {
     let reject = |reason: RejectReason, code: u32, why: &'static [u8]| {
         shared.counters.rejected(reason);
+        tracing::warn!(
+            remote = %connection.remote_address(),
+            reason = reason.as_str(),
+            "frame refused; closing the QUIC connection"
+        );
         connection.close(code.into(), why);
     };
     let mut header = [0u8; 4];

@@ -299,10 +299,15 @@ impl ClusterCa {
     pub fn generate() -> Result<Self, TlsError> {
         let key = rcgen::KeyPair::generate().map_err(generate_error)?;
         let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            "memberlist-plumtree development CA",
+        // A name of its own, so that a certificate from another throwaway CA fails as "unknown
+        // issuer" rather than as a bad signature from a namesake.
+        let name = format!(
+            "memberlist-plumtree development CA {:016x}",
+            fastrand::u64(..)
         );
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::KeyCertSign,

@@ -48,6 +48,31 @@ pub enum QuicError {
     NoRuntime,
 }
 
+/// Why a dial did not give a connection.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("{0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("{0}")]
+    Handshake(#[from] quinn::ConnectionError),
+}
+
+impl DialError {
+    /// A refusal that retrying will not fix: certificates, names or protocols that do not match
+    /// (worth a warning), as opposed to a peer that is down or slow.
+    fn is_configuration(&self) -> bool {
+        match self {
+            Self::Connect(_) => true,
+            Self::Handshake(error) => matches!(
+                error,
+                quinn::ConnectionError::TransportError(_)
+                    | quinn::ConnectionError::ConnectionClosed(_)
+                    | quinn::ConnectionError::VersionMismatch
+            ),
+        }
+    }
+}
+
 type Resolver<I> = Arc<dyn Fn(&I) -> Option<SocketAddr> + Send + Sync>;
 
 /// Plumtree frames over QUIC (quinn and rustls): one persistent, mutually authenticated
@@ -277,9 +302,9 @@ impl<I: NodeId> Shared<I> {
         let dialed = match self.endpoint.connect(addr, &name) {
             Ok(connecting) => tokio::time::timeout(self.config.connect_timeout, connecting)
                 .await
-                .map_err(|_| "handshake timed out".to_owned())
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            Err(e) => Err(e.to_string()),
+                .unwrap_or(Err(quinn::ConnectionError::TimedOut))
+                .map_err(DialError::Handshake),
+            Err(e) => Err(DialError::Connect(e)),
         };
         let mut links = self.lock_links();
         let slot = links.entry(peer.clone()).or_default();
@@ -292,12 +317,17 @@ impl<I: NodeId> Shared<I> {
                 inbound::spawn_serve(self, connection, Some(peer.clone()));
                 Ok(link)
             }
-            Err(reason) => {
+            Err(error) => {
                 self.counters.handshake_failed();
                 slot.link = None;
                 slot.failures = slot.failures.saturating_add(1);
                 slot.retry_at = Some(Instant::now() + self.config.backoff(slot.failures));
-                tracing::debug!(?peer, %addr, %reason, "QUIC dial failed");
+                drop(links);
+                if error.is_configuration() {
+                    tracing::warn!(?peer, %addr, %error, "QUIC dial refused: check certificates");
+                } else {
+                    tracing::debug!(?peer, %addr, %error, "QUIC dial failed");
+                }
                 Err(TransportError::Unreachable)
             }
         }
