@@ -100,6 +100,11 @@ pub struct Stats {
     pub prunes_received: u64,
     /// IHave frames sent.
     pub ihave_sent: u64,
+    /// Announcements the runtime handed back as undelivered (payloads count one each), to be
+    /// announced again ([`Plumtree::handle_undelivered`](crate::Plumtree::handle_undelivered)).
+    pub requeued: u64,
+    /// Of those, dropped because too many were waiting for one peer.
+    pub requeue_dropped: u64,
     /// Messages ignored as invalid: an oversize payload, or a frame claiming to come from us.
     pub invalid_messages: u64,
 }

@@ -253,6 +253,40 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
+    /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
+    /// announcements it carried are announced to the peer again at the next IHave flush, so the
+    /// peer can still graft them: a full queue delays a payload, it does not lose it. Grafts and
+    /// prunes are left to the graft timers and later duplicates. At most
+    /// `message_cache_max_size` announcements wait per peer (older ones name payloads no longer
+    /// cached); beyond that the oldest are dropped and counted.
+    pub fn handle_undelivered(&mut self, now: Instant, peer: &I, message: Message<I>) {
+        let now = self.advance(now);
+        let entries = match message {
+            Message::Gossip(gossip) => vec![Announcement {
+                id: gossip.id,
+                round: gossip.round,
+            }],
+            Message::IHave(ihave) => ihave.entries,
+            Message::Graft(_) | Message::Prune => return,
+        };
+        let Some(neighbor) = self.peers.neighbor_mut(peer) else {
+            return; // no longer a neighbour: nothing to repair towards it
+        };
+        self.stats.requeued += entries.len() as u64;
+        neighbor.pending.extend(entries);
+        let cap = self.config.message_cache_max_size;
+        if neighbor.pending.len() > cap {
+            let excess = neighbor.pending.len() - cap;
+            neighbor.pending.drain(..excess);
+            self.stats.requeue_dropped += excess as u64;
+        }
+        // Only the timer sends these: a size-triggered IHave would be retried at once, into the
+        // same full queue.
+        if self.ihave_deadline.is_none() {
+            self.ihave_deadline = Some(now + self.config.ihave_interval);
+        }
+    }
+
     /// Runs every timer due at `now`: IHave flushes, grafts for missing payloads, cache and
     /// seen-set expiry. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -516,14 +550,19 @@ impl<I: NodeId> Plumtree<I> {
 
     fn flush_ihaves(&mut self) {
         self.ihave_deadline = None;
+        let batch = self.config.ihave_batch_size;
         for (peer, neighbor) in self.peers.neighbors_mut() {
-            if !neighbor.pending.is_empty() {
-                let entries = std::mem::take(&mut neighbor.pending);
+            // Requeued announcements can exceed one batch; the batch size is also the
+            // receiver's decode limit.
+            let mut pending = std::mem::take(&mut neighbor.pending);
+            while !pending.is_empty() {
+                let rest = pending.split_off(pending.len().min(batch));
                 self.transmits.push_back(Transmit {
                     to: peer.clone(),
-                    message: Message::IHave(IHave { entries }),
+                    message: Message::IHave(IHave { entries: pending }),
                 });
                 self.stats.ihave_sent += 1;
+                pending = rest;
             }
         }
     }

@@ -462,3 +462,55 @@ fn same_seed_same_outputs() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn undelivered_payloads_and_announcements_are_announced_again_at_the_next_flush() {
+    let t = Instant::now();
+    let c = config().with_ihave_batch_size(2);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    // The runtime could not queue a payload for eager peer 2, nor an IHave for lazy peer 3.
+    n.handle_undelivered(t, &2, gossip(5, 3));
+    n.handle_undelivered(t, &3, ihave(&[(6, 1), (7, 1)]));
+    assert!(
+        drain(&mut n).0.is_empty(),
+        "nothing leaves before the flush timer"
+    );
+    let flush = n.poll_timeout().expect("a flush is armed");
+    assert_eq!(flush, t + c.ihave_interval);
+    n.handle_timeout(flush);
+    let (tx, _) = drain(&mut n);
+    assert!(tx.contains(&Transmit {
+        to: 2,
+        message: ihave(&[(5, 3)])
+    }));
+    assert!(tx.contains(&Transmit {
+        to: 3,
+        message: ihave(&[(6, 1), (7, 1)])
+    }));
+    assert_eq!(n.stats().requeued, 3);
+    // Grafts and prunes are not requeued; strangers are ignored.
+    n.handle_undelivered(t, &1, Message::Prune);
+    n.handle_undelivered(t, &99, gossip(8, 0));
+    assert_eq!(n.stats().requeued, 3);
+}
+
+#[test]
+fn requeued_announcements_leave_in_batches_and_are_capped() {
+    let t = Instant::now();
+    let c = config()
+        .with_ihave_batch_size(2)
+        .with_message_cache_max_size(4)
+        .with_seen_max_size(8);
+    let mut n = node_with(c, &[1, 2], &[3, 4], t);
+    let many: Vec<(u64, u32)> = (10..16).map(|s| (s, 1)).collect();
+    n.handle_undelivered(t, &3, ihave(&many));
+    assert_eq!(n.stats().requeue_dropped, 2, "six waiting, four allowed");
+    n.handle_timeout(n.poll_timeout().unwrap());
+    let (tx, _) = drain(&mut n);
+    let to_3: Vec<&Transmit<u64>> = tx.iter().filter(|t| t.to == 3).collect();
+    assert_eq!(
+        to_3.iter().map(|t| &t.message).collect::<Vec<_>>(),
+        [&ihave(&[(12, 1), (13, 1)]), &ihave(&[(14, 1), (15, 1)])],
+        "the newest four, two per IHave"
+    );
+}

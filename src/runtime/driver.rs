@@ -156,6 +156,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     /// delivery task is gone (the node is shutting down).
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
+        let mut last_gossip: Option<(MessageId, u32, Bytes)> = None;
         while let Some(transmit) = self.core.poll_transmit() {
             if !self.core.is_member(&transmit.to) {
                 // The core answers strangers (a Graft, an announcement) but a send task per
@@ -187,12 +188,29 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 sender: local.clone(),
                 message: transmit.message,
             };
-            envelope.encode(&mut self.buf);
-            let frame = self.buf.split().freeze();
+            // A payload pushed to several eager peers is the same frame for each: encode once.
+            let frame = match (&envelope.message, &last_gossip) {
+                (Message::Gossip(g), Some((id, round, frame)))
+                    if g.id == *id && g.round == *round =>
+                {
+                    frame.clone()
+                }
+                (message, _) => {
+                    envelope.encode(&mut self.buf);
+                    let frame = self.buf.split().freeze();
+                    if let Message::Gossip(g) = message {
+                        last_gossip = Some((g.id, g.round, frame.clone()));
+                    }
+                    frame
+                }
+            };
             self.metrics.sent(kind, frame.len());
             if !self.outbox.push(&transmit.to, lane, frame) {
                 self.outbound_dropped += 1;
                 self.metrics.dropped_outbound();
+                // What the frame carried is announced again later, so the peer can graft it.
+                self.core
+                    .handle_undelivered(now(), &transmit.to, envelope.message);
             }
             if let Some(notice) = notice {
                 if self.notices.send(notice).await.is_err() {
