@@ -3,18 +3,20 @@
 //! ```text
 //! cargo run --release --features sim --example simulate -- --scenario single-sender --nodes 1000 --seed 1
 //! ```
-//! Options: `--scenario NAME` (single-sender, random-sender, burst, failure, churn, partition),
+//! Options: `--scenario NAME` (single-sender, random-sender, burst, failure, churn, partition,
+//! mass-failure),
 //! `--nodes N` (default 1000), `--seed S` (default 1), `--config PRESET` (default, lan, wan,
 //! large-cluster), `--set FIELD=VALUE` (overrides one `PlumtreeConfig` field, e.g.
 //! `--set graft_timeout=1s`; repeatable), `--messages M` (default 200), `--interval-ms T` (between broadcasts, default 100),
-//! `--latency-ms MIN-MAX` (one-way link latency, default 10-50), `--loss P` (frame loss, default 0),
+//! `--latency-ms MIN-MAX` (one-way link latency, default 10-50), `--regions R` (instead: R
+//! regions, 2 ms one way inside one, 80 ms between), `--loss P` (frame loss, default 0),
 //! `--json`, `--out DIR` (writes an SVG plot of reliability and RMR per broadcast, and the final
 //! eager tree as a Graphviz DOT file).
 
 use std::time::Instant;
 
 use memberlist_plumtree::PlumtreeConfig;
-use memberlist_plumtree::sim::{Report, Scenario, SimConfig, Workload, scenario};
+use memberlist_plumtree::sim::{Regions, Report, Scenario, SimConfig, Workload, scenario};
 
 struct Args {
     scenario: Scenario,
@@ -27,6 +29,7 @@ struct Args {
     interval_ms: u64,
     out: Option<std::path::PathBuf>,
     latency: Option<std::ops::Range<std::time::Duration>>,
+    regions: Option<u64>,
     loss: f64,
 }
 
@@ -42,6 +45,7 @@ fn parse() -> Result<Args, String> {
         interval_ms: 100,
         out: None,
         latency: None,
+        regions: None,
         loss: 0.0,
     };
     let mut it = std::env::args().skip(1);
@@ -70,6 +74,9 @@ fn parse() -> Result<Args, String> {
                     Some(ms(lo).map_err(|e| e.to_string())?..ms(hi).map_err(|e| e.to_string())?);
             }
             "--loss" => args.loss = value()?.parse().map_err(|e| format!("--loss: {e}"))?,
+            "--regions" => {
+                args.regions = Some(value()?.parse().map_err(|e| format!("--regions: {e}"))?)
+            }
             "--interval-ms" => {
                 args.interval_ms = value()?
                     .parse()
@@ -109,6 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.network.latency = latency;
     }
     config.network.loss = args.loss;
+    config.network.regions = args.regions.map(Regions::new);
     if !args.overrides.is_empty() {
         // Go through the config's serde form, so every field can be set by name.
         let mut json = serde_json::to_value(&config.protocol)?;

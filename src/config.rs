@@ -115,6 +115,25 @@ pub struct PlumtreeConfig {
     pub max_missing: usize,
     /// Most announcers remembered per missing payload. Default 8.
     pub max_announcers: usize,
+    /// Keep the two neighbours of this node on a hash ring of all members as neighbours, never
+    /// evicted: the overlay then stays connected whatever fails, once membership has caught up
+    /// (docs/peer-topology.md). Default `false`; `large_cluster()` turns it on.
+    pub use_hash_ring: bool,
+    /// Rank peers by measured round-trip time (fed with
+    /// [`Plumtree::record_rtt`](crate::Plumtree::record_rtt); `MemberlistStack` feeds memberlist's
+    /// pings) and graft outcomes: eager links and repairs prefer fast, reliable peers
+    /// (docs/peer-topology.md). Without measurements it changes nothing. Default `false`;
+    /// `wan()` and `large_cluster()` turn it on.
+    pub peer_scoring: bool,
+    /// Stretch the IHave flush interval (up to 8 x `ihave_interval`) while the tree needs no
+    /// repair, and snap back at the first graft: fewer IHave frames over a healthy tree
+    /// (docs/adaptive-features.md). Default `false`; `large_cluster()` turns it on.
+    pub adaptive_ihave: bool,
+    /// Keep payloads only as long as a graft can still ask for them (twice the protocol's repair
+    /// window, or twice the oldest payload ever grafted from us, at most `message_cache_ttl`)
+    /// instead of always `message_cache_ttl`: less memory for the same repairs
+    /// (docs/adaptive-features.md). Default `false`; `large_cluster()` turns it on.
+    pub adaptive_cache: bool,
     /// Seed for the protocol's random choices. `None` (default): seeded from the OS.
     ///
     /// A fixed seed makes a node's choices, and its message-id incarnation, repeat: use it for
@@ -144,6 +163,10 @@ impl Default for PlumtreeConfig {
             seen_max_size: 100_000,
             max_missing: 10_000,
             max_announcers: 8,
+            use_hash_ring: false,
+            peer_scoring: false,
+            adaptive_ihave: false,
+            adaptive_cache: false,
             rng_seed: None,
         }
     }
@@ -175,6 +198,7 @@ impl PlumtreeConfig {
             graft_max_retries: 7,
             message_cache_ttl: Duration::from_secs(120),
             seen_ttl: Duration::from_secs(240),
+            peer_scoring: true, // links differ by tens of ms: prefer the fast ones
             ..Self::default()
         }
     }
@@ -192,6 +216,10 @@ impl PlumtreeConfig {
             seen_ttl: Duration::from_secs(180),
             seen_max_size: 200_000,
             max_missing: 20_000,
+            use_hash_ring: true, // connected by construction, whatever fails
+            peer_scoring: true,
+            adaptive_ihave: true, // fewer IHave frames over a healthy tree
+            adaptive_cache: true, // a payload cache sized by the repair window, not the ttl
             ..Self::default()
         }
     }
@@ -311,6 +339,14 @@ setters! {
     with_max_missing: max_missing: usize;
     /// Sets [`max_announcers`](Self::max_announcers).
     with_max_announcers: max_announcers: usize;
+    /// Sets [`use_hash_ring`](Self::use_hash_ring).
+    with_use_hash_ring: use_hash_ring: bool;
+    /// Sets [`peer_scoring`](Self::peer_scoring).
+    with_peer_scoring: peer_scoring: bool;
+    /// Sets [`adaptive_ihave`](Self::adaptive_ihave).
+    with_adaptive_ihave: adaptive_ihave: bool;
+    /// Sets [`adaptive_cache`](Self::adaptive_cache).
+    with_adaptive_cache: adaptive_cache: bool;
     /// Sets [`rng_seed`](Self::rng_seed).
     with_rng_seed: rng_seed: Option<u64>;
 }

@@ -3,7 +3,7 @@
 //! bottom (`cargo test --release --features sim --test simulation -- --ignored`).
 #![cfg(feature = "sim")]
 
-use memberlist_plumtree::sim::{Report, Scenario, SimConfig, Workload, scenario};
+use memberlist_plumtree::sim::{Regions, Report, Scenario, SimConfig, Workload, scenario};
 
 fn run(scenario: Scenario, nodes: usize, seed: u64) -> Report {
     let seed = std::env::var("SEED")
@@ -84,6 +84,84 @@ fn partition_heals() {
         r.reliability_min >= 0.45,
         "each side keeps delivering during the cut"
     );
+}
+
+#[test]
+fn with_the_hash_ring_half_the_cluster_can_crash_at_once() {
+    let mut config = SimConfig::new(200, 1);
+    config.protocol = config.protocol.with_use_hash_ring(true);
+    let (r, _) = scenario::run(Scenario::MassFailure, config, &Workload::default()).unwrap();
+    assert_eq!(r.duplicate_deliveries, 0);
+    assert_eq!(extra(&r, "overlay_components_after"), 1.0);
+    assert_eq!(extra(&r, "after_detection_reliability_min"), 1.0);
+}
+
+/// Three regions, 2 ms inside one and 80 ms between: scoring by round-trip time must cut the
+/// median time to deliver by a fifth at no more redundancy (summed over three seeds, since one
+/// seed can be lucky either way).
+#[test]
+fn scoring_prefers_fast_links_where_links_differ() {
+    let run = |scoring: bool, seed: u64| {
+        let mut config = SimConfig::new(200, seed);
+        config.network.regions = Some(Regions::new(3));
+        config.protocol = config.protocol.with_peer_scoring(scoring);
+        let (r, _) = scenario::run(Scenario::RandomSender, config, &Workload::default()).unwrap();
+        assert_eq!(r.reliability_min, 1.0);
+        assert_eq!(r.duplicate_deliveries, 0);
+        (r.delivery_ms[0], r.rmr_mean)
+    };
+    let (mut p50, mut rmr) = ([0.0; 2], [0.0; 2]);
+    for seed in 1..=3 {
+        for (i, scoring) in [false, true].into_iter().enumerate() {
+            let (p, r) = run(scoring, seed);
+            p50[i] += p;
+            rmr[i] += r;
+        }
+    }
+    assert!(p50[1] <= 0.8 * p50[0], "p50 {p50:?}");
+    assert!(rmr[1] <= rmr[0] + 0.05, "RMR {rmr:?}");
+}
+
+/// Adaptive IHave flushing and cache retention: each must save what it claims (IHave frames,
+/// cache bytes) at full reliability, under failures too.
+#[test]
+fn adaptive_flushing_and_retention_save_frames_and_memory_without_losses() {
+    let run = |scenario, ihave: bool, cache: bool| {
+        let mut config = SimConfig::new(150, 1);
+        config.protocol = config
+            .protocol
+            .with_adaptive_ihave(ihave)
+            .with_adaptive_cache(cache);
+        let (r, _) = scenario::run(scenario, config, &Workload::default()).unwrap();
+        assert_eq!(
+            r.reliability_min, 1.0,
+            "{scenario} ihave={ihave} cache={cache}"
+        );
+        assert_eq!(r.duplicate_deliveries, 0);
+        let ihave = r
+            .per_broadcast
+            .iter()
+            .find(|(k, _)| k.as_str() == "ihave")
+            .unwrap()
+            .1;
+        (ihave, extra(&r, "cache_bytes_peak_node"), r)
+    };
+    for scenario in [Scenario::RandomSender, Scenario::Failure] {
+        let (ihave_off, cache_off, _) = run(scenario, false, false);
+        let (ihave_on, _, adaptive) = run(scenario, true, false);
+        let (_, cache_on, _) = run(scenario, false, true);
+        assert!(
+            ihave_on <= 0.5 * ihave_off,
+            "{scenario}: IHaves {ihave_off} -> {ihave_on}"
+        );
+        assert!(
+            cache_on <= 0.5 * cache_off,
+            "{scenario}: cache {cache_off} -> {cache_on}"
+        );
+        if scenario == Scenario::Failure {
+            assert!(extra(&adaptive, "window_last_delivery_ms") <= 3000.0);
+        }
+    }
 }
 
 /// The 1,000-node targets (docs/simulation.md). Slow in debug builds: run with --release.

@@ -243,6 +243,10 @@ where
         payload: Bytes,
     ) {
         self.book.record_rtt(node.id(), rtt);
+        // For peer scoring (PlumtreeConfig::peer_scoring); ignored by the core without it.
+        if node.id() != &self.local {
+            self.node.record_rtt(node.id().clone(), rtt);
+        }
         self.inner.notify_ping_complete(node, rtt, payload).await
     }
 

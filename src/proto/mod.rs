@@ -5,14 +5,18 @@
 //! simulator. The algorithm is the one of Leitão, Pereira and Rodrigues, *Epidemic Broadcast
 //! Trees* (SRDS 2007), Section 3; docs/architecture.md walks through it.
 //!
-//! The state is split by concern: `peers` (members, eager and lazy neighbours), `store`
-//! (the seen set and the payload cache), `missing` (announced payloads and graft timers); the
-//! handlers that tie them together live in `plumtree`.
+//! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
+//! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
+//! outcomes that rank peers), `store` (the seen set and the payload cache), `missing` (announced
+//! payloads and graft timers); the handlers that tie them together live in `plumtree`.
 
+mod adaptive;
 mod missing;
 mod output;
 mod peers;
 mod plumtree;
+mod ring;
+mod score;
 mod store;
 
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};

@@ -100,6 +100,10 @@ pub struct Stats {
     pub prunes_received: u64,
     /// IHave frames sent.
     pub ihave_sent: u64,
+    /// Lazy neighbours made eager (grafts sent or received, repairs).
+    pub promotions: u64,
+    /// Eager neighbours made lazy (prunes sent or received).
+    pub demotions: u64,
     /// Announcements the runtime handed back as undelivered (payloads count one each), to be
     /// announced again ([`Plumtree::handle_undelivered`](crate::Plumtree::handle_undelivered)).
     pub requeued: u64,

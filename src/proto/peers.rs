@@ -6,9 +6,12 @@
 //! a function of the RNG seed.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::output::PeerRole;
+use super::ring::HashRing;
+use super::score::Scores;
+use crate::NodeId;
 use crate::message::Announcement;
 
 #[derive(Debug)]
@@ -40,16 +43,31 @@ pub(crate) struct Peers<I> {
     neighbors: BTreeMap<I, Neighbor>,
     eager: usize,
     max_peers: usize,
+    /// With `use_hash_ring`: every member by ring position; our two ring neighbours are always
+    /// neighbours and never evicted.
+    ring: Option<HashRing<I>>,
+    /// With `peer_scoring`: measured peers, best first when choosing tree links.
+    scores: Option<Scores<I>>,
 }
 
-impl<I: Ord + Clone> Peers<I> {
-    pub(crate) fn new(local: I, max_peers: Option<usize>) -> Self {
+/// How a [`Peers`] chooses and protects neighbours.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Topology {
+    pub(crate) max_peers: Option<usize>,
+    pub(crate) hash_ring: bool,
+    pub(crate) scoring: bool,
+}
+
+impl<I: NodeId> Peers<I> {
+    pub(crate) fn new(local: I, topology: Topology) -> Self {
         Self {
+            ring: topology.hash_ring.then(|| HashRing::new(local.clone())),
+            scores: topology.scoring.then(Scores::new),
             local,
             members: Vec::new(),
             neighbors: BTreeMap::new(),
             eager: 0,
-            max_peers: max_peers.unwrap_or(usize::MAX),
+            max_peers: topology.max_peers.unwrap_or(usize::MAX),
         }
     }
 
@@ -96,6 +114,9 @@ impl<I: Ord + Clone> Peers<I> {
         }
         self.members.sort_unstable();
         self.members.dedup();
+        if let Some(ring) = &mut self.ring {
+            ring.insert(self.members.iter().cloned());
+        }
         self.members.len() - before
     }
 
@@ -103,6 +124,12 @@ impl<I: Ord + Clone> Peers<I> {
     pub(crate) fn remove_member(&mut self, peer: &I) -> Option<Neighbor> {
         if let Ok(at) = self.members.binary_search(peer) {
             self.members.remove(at);
+        }
+        if let Some(ring) = &mut self.ring {
+            ring.remove(peer);
+        }
+        if let Some(scores) = &mut self.scores {
+            scores.remove(peer);
         }
         self.remove_neighbor(peer)
     }
@@ -156,28 +183,100 @@ impl<I: Ord + Clone> Peers<I> {
         self.neighbors.len() < self.max_peers
     }
 
-    /// A uniformly random lazy neighbour other than `except`.
-    pub(crate) fn random_lazy(&self, rng: &mut fastrand::Rng, except: Option<&I>) -> Option<I> {
+    /// Records a measured round trip to `peer` (ignored without scoring).
+    pub(crate) fn record_rtt(&mut self, peer: &I, rtt: Duration) {
+        if let Some(scores) = &mut self.scores {
+            scores.record_rtt(peer, rtt);
+        }
+    }
+
+    /// A graft to `peer` went unanswered, or was answered (ignored without scoring).
+    pub(crate) fn graft_outcome(&mut self, peer: &I, answered: bool) {
+        if let Some(scores) = &mut self.scores {
+            if answered {
+                scores.graft_answered(peer);
+            } else {
+                scores.graft_failed(peer);
+            }
+        }
+    }
+
+    /// Sorts `items` best first by the score of `key(item)`; leaves them as they are without
+    /// scoring.
+    pub(crate) fn sort_by_score<T>(&self, items: &mut [T], key: impl Fn(&T) -> &I) {
+        if let Some(scores) = &self.scores {
+            scores.sort_by_key(items, key);
+        }
+    }
+
+    /// Whether `peer` is one of our ring neighbours (always false without the hash ring).
+    pub(crate) fn is_protected(&self, peer: &I) -> bool {
+        self.ring
+            .as_ref()
+            .is_some_and(|ring| ring.contains_neighbour(&self.local, peer))
+    }
+
+    /// The lazy neighbour to promote when the tree needs repair: the best scored one, or a
+    /// uniformly random one when none is measured (or scoring is off).
+    pub(crate) fn best_lazy(&self, rng: &mut fastrand::Rng, except: Option<&I>) -> Option<I> {
         let lazy: Vec<&I> = self
             .with_role(PeerRole::Lazy)
             .filter(|p| Some(*p) != except)
             .collect();
+        if let Some(scores) = &self.scores {
+            let best = lazy
+                .iter()
+                .filter_map(|p| scores.get(*p).map(|s| (s, *p)))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, peer)) = best {
+                return Some(peer.clone());
+            }
+        }
         (!lazy.is_empty()).then(|| lazy[rng.usize(..lazy.len())].clone())
     }
 
-    /// Chooses random members as new neighbours until there are `eager_fanout + lazy_fanout` of
-    /// them (or no member is left). A new neighbour is eager while fewer than `eager_fanout`
+    /// A uniformly random lazy neighbour other than `except` that may be evicted: never a ring
+    /// neighbour.
+    pub(crate) fn evictable_lazy(&self, rng: &mut fastrand::Rng, except: Option<&I>) -> Option<I> {
+        let lazy: Vec<&I> = self
+            .with_role(PeerRole::Lazy)
+            .filter(|p| Some(*p) != except && !self.is_protected(p))
+            .collect();
+        (!lazy.is_empty()).then(|| lazy[rng.usize(..lazy.len())].clone())
+    }
+
+    /// Chooses members as new neighbours until there are `eager_fanout + lazy_fanout` of them
+    /// (or no member is left). A new neighbour is eager while fewer than `eager_fanout`
     /// neighbours exist: only a node's first choices are eager, so replacing a lost neighbour
     /// never undoes the prunes that shaped the tree.
+    ///
+    /// With the hash ring, the two ring neighbours come first and are added even past the
+    /// target. With scoring and measured peers, eager slots go to the best of a random sample
+    /// four times larger, except one that stays random (a long-range link); lazy ones stay random.
     pub(crate) fn fill(
         &mut self,
         rng: &mut fastrand::Rng,
         eager_fanout: usize,
         lazy_fanout: usize,
     ) -> Vec<(I, PeerRole)> {
+        let mut added = Vec::new();
+        if let Some(ring) = &self.ring {
+            for peer in ring.neighbours(&self.local) {
+                let role = if self.neighbors.len() < eager_fanout {
+                    PeerRole::Eager
+                } else {
+                    PeerRole::Lazy
+                };
+                if !self.neighbors.contains_key(&peer)
+                    && self.set_role(&peer, role) == RoleChange::Added
+                {
+                    added.push((peer, role));
+                }
+            }
+        }
         let target = (eager_fanout + lazy_fanout).min(self.max_peers);
         if self.neighbors.len() >= target || self.members.len() <= self.neighbors.len() {
-            return Vec::new();
+            return added;
         }
         let mut spare: Vec<&I> = self
             .members
@@ -185,25 +284,39 @@ impl<I: Ord + Clone> Peers<I> {
             .filter(|m| !self.neighbors.contains_key(*m))
             .collect();
         let wanted = (target - self.neighbors.len()).min(spare.len());
-        // Partial Fisher-Yates: the first `wanted` slots become a uniform sample.
-        for i in 0..wanted {
+        let eager_slots = eager_fanout
+            .saturating_sub(self.neighbors.len())
+            .min(wanted);
+        let scored = self.scores.as_ref().is_some_and(|s| !s.is_empty()) && eager_slots > 0;
+        let sample = if scored {
+            (wanted * 4).min(spare.len())
+        } else {
+            wanted
+        };
+        // Partial Fisher-Yates: the first `sample` slots become a uniform sample.
+        for i in 0..sample {
             let j = rng.usize(i..spare.len());
             spare.swap(i, j);
         }
-        let chosen: Vec<I> = spare[..wanted].iter().map(|p| (*p).clone()).collect();
-        chosen
-            .into_iter()
-            .map(|peer| {
-                let role = if self.neighbors.len() < eager_fanout {
-                    PeerRole::Eager
-                } else {
-                    PeerRole::Lazy
-                };
-                let change = self.set_role(&peer, role);
-                debug_assert_eq!(change, RoleChange::Added);
-                (peer, role)
-            })
-            .collect()
+        let mut chosen: Vec<I> = spare[..sample].iter().map(|p| (*p).clone()).collect();
+        if scored {
+            // The best for the eager slots but one; the rest of the sample stays in random order.
+            let best = eager_slots - usize::from(eager_slots >= 2);
+            self.sort_by_score(&mut chosen, |p| p);
+            rng.shuffle(&mut chosen[best..]);
+            chosen.truncate(wanted);
+        }
+        for peer in chosen {
+            let role = if self.neighbors.len() < eager_fanout {
+                PeerRole::Eager
+            } else {
+                PeerRole::Lazy
+            };
+            let change = self.set_role(&peer, role);
+            debug_assert_eq!(change, RoleChange::Added);
+            added.push((peer, role));
+        }
+        added
     }
 }
 
@@ -214,7 +327,7 @@ mod tests {
     #[test]
     fn fill_picks_fanout_eager_then_lazy_and_never_self() {
         let mut rng = fastrand::Rng::with_seed(1);
-        let mut peers = Peers::new(0u64, None);
+        let mut peers = Peers::new(0u64, Topology::default());
         assert_eq!(peers.add_members([0]), 0);
         assert_eq!(peers.add_members((1..=20).rev()), 20);
         assert_eq!(peers.add_members([3, 21]), 1);
@@ -231,7 +344,13 @@ mod tests {
 
     #[test]
     fn set_role_respects_membership_and_cap() {
-        let mut peers = Peers::new(0u64, Some(2));
+        let mut peers = Peers::new(
+            0u64,
+            Topology {
+                max_peers: Some(2),
+                ..Topology::default()
+            },
+        );
         peers.add_members(1..=3);
         assert_eq!(
             peers.set_role(&9, PeerRole::Eager),

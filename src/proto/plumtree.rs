@@ -1,13 +1,14 @@
 //! [`Plumtree`]: the protocol state machine.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::adaptive::Adaptive;
 use super::missing::{Announced, Missing};
 use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
-use super::peers::{Peers, RoleChange};
+use super::peers::{Peers, RoleChange, Topology};
 use super::store::{Cached, Limits, MessageStore};
 use crate::NodeId;
 use crate::config::PlumtreeConfig;
@@ -74,6 +75,8 @@ pub struct Plumtree<I: NodeId> {
     missing: Missing<I>,
     /// When pending announcements must leave, if any are pending.
     ihave_deadline: Option<Instant>,
+    /// The adaptive IHave interval and cache retention (inert unless configured).
+    adaptive: Adaptive,
     /// Latest time seen; inputs never move it back.
     now: Option<Instant>,
     transmits: VecDeque<Transmit<I>>,
@@ -92,24 +95,34 @@ impl<I: NodeId> Plumtree<I> {
             Some(seed) => fastrand::Rng::with_seed(seed),
             None => fastrand::Rng::new(),
         };
-        let store = MessageStore::new(Limits {
+        let mut store = MessageStore::new(Limits {
             seen_len: config.seen_max_size,
             seen_ttl: config.seen_ttl,
             cache_len: config.message_cache_max_size,
             cache_bytes: config.message_cache_max_bytes,
             cache_ttl: config.message_cache_ttl,
         });
+        let adaptive = Adaptive::new(&config);
+        store.set_retention(adaptive.cache_retention(&config));
         Ok(Self {
             tag: local.tag(),
             incarnation: rng.u64(..),
             seq: 0,
-            peers: Peers::new(local.clone(), config.max_peers),
+            peers: Peers::new(
+                local.clone(),
+                Topology {
+                    max_peers: config.max_peers,
+                    hash_ring: config.use_hash_ring,
+                    scoring: config.peer_scoring,
+                },
+            ),
             missing: Missing::new(config.max_missing, config.max_announcers),
             local,
             config,
             rng,
             store,
             ihave_deadline: None,
+            adaptive,
             now: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -201,7 +214,7 @@ impl<I: NodeId> Plumtree<I> {
             self.events
                 .push_back(Event::NeighborRemoved { peer: peer.clone() });
             if gone.role == PeerRole::Eager {
-                if let Some(lazy) = self.peers.random_lazy(&mut self.rng, None) {
+                if let Some(lazy) = self.peers.best_lazy(&mut self.rng, None) {
                     self.graft(&lazy, None);
                 }
             }
@@ -248,8 +261,19 @@ impl<I: NodeId> Plumtree<I> {
         match message {
             Message::Gossip(gossip) => self.on_gossip(now, from, gossip),
             Message::IHave(ihave) => self.on_ihave(now, from, ihave),
-            Message::Graft(graft) => self.on_graft(from, graft),
+            Message::Graft(graft) => self.on_graft(now, from, graft),
             Message::Prune => self.on_prune(from),
+        }
+    }
+
+    /// A round-trip time measured to `peer` (a memberlist ping, a QUIC path estimate). With
+    /// [`peer_scoring`](PlumtreeConfig::peer_scoring), new eager links and repairs prefer peers
+    /// with short, smoothed round trips; otherwise it is ignored.
+    /// A peer need not be a member yet (pings may come before the join event); at most
+    /// 65,536 peers are scored at once, and a member's score goes when it leaves.
+    pub fn record_rtt(&mut self, peer: &I, rtt: Duration) {
+        if *peer != self.local {
+            self.peers.record_rtt(peer, rtt);
         }
     }
 
@@ -283,7 +307,7 @@ impl<I: NodeId> Plumtree<I> {
         // Only the timer sends these: a size-triggered IHave would be retried at once, into the
         // same full queue.
         if self.ihave_deadline.is_none() {
-            self.ihave_deadline = Some(now + self.config.ihave_interval);
+            self.ihave_deadline = Some(now + self.adaptive.ihave_interval(&self.config));
         }
     }
 
@@ -350,6 +374,11 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         let announced = self.missing.remove(&gossip.id);
+        if announced.as_ref().is_some_and(|entry| {
+            entry.grafts > 0 && entry.announcers.back().is_some_and(|a| a.peer == from)
+        }) {
+            self.peers.graft_outcome(&from, true);
+        }
         if self.peers.role(&from) == Some(PeerRole::Lazy) {
             // A lazy peer pushed to us: it sent this before our Prune reached it. It has already
             // dropped us to lazy, so a silent promotion here would leave the link eager on our
@@ -438,10 +467,19 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
-    fn on_graft(&mut self, from: I, graft: Graft) {
+    fn on_graft(&mut self, now: Instant, from: I, graft: Graft) {
         self.stats.grafts_received += 1;
         self.make_eager(&from);
         let Some(id) = graft.id else { return };
+        self.repaired(now);
+        if let Some(first_seen) = self.store.first_seen(&id) {
+            if let Some(longer) = self
+                .adaptive
+                .grafted_at_age(now.saturating_duration_since(first_seen), &self.config)
+            {
+                self.store.set_retention(longer);
+            }
+        }
         match self.store.cached(&id) {
             Some(cached) => {
                 let gossip = Gossip {
@@ -464,6 +502,7 @@ impl<I: NodeId> Plumtree<I> {
     /// Grafts for missing payloads whose timers are due, one announcer per timer, in turn.
     fn on_missing_timers(&mut self, now: Instant) {
         let max = self.config.graft_max_retries;
+        let mut repairs = false;
         while let Some((id, entry)) = self.missing.pop_due(now) {
             if entry.grafts >= max || entry.announcers.is_empty() {
                 self.missing.remove(&id);
@@ -471,12 +510,34 @@ impl<I: NodeId> Plumtree<I> {
                 tracing::debug!(%id, "gave up on a missing payload");
                 continue;
             }
+            if entry.grafts == 0 {
+                // The first graft goes to the best announcer, the next ones down the list.
+                self.peers
+                    .sort_by_score(entry.announcers.make_contiguous(), |a| &a.peer);
+            } else if let Some(last) = entry.announcers.back() {
+                // The timer fired again: the last grafted announcer did not answer in time.
+                self.peers.graft_outcome(&last.peer, false);
+            }
             entry.grafts += 1;
+            repairs = true;
             entry.announcers.rotate_left(1);
             let peer = entry.announcers.back().expect("not empty").peer.clone();
             self.missing
                 .rearm(id, now + self.config.graft_retry_timeout);
             self.graft(&peer, Some(id));
+        }
+        if repairs {
+            self.repaired(now);
+        }
+    }
+
+    /// A payload needed repair: announcements must go out promptly again.
+    fn repaired(&mut self, now: Instant) {
+        if self.adaptive.repaired() {
+            let soon = now + self.config.ihave_interval;
+            if self.ihave_deadline.is_some_and(|at| at > soon) {
+                self.ihave_deadline = Some(soon);
+            }
         }
     }
 
@@ -544,12 +605,13 @@ impl<I: NodeId> Plumtree<I> {
             }
         }
         if waiting && self.ihave_deadline.is_none() {
-            self.ihave_deadline = Some(now + self.config.ihave_interval);
+            self.ihave_deadline = Some(now + self.adaptive.ihave_interval(&self.config));
         }
     }
 
     fn flush_ihaves(&mut self) {
         self.ihave_deadline = None;
+        self.adaptive.flushed();
         let batch = self.config.ihave_batch_size;
         for (peer, neighbor) in self.peers.neighbors_mut() {
             // Requeued announcements can exceed one batch; the batch size is also the
@@ -579,7 +641,7 @@ impl<I: NodeId> Plumtree<I> {
     fn make_eager(&mut self, peer: &I) -> bool {
         match self.set_role(peer, PeerRole::Eager) {
             RoleChange::Refused if self.peers.is_member(peer) && !self.peers.has_room() => {
-                let Some(victim) = self.peers.random_lazy(&mut self.rng, Some(peer)) else {
+                let Some(victim) = self.peers.evictable_lazy(&mut self.rng, Some(peer)) else {
                     return false;
                 };
                 if let Some(evicted) = self.peers.remove_neighbor(&victim) {
@@ -609,15 +671,18 @@ impl<I: NodeId> Plumtree<I> {
                 peer: peer.clone(),
                 role,
             }),
-            RoleChange::Promoted => self
-                .events
-                .push_back(Event::Promoted { peer: peer.clone() }),
+            RoleChange::Promoted => {
+                self.stats.promotions += 1;
+                self.events
+                    .push_back(Event::Promoted { peer: peer.clone() });
+            }
             RoleChange::Demoted => {
+                self.stats.demotions += 1;
                 self.events.push_back(Event::Demoted { peer: peer.clone() });
                 if self.peers.eager_len() == 0 {
                     // Our last tree link is gone: without one we would receive everything
-                    // through grafts, late. Repair with a random lazy neighbour.
-                    if let Some(lazy) = self.peers.random_lazy(&mut self.rng, Some(peer)) {
+                    // through grafts, late. Repair with the best lazy neighbour.
+                    if let Some(lazy) = self.peers.best_lazy(&mut self.rng, Some(peer)) {
                         self.graft(&lazy, None);
                     }
                 }

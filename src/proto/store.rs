@@ -54,6 +54,8 @@ pub(crate) struct MessageStore<I> {
     cache_order: VecDeque<(Instant, MessageId)>,
     cache_bytes: usize,
     limits: Limits,
+    /// How long a payload stays cached: `cache_ttl`, or less (adaptive cache retention).
+    retention: Duration,
 }
 
 impl<I> MessageStore<I> {
@@ -63,8 +65,19 @@ impl<I> MessageStore<I> {
             seen_order: VecDeque::new(),
             cache_order: VecDeque::new(),
             cache_bytes: 0,
+            retention: limits.cache_ttl,
             limits,
         }
+    }
+
+    /// Keeps payloads for `retention` after they were first seen (at most `cache_ttl`).
+    pub(crate) fn set_retention(&mut self, retention: Duration) {
+        self.retention = retention.min(self.limits.cache_ttl);
+    }
+
+    /// When a cached payload that would expire at `expiry` under `cache_ttl` leaves the cache.
+    fn uncache_at(&self, expiry: Instant) -> Instant {
+        expiry - self.limits.cache_ttl + self.retention
     }
 
     /// Ids remembered as seen.
@@ -131,7 +144,7 @@ impl<I> MessageStore<I> {
         while self
             .cache_order
             .front()
-            .is_some_and(|&(expiry, _)| expiry <= now)
+            .is_some_and(|&(expiry, _)| self.uncache_at(expiry) <= now)
         {
             self.uncache_oldest();
         }
@@ -146,7 +159,10 @@ impl<I> MessageStore<I> {
 
     /// When the next entry expires.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        let cache = self.cache_order.front().map(|&(expiry, _)| expiry);
+        let cache = self
+            .cache_order
+            .front()
+            .map(|&(expiry, _)| self.uncache_at(expiry));
         let seen = self.seen_order.front().map(|&(expiry, _)| expiry);
         cache.into_iter().chain(seen).min()
     }

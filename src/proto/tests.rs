@@ -514,3 +514,95 @@ fn requeued_announcements_leave_in_batches_and_are_capped() {
         "the newest four, two per IHave"
     );
 }
+
+#[test]
+fn with_scoring_the_fastest_lazy_neighbour_repairs_a_lost_eager_link() {
+    let t = Instant::now();
+    let c = config().with_lazy_fanout(3).with_peer_scoring(true);
+    let mut n = Plumtree::new(ME, c).unwrap();
+    for (peer, ms) in [(1, 50), (2, 50), (3, 90), (4, 5), (5, 40)] {
+        n.record_rtt(&peer, Duration::from_millis(ms));
+    }
+    n.add_peers(t, 1..=5);
+    drain(&mut n);
+    // Eager slots: the best of the sample, but one slot stays random (a long-range link).
+    assert!(
+        n.eager_peers().any(|&p| p == 4),
+        "the fastest peer is a tree link"
+    );
+    let eager: Vec<u64> = n.eager_peers().copied().collect();
+    let lost = *eager.iter().find(|&&p| p != 4).unwrap();
+    n.remove_peer(t, &lost);
+    let (_, ev) = drain(&mut n);
+    let promoted: Vec<u64> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Promoted { peer } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    let mut lazy_before: Vec<u64> = (1..=5).filter(|p| !eager.contains(p)).collect();
+    lazy_before.sort_by_key(|p| [0, 50, 50, 90, 5, 40][*p as usize]);
+    assert_eq!(promoted, [lazy_before[0]], "the best scored lazy neighbour");
+}
+
+#[test]
+fn with_scoring_the_first_graft_goes_to_the_best_announcer_and_silence_costs() {
+    let t = Instant::now();
+    let c = config().with_peer_scoring(true);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    n.record_rtt(&3, Duration::from_millis(80));
+    n.record_rtt(&4, Duration::from_millis(4));
+    n.handle_message(t, 3, ihave(&[(1, 0)]));
+    n.handle_message(t, 4, ihave(&[(1, 0)]));
+    n.handle_timeout(t + c.graft_timeout);
+    let (tx, _) = drain(&mut n);
+    assert_eq!(
+        sent(&tx),
+        [(4, "graft")],
+        "the fast announcer, though it came second"
+    );
+    // Node 4 does not answer: the retry goes to 3, and 4's score now carries a penalty.
+    n.handle_timeout(t + c.graft_timeout + c.graft_retry_timeout);
+    let (tx, _) = drain(&mut n);
+    assert_eq!(sent(&tx), [(3, "graft")]);
+}
+
+#[test]
+fn ring_neighbours_are_always_neighbours_and_survive_eviction() {
+    let t = Instant::now();
+    let c = config()
+        .with_use_hash_ring(true)
+        .with_eager_fanout(1)
+        .with_lazy_fanout(1)
+        .with_max_peers(Some(4));
+    let mut n = Plumtree::new(ME, c).unwrap();
+    n.add_peers(t, 1..50);
+    drain(&mut n);
+    let mut ring = super::ring::HashRing::new(ME);
+    ring.insert(0..50);
+    let protected = ring.neighbours(&ME);
+    assert_eq!(protected.len(), 2);
+    for p in &protected {
+        assert!(
+            n.peer_role(p).is_some(),
+            "ring neighbour {p} is a neighbour"
+        );
+    }
+    // Grafts from many others fill max_peers; eviction must spare the ring neighbours.
+    for p in 1..50 {
+        n.handle_message(t, p, Message::Graft(Graft { id: None }));
+        for q in &protected {
+            assert!(
+                n.peer_role(q).is_some(),
+                "ring neighbour {q} evicted by {p}"
+            );
+        }
+    }
+    // A ring neighbour that leaves is replaced by the next one on the ring.
+    n.remove_peer(t, &protected[0]);
+    ring.remove(&protected[0]);
+    for p in ring.neighbours(&ME) {
+        assert!(n.peer_role(&p).is_some(), "new ring neighbour {p}");
+    }
+}

@@ -24,6 +24,7 @@ use crate::{BroadcastError, Envelope, Message, MessageId, NodeId};
 pub(crate) enum Control<I> {
     AddPeers(Vec<I>),
     RemovePeer(I),
+    Rtt(I, Duration),
     Stats(oneshot::Sender<NodeStats<I>>),
     Shutdown,
 }
@@ -112,6 +113,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                         self.core.remove_peer(now(), &peer);
                         self.outbox.remove(&peer);
                     }
+                    Some(Control::Rtt(peer, rtt)) => self.core.record_rtt(&peer, rtt),
                     Some(Control::Stats(reply)) => {
                         let _ = reply.send(self.stats());
                     }

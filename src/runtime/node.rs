@@ -340,6 +340,12 @@ impl<I> NodeLink<I> {
     pub(crate) fn remove_peer(&self, peer: I) {
         let _ = self.control.send(Control::RemovePeer(peer));
     }
+
+    /// A measured round trip, for peer scoring. Pings come at SWIM's probe rate, so the
+    /// unbounded channel grows no faster than membership traffic.
+    pub(crate) fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
+        let _ = self.control.send(Control::Rtt(peer, rtt));
+    }
 }
 
 /// A cloneable way to hand received frames to a node (see

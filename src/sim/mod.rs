@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use network::NetworkConfig;
+pub use network::{NetworkConfig, Regions};
 pub use record::{MessageRecord, Traffic};
 pub use scenario::{Report, Scenario, Workload};
 
@@ -108,6 +108,12 @@ pub struct Sim {
     index: HashMap<MessageId, usize, foldhash::fast::RandomState>,
     traffic: Traffic,
     duplicates: u64,
+    /// Promotions (lazy to eager) and demotions seen, over all nodes.
+    role_changes: (u64, u64),
+    /// Largest payload cache of one node at any sample, in bytes.
+    cache_peak: usize,
+    /// Sum over samples of the mean cache size per running node, and the number of samples.
+    cache_samples: (f64, u64),
 }
 
 impl Sim {
@@ -128,11 +134,15 @@ impl Sim {
             index: HashMap::default(),
             traffic: Traffic::default(),
             duplicates: 0,
+            role_changes: (0, 0),
+            cache_peak: 0,
+            cache_samples: (0.0, 0),
             config,
         };
         let n = sim.config.nodes as NodeIndex;
         for i in 0..n {
             let mut core = sim.new_core(i)?;
+            sim.measure_rtts(&mut core, i);
             core.add_peers(start, 0..n);
             sim.nodes.push(Node {
                 core: Some(core),
@@ -144,6 +154,27 @@ impl Sim {
             sim.drain(i);
         }
         Ok(sim)
+    }
+
+    /// With peer scoring, what SWIM's pings would have told node `i` by the time it chooses
+    /// neighbours: the round trip to every other node (to 256 random ones above 2,000 nodes,
+    /// to bound memory).
+    fn measure_rtts(&mut self, core: &mut Plumtree<NodeIndex>, i: NodeIndex) {
+        if !self.config.protocol.peer_scoring {
+            return;
+        }
+        let n = self.config.nodes as NodeIndex;
+        let peers: Vec<NodeIndex> = if n <= 2000 {
+            (0..n).collect()
+        } else {
+            (0..256).map(|_| self.rng.u64(..n)).collect()
+        };
+        for j in peers {
+            if j != i {
+                let one_way = self.config.network.latency(self.config.seed, i, j);
+                core.record_rtt(&j, one_way * 2);
+            }
+        }
     }
 
     fn new_core(&self, id: NodeIndex) -> Result<Plumtree<NodeIndex>, ConfigError> {
@@ -203,6 +234,7 @@ impl Sim {
     /// Broadcasts `payload` from node `origin` now. Returns `None` if the node is not running or
     /// refused the payload.
     pub fn broadcast(&mut self, origin: NodeIndex, payload: impl Into<Bytes>) -> Option<MessageId> {
+        self.sample_cache();
         let now = self.now;
         let core = self.nodes.get_mut(origin as usize)?.core.as_mut()?;
         let id = core.broadcast(now, payload).ok()?;
@@ -254,6 +286,7 @@ impl Sim {
         let now = self.now;
         let live: Vec<NodeIndex> = self.live_nodes().collect();
         let mut core = self.new_core(id)?;
+        self.measure_rtts(&mut core, id);
         core.add_peers(now, live.iter().copied());
         self.nodes.push(Node {
             core: Some(core),
@@ -332,6 +365,11 @@ impl Sim {
             frames.push(t);
         }
         while let Some(event) = core.poll_event() {
+            match &event {
+                Event::Promoted { .. } => self.role_changes.0 += 1,
+                Event::Demoted { .. } => self.role_changes.1 += 1,
+                _ => {}
+            }
             if let Event::Deliver(d) = event {
                 if let Some(&r) = self.index.get(&d.id) {
                     if !self.records[r].deliver(i, d.hops, elapsed) {
@@ -352,12 +390,7 @@ impl Sim {
             if self.config.network.loss > 0.0 && self.rng.f64() < self.config.network.loss {
                 continue;
             }
-            let latency = crate::latency::link_latency(
-                &self.config.network.latency,
-                self.config.seed,
-                i,
-                t.to,
-            );
+            let latency = self.config.network.latency(self.config.seed, i, t.to);
             self.schedule(
                 now + latency,
                 Action::Frame {
@@ -407,6 +440,67 @@ impl Sim {
             }
         }
         links
+    }
+
+    /// Payload-cache bytes per node, sampled at every broadcast: the largest one node held, and
+    /// the mean over samples and running nodes.
+    pub fn cache_bytes(&self) -> (usize, f64) {
+        let (sum, samples) = self.cache_samples;
+        (
+            self.cache_peak,
+            if samples == 0 {
+                0.0
+            } else {
+                sum / samples as f64
+            },
+        )
+    }
+
+    fn sample_cache(&mut self) {
+        let (mut total, mut live) = (0usize, 0usize);
+        for node in &self.nodes {
+            if let Some(core) = &node.core {
+                let bytes = core.cache_usage().1;
+                self.cache_peak = self.cache_peak.max(bytes);
+                total += bytes;
+                live += 1;
+            }
+        }
+        if live > 0 {
+            self.cache_samples.0 += total as f64 / live as f64;
+            self.cache_samples.1 += 1;
+        }
+    }
+
+    /// Promotions (lazy to eager) and demotions (eager to lazy) so far, over all nodes.
+    pub fn role_changes(&self) -> (u64, u64) {
+        self.role_changes
+    }
+
+    /// Connected components of the overlay among running nodes: every neighbour link, eager or
+    /// lazy, counted as undirected; links to stopped nodes do not count. 1 means every running
+    /// node can still reach every other through announcements and grafts.
+    pub fn overlay_components(&self) -> usize {
+        let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for a in self.live_nodes() {
+            let core = self.node(a).expect("live");
+            for &b in core.eager_peers().chain(core.lazy_peers()) {
+                if self.is_live(b) {
+                    let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
+                    parent[ra] = rb;
+                }
+            }
+        }
+        self.live_nodes()
+            .filter(|&i| root(&mut parent, i as usize) == i as usize)
+            .count()
     }
 
     /// Measures the eager graph now: symmetric links, one-sided links, components.

@@ -11,6 +11,42 @@ pub struct NetworkConfig {
     pub latency: Range<Duration>,
     /// Probability that a frame is lost, 0.0 to 1.0. Default 0.
     pub loss: f64,
+    /// Nodes in regions (node `i` in region `i % count`), with one latency inside a region and
+    /// another between regions; replaces `latency` when set. Default `None`.
+    pub regions: Option<Regions>,
+}
+
+/// A latency model where links differ: fast inside a region, slow between regions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Regions {
+    /// Number of regions.
+    pub count: u64,
+    /// One-way latency between two nodes of one region.
+    pub inside: Duration,
+    /// One-way latency between nodes of different regions.
+    pub between: Duration,
+}
+
+impl Regions {
+    /// `count` regions, 2 ms one way inside a region, 80 ms between regions.
+    pub fn new(count: u64) -> Self {
+        Self {
+            count: count.max(1),
+            inside: Duration::from_millis(2),
+            between: Duration::from_millis(80),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// One-way latency between nodes `a` and `b`.
+    pub(crate) fn latency(&self, seed: u64, a: u64, b: u64) -> Duration {
+        match &self.regions {
+            Some(r) if a % r.count == b % r.count => r.inside,
+            Some(r) => r.between,
+            None => crate::latency::link_latency(&self.latency, seed, a, b),
+        }
+    }
 }
 
 impl Default for NetworkConfig {
@@ -18,6 +54,7 @@ impl Default for NetworkConfig {
         Self {
             latency: Duration::from_millis(10)..Duration::from_millis(50),
             loss: 0.0,
+            regions: None,
         }
     }
 }

@@ -28,17 +28,22 @@ pub enum Scenario {
     Churn,
     /// Random senders; the cluster is cut in two halves for 10 s after message 50, then healed.
     Partition,
+    /// Single sender; after message 50, half of the nodes (never the sender) crash at once and
+    /// the survivors learn of it after the detection delay. Reports whether the overlay of the
+    /// survivors stayed connected.
+    MassFailure,
 }
 
 impl Scenario {
     /// Every scenario, in the order of the docs.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::SingleSender,
         Scenario::RandomSender,
         Scenario::Burst,
         Scenario::Failure,
         Scenario::Churn,
         Scenario::Partition,
+        Scenario::MassFailure,
     ];
 
     /// The scenario's name on the command line.
@@ -50,6 +55,7 @@ impl Scenario {
             Scenario::Failure => "failure",
             Scenario::Churn => "churn",
             Scenario::Partition => "partition",
+            Scenario::MassFailure => "mass-failure",
         }
     }
 }
@@ -66,7 +72,7 @@ impl FromStr for Scenario {
         Scenario::ALL
             .into_iter()
             .find(|sc| sc.name() == s)
-            .ok_or_else(|| format!("unknown scenario `{s}`; one of: single-sender, random-sender, burst, failure, churn, partition"))
+            .ok_or_else(|| format!("unknown scenario `{s}`; one of: single-sender, random-sender, burst, failure, churn, partition, mass-failure"))
     }
 }
 
@@ -169,17 +175,23 @@ pub fn run(
                 sim.run_for(Duration::from_secs(1));
             }
         }
-        Scenario::Failure => {
+        Scenario::Failure | Scenario::MassFailure => {
+            let share = if scenario == Scenario::Failure { 5 } else { 2 };
             let mut victims: Vec<NodeIndex> = (1..n).collect();
             sim.rng().shuffle(&mut victims);
-            victims.truncate(n as usize / 5);
+            victims.truncate(n as usize / share);
+            let mut overlay_at_detection = None;
             let mut crashed_at = None;
             for m in 0..workload.messages {
                 if m == 50 {
                     victims.iter().for_each(|&v| sim.crash(v));
                     crashed_at = Some(sim.elapsed());
                 }
-                if crashed_at.is_some_and(|at| sim.elapsed() >= at + workload.detection_delay) {
+                if crashed_at.is_some_and(|at| sim.elapsed() >= at + workload.detection_delay)
+                    && !victims.is_empty()
+                {
+                    // Before the survivors learn anything: are they still linked to each other?
+                    overlay_at_detection = Some(sim.overlay_components());
                     victims.drain(..).for_each(|v| sim.detect(v));
                 }
                 sim.broadcast(0, payload.clone());
@@ -209,6 +221,10 @@ pub fn run(
                 "after_detection_reliability_min",
                 min_reliability(&sim, after),
             ));
+            if let Some(components) = overlay_at_detection {
+                extra.push(("overlay_components_before_detection", components as f64));
+            }
+            extra.push(("overlay_components_after", sim.overlay_components() as f64));
         }
         Scenario::Churn => {
             let changes = (n as usize / 10).max(1);
@@ -267,6 +283,13 @@ pub fn run(
         }
     }
     sim.run_for(DRAIN);
+    let (promotions, demotions) = sim.role_changes();
+    let broadcasts = sim.records().len().max(1) as f64;
+    extra.push(("promotions_per_broadcast", promotions as f64 / broadcasts));
+    extra.push(("demotions_per_broadcast", demotions as f64 / broadcasts));
+    let (peak, mean) = sim.cache_bytes();
+    extra.push(("cache_bytes_peak_node", peak as f64));
+    extra.push(("cache_bytes_mean_node", mean));
     Ok((summarize(scenario, &sim, extra), sim))
 }
 
