@@ -112,11 +112,12 @@ impl<I: NodeId> Peers<I> {
         if self.members.len() == before {
             return 0;
         }
+        if let Some(ring) = &mut self.ring {
+            // Only the arrivals can be closer on the ring than the current neighbours.
+            ring.add(&self.members[before..]);
+        }
         self.members.sort_unstable();
         self.members.dedup();
-        if let Some(ring) = &mut self.ring {
-            ring.insert(self.members.iter().cloned());
-        }
         self.members.len() - before
     }
 
@@ -126,7 +127,7 @@ impl<I: NodeId> Peers<I> {
             self.members.remove(at);
         }
         if let Some(ring) = &mut self.ring {
-            ring.remove(peer);
+            ring.remove(peer, &self.members);
         }
         if let Some(scores) = &mut self.scores {
             scores.remove(peer);
@@ -213,7 +214,7 @@ impl<I: NodeId> Peers<I> {
     pub(crate) fn is_protected(&self, peer: &I) -> bool {
         self.ring
             .as_ref()
-            .is_some_and(|ring| ring.contains_neighbour(&self.local, peer))
+            .is_some_and(|ring| ring.contains_neighbour(peer))
     }
 
     /// The lazy neighbour to promote when the tree needs repair: the best scored one, or a
@@ -261,7 +262,7 @@ impl<I: NodeId> Peers<I> {
     ) -> Vec<(I, PeerRole)> {
         let mut added = Vec::new();
         if let Some(ring) = &self.ring {
-            for peer in ring.neighbours(&self.local) {
+            for peer in ring.neighbours() {
                 let role = if self.neighbors.len() < eager_fanout {
                     PeerRole::Eager
                 } else {

@@ -1,6 +1,10 @@
-//! [`HashRing`]: members ordered by a hash of their id, so that every node agrees on each one's
-//! two ring neighbours. Keeping those two as neighbours makes the overlay a ring plus random
-//! chords: connected by construction, whatever fails, once membership has caught up.
+//! [`HashRing`]: this node's two neighbours on a ring of all members ordered by a hash of their
+//! id, so that every node agrees on each one's ring neighbours. Keeping those two as neighbours
+//! makes the overlay a ring plus random chords: connected by construction, whatever fails, once
+//! membership has caught up.
+//!
+//! Only the two neighbours are stored, not the ring: a member list is already kept, and a
+//! simulator with 10,000 nodes holds 10,000 of them.
 
 use crate::NodeId;
 
@@ -13,54 +17,74 @@ fn position<I: NodeId>(id: &I) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Every member (the local node included), sorted by ring position.
+/// The local node's predecessor and successor on the ring.
 #[derive(Debug)]
 pub(crate) struct HashRing<I> {
-    ring: Vec<(u64, I)>,
+    local: I,
+    at: u64,
+    /// Closest member going backwards (the distance is `at - position`, wrapping), and forwards.
+    before: Option<(u64, I)>,
+    after: Option<(u64, I)>,
 }
 
 impl<I: NodeId> HashRing<I> {
     pub(crate) fn new(local: I) -> Self {
         Self {
-            ring: vec![(position(&local), local)],
+            at: position(&local),
+            local,
+            before: None,
+            after: None,
         }
     }
 
-    /// Adds members (known ones are ignored). O(m log m) per call, like the member list.
-    pub(crate) fn insert(&mut self, members: impl IntoIterator<Item = I>) {
-        self.ring
-            .extend(members.into_iter().map(|m| (position(&m), m)));
-        self.ring.sort_unstable();
-        self.ring.dedup();
-    }
-
-    pub(crate) fn remove(&mut self, member: &I) {
-        if let Ok(at) = self.ring.binary_search(&(position(member), member.clone())) {
-            self.ring.remove(at);
+    /// Considers `members` as ring neighbours (the local id is skipped). O(members).
+    pub(crate) fn add<'a>(&mut self, members: impl IntoIterator<Item = &'a I>)
+    where
+        I: 'a,
+    {
+        for member in members {
+            if *member == self.local {
+                continue;
+            }
+            let pos = position(member);
+            // Distances are never 0 for another id unless two tags collide; ids break ties.
+            let back = (self.at.wrapping_sub(pos), member);
+            let ahead = (pos.wrapping_sub(self.at), member);
+            if self.before.as_ref().is_none_or(|(d, id)| back < (*d, id)) {
+                self.before = Some((back.0, member.clone()));
+            }
+            if self.after.as_ref().is_none_or(|(d, id)| ahead < (*d, id)) {
+                self.after = Some((ahead.0, member.clone()));
+            }
         }
     }
 
-    /// `local`'s predecessor and successor on the ring (one id when only two nodes are left,
-    /// none when alone).
-    pub(crate) fn neighbours(&self, local: &I) -> Vec<I> {
-        let n = self.ring.len();
-        if n < 2 {
-            return Vec::new();
-        }
-        let Ok(at) = self.ring.binary_search(&(position(local), local.clone())) else {
-            return Vec::new();
-        };
-        let before = &self.ring[(at + n - 1) % n].1;
-        let after = &self.ring[(at + 1) % n].1;
-        if before == after {
-            vec![after.clone()]
-        } else {
-            vec![before.clone(), after.clone()]
+    /// `gone` left; if it was a ring neighbour, the new one is found among `members` (which no
+    /// longer hold `gone`). Only the two nodes next to a departed one pay the O(members) scan.
+    pub(crate) fn remove(&mut self, gone: &I, members: &[I]) {
+        let was = |side: &Option<(u64, I)>| side.as_ref().is_some_and(|(_, id)| id == gone);
+        if was(&self.before) || was(&self.after) {
+            self.before = None;
+            self.after = None;
+            self.add(members);
         }
     }
 
-    pub(crate) fn contains_neighbour(&self, local: &I, peer: &I) -> bool {
-        self.neighbours(local).contains(peer)
+    /// The ring neighbours: two, one when only two nodes are known, none when alone.
+    pub(crate) fn neighbours(&self) -> Vec<I> {
+        let mut out = Vec::with_capacity(2);
+        for (_, id) in self.before.iter().chain(&self.after) {
+            if !out.contains(id) {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    pub(crate) fn contains_neighbour(&self, peer: &I) -> bool {
+        [&self.before, &self.after]
+            .into_iter()
+            .any(|side| side.as_ref().is_some_and(|(_, id)| id == peer))
     }
 }
 
@@ -68,20 +92,25 @@ impl<I: NodeId> HashRing<I> {
 mod tests {
     use super::*;
 
+    fn ring(local: u64, members: &[u64]) -> HashRing<u64> {
+        let mut ring = HashRing::new(local);
+        ring.add(members);
+        ring
+    }
+
     #[test]
     fn every_node_agrees_on_its_neighbours_and_the_ring_closes() {
-        let mut rings: Vec<HashRing<u64>> = (0..10).map(HashRing::new).collect();
-        for ring in &mut rings {
-            ring.insert(0..10);
-        }
+        let members: Vec<u64> = (0..10).collect();
+        let rings: Vec<HashRing<u64>> = (0..10).map(|i| ring(i, &members)).collect();
         // Follow successors from node 0: the walk visits all ten nodes before coming back.
         let mut at = 0u64;
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..10 {
             seen.insert(at);
-            let next = rings[at as usize].neighbours(&at)[1];
-            assert!(
-                rings[next as usize].neighbours(&next).contains(&at),
+            let next = rings[at as usize].after.as_ref().unwrap().1;
+            assert_eq!(
+                rings[next as usize].before.as_ref().unwrap().1,
+                at,
                 "symmetric"
             );
             at = next;
@@ -91,19 +120,17 @@ mod tests {
     }
 
     #[test]
-    fn removal_closes_the_gap() {
-        let mut ring = HashRing::new(0u64);
-        ring.insert(0..5);
-        let [before, after] = ring.neighbours(&0)[..] else {
-            panic!()
-        };
-        ring.remove(&after);
-        assert!(ring.neighbours(&0).contains(&before));
-        assert!(!ring.neighbours(&0).contains(&after));
-        let mut pair = HashRing::new(0u64);
-        pair.insert([1]);
-        assert_eq!(pair.neighbours(&0), vec![1]);
-        pair.remove(&1);
-        assert!(pair.neighbours(&0).is_empty());
+    fn removal_finds_the_next_neighbour() {
+        let mut members: Vec<u64> = (1..50).collect();
+        let mut r = ring(0, &members);
+        let after = r.after.as_ref().unwrap().1;
+        members.retain(|&m| m != after);
+        r.remove(&after, &members);
+        assert!(!r.contains_neighbour(&after));
+        assert_eq!(r.neighbours(), ring(0, &members).neighbours());
+        let mut pair = ring(0, &[1]);
+        assert_eq!(pair.neighbours(), vec![1]);
+        pair.remove(&1, &[]);
+        assert!(pair.neighbours().is_empty());
     }
 }
