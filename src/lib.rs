@@ -133,8 +133,8 @@ pub use quic::{
 #[cfg(feature = "tokio")]
 pub use runtime::{
     ChannelReceiver, ChannelTransport, Deliveries, FrameSink, InboundError, LocalNetwork,
-    LocalTransport, NodeStats, NoopDelegate, PlumtreeDelegate, PlumtreeMemberlist, RuntimeConfig,
-    StartError, Transport, TransportError,
+    LocalTransport, NodeInputs, NodeStats, NoopDelegate, PlumtreeDelegate, PlumtreeMemberlist,
+    RuntimeConfig, StartError, Transport, TransportError,
 };
 
 /// The README's examples, compiled and run as doc tests.

@@ -58,7 +58,10 @@ fn node(id: u64, tls: &QuicTls, book: &Book, peers: impl IntoIterator<Item = u64
     quic.set_resolver(move |peer| lookup.read().unwrap().get(peer).copied());
     book.write().unwrap().insert(id, quic.local_addr());
     let recorder = Recorder::default();
-    let config = PlumtreeConfig::lan().with_rng_seed(Some(id));
+    // Scoring on: the transport's RTT samples must reach the core (checked below).
+    let config = PlumtreeConfig::lan()
+        .with_rng_seed(Some(id))
+        .with_peer_scoring(true);
     let node = PlumtreeMemberlist::new(id, config, recorder.clone()).unwrap();
     node.start(quic.clone()).unwrap();
     node.add_peers(peers.into_iter().filter(|&p| p != id));
@@ -78,6 +81,21 @@ async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     done()
+}
+
+/// Waits until every node has scored at least one peer.
+async fn wait_for_async(nodes: &[Node], limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut all = true;
+        for n in nodes {
+            all &= n.node.stats().await.is_some_and(|s| s.scored_peers > 0);
+        }
+        if all || tokio::time::Instant::now() > deadline {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn stop(node: &Node) {
@@ -107,6 +125,9 @@ async fn five_nodes_deliver_1000_broadcasts_exactly_once() {
     .await;
     let counts: Vec<usize> = nodes.iter().map(|n| n.recorder.count()).collect();
     assert!(all, "deliveries per node: {counts:?}");
+    // Every connection reports QUIC's RTT estimate once a second: each node scores its peers.
+    let scored = wait_for_async(&nodes, Duration::from_secs(5)).await;
+    assert!(scored, "QUIC round trips did not reach the cores");
     for n in &nodes {
         assert_eq!(*n.recorder.twice.lock().unwrap(), 0, "a duplicate delivery");
         assert_eq!(n.recorder.count(), 1000);

@@ -60,7 +60,11 @@ async fn start(id: u64, bind: SocketAddr, seeds: &[SocketAddr], swim: Options) -
     let node = MemberlistStack::builder(id)
         .bind(bind)
         .seeds(seeds.iter().copied())
-        .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
+        .config(
+            PlumtreeConfig::lan()
+                .with_rng_seed(Some(id))
+                .with_peer_scoring(true),
+        )
         .memberlist_options(swim)
         .build(recorder.clone())
         .await
@@ -149,6 +153,15 @@ async fn ten_nodes_deliver_every_broadcast_exactly_once() {
             .any(|p| nodes[0].0.peer(p).and_then(|i| i.rtt).is_some())
     })
     .await;
+    // ... and the same pings reach the core, which scores the peers.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
+    while nodes[0].0.plumtree().stats().await.unwrap().scored_peers == 0 {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "no ping reached the core"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     shutdown_all(nodes).await;
 }
 

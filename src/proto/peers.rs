@@ -184,6 +184,10 @@ impl<I: NodeId> Peers<I> {
         self.neighbors.len() < self.max_peers
     }
 
+    pub(crate) fn scored_len(&self) -> usize {
+        self.scores.as_ref().map_or(0, Scores::len)
+    }
+
     /// Records a measured round trip to `peer` (ignored without scoring).
     pub(crate) fn record_rtt(&mut self, peer: &I, rtt: Duration) {
         if let Some(scores) = &mut self.scores {

@@ -277,6 +277,11 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
+    /// Peers with a score ([`peer_scoring`](PlumtreeConfig::peer_scoring)); 0 without it.
+    pub fn scored_len(&self) -> usize {
+        self.peers.scored_len()
+    }
+
     /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
     /// announcements it carried are announced to the peer again at the next IHave flush, so the
     /// peer can still graft them: a full queue delays a payload, it does not lose it. Grafts and

@@ -59,6 +59,10 @@ impl<I: Eq + Hash + Clone> Scores<I> {
         }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.peers.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.peers.is_empty()
     }

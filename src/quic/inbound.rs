@@ -2,6 +2,7 @@
 //! frame's sender is the node the peer's certificate names.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rustls::pki_types::CertificateDer;
@@ -12,6 +13,9 @@ use super::tls;
 use super::transport::{Shared, close_code};
 use crate::NodeId;
 use crate::runtime::FrameSink;
+
+/// How often each connection reports its round-trip estimate to the node.
+const RTT_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Accepts connections until the node or the transport shuts down, then stops the transport.
 pub(crate) async fn accept<I: NodeId>(shared: Arc<Shared<I>>, sink: FrameSink) {
@@ -57,16 +61,24 @@ pub(crate) fn spawn_serve<I: NodeId>(
 async fn serve<I: NodeId>(shared: Arc<Shared<I>>, connection: quinn::Connection, peer: Option<I>) {
     shared.counters.opened();
     let identity = Arc::new(Identity::new(peer));
+    let mut rtt_sample = tokio::time::interval(RTT_SAMPLE);
     loop {
         let stream = tokio::select! {
             () = shared.shutdown.cancelled() => break,
+            _ = rtt_sample.tick() => {
+                // QUIC's own path estimate, for peer scoring.
+                if let (Some(node), Some((peer, _))) = (shared.node.get(), identity.peer.get()) {
+                    node.record_rtt(peer.clone(), connection.rtt());
+                }
+                continue;
+            }
             stream = connection.accept_uni() => match stream {
                 Ok(stream) => stream,
                 Err(_) => break,
             },
         };
         // Streams only arrive once the node has started (peers learn of us from it).
-        let Some(sink) = shared.sink.get().cloned() else {
+        let Some(sink) = shared.node.get().map(|node| node.frames().clone()) else {
             continue;
         };
         shared.tasks.spawn(read_stream(

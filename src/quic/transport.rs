@@ -15,7 +15,7 @@ use super::link::{Lane, Link};
 use super::stats::{Counters, QuicStats};
 use super::tls::{ALPN, QuicTls, TlsError, certificate_name};
 use crate::message::KIND_GOSSIP;
-use crate::runtime::{FrameSink, Transport, TransportError};
+use crate::runtime::{NodeInputs, Transport, TransportError};
 use crate::{ConfigError, NodeId};
 
 /// Application error codes we close QUIC connections with.
@@ -174,7 +174,8 @@ pub(crate) struct Shared<I> {
     pub(crate) counters: Counters,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
-    pub(crate) sink: OnceLock<FrameSink>,
+    /// The node's inputs, once it has started with this transport.
+    pub(crate) node: OnceLock<NodeInputs<I>>,
 }
 
 impl<I: NodeId> QuicTransport<I> {
@@ -211,7 +212,7 @@ impl<I: NodeId> QuicTransport<I> {
                 resolver: RwLock::new(None),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
-                sink: OnceLock::new(),
+                node: OnceLock::new(),
             }),
         })
     }
@@ -345,10 +346,11 @@ impl<I: NodeId> Shared<I> {
 }
 
 impl<I: NodeId> Transport<I> for QuicTransport<I> {
-    fn attach(&self, inbound: FrameSink) {
-        if self.shared.sink.set(inbound.clone()).is_ok() {
+    fn attach(&self, node: NodeInputs<I>) {
+        let frames = node.frames().clone();
+        if self.shared.node.set(node).is_ok() {
             let shared = Arc::clone(&self.shared);
-            self.shared.tasks.spawn(inbound::accept(shared, inbound));
+            self.shared.tasks.spawn(inbound::accept(shared, frames));
         }
     }
 

@@ -19,6 +19,8 @@ pub use delegate::{NoopDelegate, PlumtreeDelegate};
 pub use local::{LocalNetwork, LocalTransport};
 #[cfg(feature = "memberlist")]
 pub(crate) use node::NodeLink;
-pub use node::{Deliveries, FrameSink, InboundError, NodeStats, PlumtreeMemberlist, StartError};
+pub use node::{
+    Deliveries, FrameSink, InboundError, NodeInputs, NodeStats, PlumtreeMemberlist, StartError,
+};
 pub use options::RuntimeConfig;
 pub use transport::{ChannelReceiver, ChannelTransport, Transport, TransportError};

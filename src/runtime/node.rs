@@ -54,6 +54,9 @@ pub struct NodeStats<I> {
     pub cache: (usize, usize),
     /// Ids remembered as delivered.
     pub seen: usize,
+    /// Peers with a score (a measured round trip or a graft outcome); 0 without
+    /// [`peer_scoring`](crate::PlumtreeConfig::peer_scoring).
+    pub scored_peers: usize,
     /// Frames waiting in the per-peer send queues.
     pub queued_frames: usize,
     /// Frames dropped because a peer's send queue was full.
@@ -172,7 +175,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .expect("not poisoned")
             .take()
             .ok_or(StartError::AlreadyStarted)?;
-        transport.attach(self.link.sink.clone());
+        transport.attach(NodeInputs::new(self.link.clone()));
         let (notices_tx, notices_rx) = mpsc::channel(self.runtime.delivery_capacity);
         let driver = Driver::new(
             parts.core,
@@ -341,10 +344,36 @@ impl<I> NodeLink<I> {
         let _ = self.control.send(Control::RemovePeer(peer));
     }
 
-    /// A measured round trip, for peer scoring. Pings come at SWIM's probe rate, so the
-    /// unbounded channel grows no faster than membership traffic.
+    /// A measured round trip, for peer scoring. Callers report at a bounded rate (SWIM's probe
+    /// rate, a transport's sampling period), so the unbounded channel stays small.
     pub(crate) fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
         let _ = self.control.send(Control::Rtt(peer, rtt));
+    }
+}
+
+/// What a transport that receives on its own gets from the node it serves (see
+/// [`Transport::attach`](super::Transport::attach)): where received frames go, and where measured
+/// round-trip times go. Holding it does not keep the node running.
+#[derive(Clone, Debug)]
+pub struct NodeInputs<I> {
+    link: NodeLink<I>,
+}
+
+impl<I> NodeInputs<I> {
+    pub(crate) fn new(link: NodeLink<I>) -> Self {
+        Self { link }
+    }
+
+    /// Where frames received from peers go.
+    pub fn frames(&self) -> &FrameSink {
+        &self.link.sink
+    }
+
+    /// A round trip measured to `peer` (for
+    /// [`peer_scoring`](crate::PlumtreeConfig::peer_scoring); ignored without it). Report at
+    /// most every few hundred milliseconds per peer.
+    pub fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
+        self.link.record_rtt(peer, rtt);
     }
 }
 

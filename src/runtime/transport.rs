@@ -6,7 +6,7 @@ use std::future::Future;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::FrameSink;
+use super::NodeInputs;
 
 /// Why a frame could not be handed to the network.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,13 +38,14 @@ pub trait Transport<I>: Send + Sync + 'static {
     /// out of the queue early hides congestion from the node's flow control.
     const MAX_BATCH: usize = 1;
 
-    /// Called once by [`PlumtreeMemberlist::start`](super::PlumtreeMemberlist::start) with the
-    /// node's inbound queue, before any `send`. Transports that receive frames themselves (QUIC)
-    /// keep it and hand it every frame that arrives; the default does nothing, for transports
-    /// whose frames reach the node another way (a channel you drain, memberlist's delegate).
-    /// The sink closes when the node shuts down: a transport's own tasks should end then.
-    fn attach(&self, inbound: FrameSink) {
-        let _ = inbound;
+    /// Called once by [`PlumtreeMemberlist::start`](super::PlumtreeMemberlist::start), before
+    /// any `send`, with the node's inputs. Transports that receive frames themselves (QUIC) keep
+    /// them, hand every frame that arrives to [`NodeInputs::frames`], and may report measured
+    /// round trips; the default does nothing, for transports whose frames reach the node another
+    /// way (a channel you drain, memberlist's delegate). The frame sink closes when the node shuts
+    /// down: a transport's own tasks should end then.
+    fn attach(&self, node: NodeInputs<I>) {
+        let _ = node;
     }
 
     /// Sends one frame to `to`.
