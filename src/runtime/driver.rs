@@ -47,6 +47,12 @@ pub(crate) enum Notice<I> {
 /// How often a congested node looks again whether its queues have room.
 const CONGESTION_RECHECK: Duration = Duration::from_millis(1);
 
+/// Frames taken from the inbound queue in one turn of the protocol task.
+const INBOUND_BATCH: usize = 64;
+
+/// An instant far enough away to stand for "no timer".
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
 /// How often gauges are refreshed.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -100,9 +106,30 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         mut frames: mpsc::Receiver<Bytes>,
         mut broadcasts: mpsc::Receiver<Request>,
     ) {
+        // One timer for the core's deadline and one for the congestion recheck, kept across turns
+        // and reset only when their instant changes: a fresh sleep per turn registered and
+        // removed a timer (and often woke the timer driver) for every frame.
+        let far = Instant::now() + FAR;
+        let timer = tokio::time::sleep_until(far);
+        let recheck = tokio::time::sleep_until(far);
+        tokio::pin!(timer, recheck);
+        let mut armed: Option<Instant> = None;
+        let mut rechecking = false;
         loop {
             let deadline = self.core.poll_timeout().map(Instant::from_std);
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at);
+                }
+                armed = deadline;
+            }
             let room = self.outbox.has_room();
+            if room {
+                rechecking = false;
+            } else if !rechecking {
+                recheck.as_mut().reset(Instant::now() + CONGESTION_RECHECK);
+                rechecking = true;
+            }
             tokio::select! {
                 biased;
                 command = control.recv() => match command {
@@ -121,13 +148,26 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 },
                 // Timers before frames: under a flood of frames, IHave flushes and grafts (the
                 // repairs) must still run.
-                () = sleep_until(deadline), if deadline.is_some() => self.core.handle_timeout(now()),
-                Some(frame) = frames.recv() => self.on_frame(frame),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None; // fired: reset before it is awaited again
+                    self.core.handle_timeout(now());
+                }
+                Some(frame) = frames.recv() => {
+                    self.on_frame(frame);
+                    // Whatever else has arrived goes in the same turn (bounded, so timers and
+                    // control still get their turn under a flood).
+                    for _ in 1..INBOUND_BATCH {
+                        match frames.try_recv() {
+                            Ok(frame) => self.on_frame(frame),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(request) = broadcasts.recv(), if room => {
                     let result = self.core.broadcast(now(), request.payload);
                     let _ = request.reply.send(result);
                 }
-                () = tokio::time::sleep(CONGESTION_RECHECK), if !room => {}
+                () = &mut recheck, if rechecking => rechecking = false,
             }
             if !self.flush().await {
                 break;
@@ -268,13 +308,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
 
 fn now() -> std::time::Instant {
     Instant::now().into_std()
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The delivery task: calls the delegate, in order, and feeds the delivery stream if taken.
