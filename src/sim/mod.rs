@@ -481,6 +481,18 @@ impl Sim {
     /// lazy, counted as undirected; links to stopped nodes do not count. 1 means every running
     /// node can still reach every other through announcements and grafts.
     pub fn overlay_components(&self) -> usize {
+        let links = self.live_nodes().flat_map(|a| {
+            let core = self.node(a).expect("live");
+            core.eager_peers()
+                .chain(core.lazy_peers())
+                .filter(|&&b| self.is_live(b))
+                .map(move |&b| (a, b))
+        });
+        self.components(links)
+    }
+
+    /// Connected components among running nodes of the graph with `links` (undirected).
+    fn components(&self, links: impl Iterator<Item = (NodeIndex, NodeIndex)>) -> usize {
         let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
         fn root(parent: &mut [usize], mut i: usize) -> usize {
             while parent[i] != i {
@@ -489,14 +501,9 @@ impl Sim {
             }
             i
         }
-        for a in self.live_nodes() {
-            let core = self.node(a).expect("live");
-            for &b in core.eager_peers().chain(core.lazy_peers()) {
-                if self.is_live(b) {
-                    let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
-                    parent[ra] = rb;
-                }
-            }
+        for (a, b) in links {
+            let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
+            parent[ra] = rb;
         }
         self.live_nodes()
             .filter(|&i| root(&mut parent, i as usize) == i as usize)
@@ -505,29 +512,14 @@ impl Sim {
 
     /// Measures the eager graph now: symmetric links, one-sided links, components.
     pub fn tree_shape(&self) -> TreeShape {
-        let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
-        fn root(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
-            }
-            i
+        let links = self.eager_links();
+        let mutual = links.iter().filter(|(_, _, m)| *m).count();
+        TreeShape {
+            eager_links: mutual,
+            one_sided: links.len() - mutual,
+            components: self
+                .components(links.iter().filter(|(_, _, m)| *m).map(|&(a, b, _)| (a, b))),
         }
-        let mut shape = TreeShape::default();
-        for (a, b, mutual) in self.eager_links() {
-            if mutual {
-                shape.eager_links += 1;
-                let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
-                parent[ra] = rb;
-            } else {
-                shape.one_sided += 1;
-            }
-        }
-        shape.components = self
-            .live_nodes()
-            .filter(|&i| root(&mut parent, i as usize) == i as usize)
-            .count();
-        shape
     }
 
     /// The eager links as a Graphviz graph: solid edges are tree links, dashed arrows one-sided
