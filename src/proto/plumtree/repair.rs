@@ -1,0 +1,126 @@
+//! Lazy push and repair: announcements (IHave) out and in, graft timers for announced payloads
+//! that do not arrive, and frames the runtime could not send.
+
+use std::time::Instant;
+
+use super::Plumtree;
+use crate::NodeId;
+use crate::message::{Announcement, IHave, Message};
+use crate::proto::missing::Announced;
+use crate::proto::output::Transmit;
+
+impl<I: NodeId> Plumtree<I> {
+    /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
+    /// announcements it carried are announced to the peer again at the next IHave flush, so the
+    /// peer can still graft them: a full queue delays a payload, it does not lose it. Grafts and
+    /// prunes are left to the graft timers and later duplicates. At most
+    /// `message_cache_max_size` announcements wait per peer (older ones name payloads no longer
+    /// cached); beyond that the oldest are dropped and counted.
+    pub fn handle_undelivered(&mut self, now: Instant, peer: &I, message: Message<I>) {
+        let now = self.advance(now);
+        let entries = match message {
+            Message::Gossip(gossip) => vec![Announcement {
+                id: gossip.id,
+                round: gossip.round,
+            }],
+            Message::IHave(ihave) => ihave.entries,
+            Message::Graft(_) | Message::Prune => return,
+        };
+        let Some(neighbor) = self.peers.neighbor_mut(peer) else {
+            return; // no longer a neighbour: nothing to repair towards it
+        };
+        self.stats.requeued += entries.len() as u64;
+        neighbor.pending.extend(entries);
+        let cap = self.config.message_cache_max_size;
+        if neighbor.pending.len() > cap {
+            let excess = neighbor.pending.len() - cap;
+            neighbor.pending.drain(..excess);
+            self.stats.requeue_dropped += excess as u64;
+        }
+        // Only the timer sends these: a size-triggered IHave would be retried at once, into the
+        // same full queue.
+        if self.ihave_deadline.is_none() {
+            self.ihave_deadline = Some(now + self.adaptive.ihave_interval(&self.config));
+        }
+    }
+
+    pub(super) fn on_ihave(&mut self, now: Instant, from: I, ihave: IHave) {
+        self.stats.ihave_received += 1;
+        self.stats.announcements_received += ihave.entries.len() as u64;
+        if ihave.entries.len() > self.config.ihave_batch_size {
+            self.stats.invalid_messages += 1;
+            return;
+        }
+        let deadline = now + self.config.graft_timeout;
+        for Announcement { id, round } in ihave.entries {
+            if self.store.contains(&id) {
+                continue;
+            }
+            if self.missing.announce(id, from.clone(), round, deadline) == Announced::Full {
+                self.stats.announcements_dropped += 1;
+            }
+        }
+    }
+
+    /// Grafts for missing payloads whose timers are due, one announcer per timer, in turn.
+    pub(super) fn on_missing_timers(&mut self, now: Instant) {
+        let max = self.config.graft_max_retries;
+        let mut repairs = false;
+        while let Some((id, entry)) = self.missing.pop_due(now) {
+            if entry.grafts >= max || entry.announcers.is_empty() {
+                self.missing.remove(&id);
+                self.stats.grafts_given_up += 1;
+                tracing::debug!(%id, "gave up on a missing payload");
+                continue;
+            }
+            if entry.grafts == 0 {
+                // The first graft goes to the best announcer, the next ones down the list.
+                self.peers
+                    .sort_by_score(entry.announcers.make_contiguous(), |a| &a.peer);
+            } else if let Some(last) = entry.announcers.back() {
+                // The timer fired again: the last grafted announcer did not answer in time.
+                self.peers.graft_outcome(&last.peer, false);
+            }
+            entry.grafts += 1;
+            repairs = true;
+            entry.announcers.rotate_left(1);
+            let peer = entry.announcers.back().expect("not empty").peer.clone();
+            self.missing
+                .rearm(id, now + self.config.graft_retry_timeout);
+            self.graft(&peer, Some(id));
+        }
+        if repairs {
+            self.repaired(now);
+        }
+    }
+
+    /// A payload needed repair: announcements must go out promptly again.
+    pub(super) fn repaired(&mut self, now: Instant) {
+        if self.adaptive.repaired() {
+            let soon = now + self.config.ihave_interval;
+            if self.ihave_deadline.is_some_and(|at| at > soon) {
+                self.ihave_deadline = Some(soon);
+            }
+        }
+    }
+
+    pub(super) fn flush_ihaves(&mut self) {
+        self.ihave_deadline = None;
+        self.adaptive.flushed();
+        let batch = self.config.ihave_batch_size;
+        for (peer, neighbor) in self.peers.neighbors_mut() {
+            // Requeued announcements can exceed one batch; the batch size is also the
+            // receiver's decode limit.
+            let mut pending = std::mem::take(&mut neighbor.pending);
+            while !pending.is_empty() {
+                let rest = pending.split_off(pending.len().min(batch));
+                self.transmits.push_back(Transmit {
+                    to: peer.clone(),
+                    message: Message::IHave(IHave { entries: pending }),
+                });
+                self.stats.ihave_sent += 1;
+                pending = rest;
+            }
+        }
+    }
+}
