@@ -8,7 +8,9 @@
 //! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
 //! outcomes that rank peers), `store` (the seen set and the payload cache), `missing` (announced
-//! payloads and graft timers); the handlers that tie them together live in `plumtree`.
+//! payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention); the
+//! handlers that tie them together live in `plumtree`, lazy push and repair in
+//! `plumtree/repair.rs`.
 
 mod adaptive;
 mod missing;
