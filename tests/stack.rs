@@ -56,6 +56,17 @@ fn slow_detection() -> Options {
 }
 
 async fn start(id: u64, bind: SocketAddr, seeds: &[SocketAddr], swim: Options) -> (Node, Recorder) {
+    try_start(id, bind, seeds, swim)
+        .await
+        .unwrap_or_else(|e| panic!("node {id} did not start: {e}"))
+}
+
+async fn try_start(
+    id: u64,
+    bind: SocketAddr,
+    seeds: &[SocketAddr],
+    swim: Options,
+) -> Result<(Node, Recorder), memberlist_plumtree::StackError> {
     let recorder = Recorder::default();
     let node = MemberlistStack::builder(id)
         .bind(bind)
@@ -67,9 +78,8 @@ async fn start(id: u64, bind: SocketAddr, seeds: &[SocketAddr], swim: Options) -
         )
         .memberlist_options(swim)
         .build(recorder.clone())
-        .await
-        .expect("node starts");
-    (node, recorder)
+        .await?;
+    Ok((node, recorder))
 }
 
 fn address(node: &Node) -> SocketAddr {
@@ -211,8 +221,21 @@ async fn restarted_node_rejoins_and_receives_new_broadcasts() {
         nodes.iter().all(|(node, _)| !node.members().contains(&4))
     })
     .await;
-    // Same id, same address, fresh state.
-    nodes.push(start(4, bind, &[seed], swim()).await);
+    // Same id, same address, fresh state. Like a restarted process, retry briefly: the old
+    // sockets may take a moment to be released, and the seed to accept the id back.
+    let mut attempt = 0;
+    let restarted = loop {
+        match try_start(4, bind, &[seed], swim()).await {
+            Ok(node) => break node,
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                eprintln!("restart attempt {attempt} failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("node 4 did not restart: {e}"),
+        }
+    };
+    nodes.push(restarted);
     wait_for("rejoin", Duration::from_secs(10), || {
         nodes.iter().all(|(node, _)| node.members().len() == 4)
     })
