@@ -1,37 +1,15 @@
 //! The tokio runtime: many nodes in one process over the in-process network.
 #![cfg(feature = "tokio")]
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
+use common::{Recorder, wait_for};
 use memberlist_plumtree::message::Graft;
 use memberlist_plumtree::{
-    Delivery, Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig,
-    PlumtreeDelegate, PlumtreeMemberlist,
+    Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist,
 };
-
-/// Records every delivered id, and whether any came twice.
-#[derive(Clone, Default)]
-struct Recorder {
-    seen: Arc<Mutex<HashSet<MessageId>>>,
-    twice: Arc<Mutex<u64>>,
-}
-
-impl Recorder {
-    fn has_all(&self, ids: &[MessageId]) -> bool {
-        let seen = self.seen.lock().unwrap();
-        ids.iter().all(|id| seen.contains(id))
-    }
-}
-
-impl PlumtreeDelegate<u64> for Recorder {
-    fn on_deliver(&self, delivery: Delivery<u64>) {
-        if !self.seen.lock().unwrap().insert(delivery.id) {
-            *self.twice.lock().unwrap() += 1;
-        }
-    }
-}
 
 fn config(seed: u64) -> PlumtreeConfig {
     PlumtreeConfig::lan().with_rng_seed(Some(seed))
@@ -68,17 +46,6 @@ async fn broadcast_from(
         }
     }
     ids
-}
-
-async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,7 +165,7 @@ async fn ten_nodes_deliver_every_broadcast_exactly_once() {
     .await;
     // ... and the same pings reach the core, which scores the peers.
     let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
-    while nodes[0].0.plumtree().stats().await.unwrap().scored_peers == 0 {
+    while nodes[0].0.plumtree().stats().await.unwrap().peers_with_rtt == 0 {
         assert!(
             tokio::time::Instant::now() < give_up,
             "no ping reached the core"

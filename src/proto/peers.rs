@@ -184,8 +184,8 @@ impl<I: NodeId> Peers<I> {
         self.neighbors.len() < self.max_peers
     }
 
-    pub(crate) fn scored_len(&self) -> usize {
-        self.scores.as_ref().map_or(0, Scores::len)
+    pub(crate) fn peers_with_rtt(&self) -> usize {
+        self.scores.as_ref().map_or(0, Scores::measured)
     }
 
     /// Records a measured round trip to `peer` (ignored without scoring).

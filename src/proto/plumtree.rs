@@ -279,9 +279,10 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
-    /// Peers with a score ([`peer_scoring`](PlumtreeConfig::peer_scoring)); 0 without it.
-    pub fn scored_len(&self) -> usize {
-        self.peers.scored_len()
+    /// Peers with a measured round-trip time ([`peer_scoring`](PlumtreeConfig::peer_scoring));
+    /// 0 without it.
+    pub fn peers_with_rtt(&self) -> usize {
+        self.peers.peers_with_rtt()
     }
 
     /// Runs every timer due at `now`: IHave flushes, grafts for missing payloads, cache and

@@ -59,8 +59,9 @@ impl<I: Eq + Hash + Clone> Scores<I> {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.peers.len()
+    /// Peers with a measured round trip.
+    pub(crate) fn measured(&self) -> usize {
+        self.peers.values().filter(|s| s.srtt_ms.is_some()).count()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

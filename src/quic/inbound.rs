@@ -156,11 +156,14 @@ async fn read_stream<I: NodeId>(
             Ok(None) => {}
             Ok(Some(peer)) => register(&shared, peer, &connection),
             Err(reason) => {
-                let code = match reason {
-                    RejectReason::SpoofedSender => close_code::SPOOFED_SENDER,
-                    _ => close_code::MALFORMED,
+                let (code, why): (u32, &'static [u8]) = match reason {
+                    RejectReason::SpoofedSender => (
+                        close_code::SPOOFED_SENDER,
+                        b"sender does not match certificate",
+                    ),
+                    _ => (close_code::MALFORMED, b"frame names no sender"),
                 };
-                return reject(reason, code, b"sender does not match certificate");
+                return reject(reason, code, why);
             }
         }
         shared.counters.received(len);

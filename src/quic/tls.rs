@@ -89,7 +89,7 @@ pub fn certificate_name<I: NodeId>(id: &I) -> Result<String, TlsError> {
 }
 
 fn server_name<I: NodeId>(id: &I) -> Result<ServerName<'static>, TlsError> {
-    ServerName::try_from(certificate_name(id)?).map_err(|e| TlsError::Config(e.to_string()))
+    ServerName::try_from(certificate_name(id)?).map_err(config_error)
 }
 
 /// True if `cert` (already verified against the CA by the handshake) names `id`.
@@ -203,16 +203,16 @@ impl QuicTls {
             Arc::clone(&provider),
         )
         .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(config_error)?;
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(config_error)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(config_error)?;
         tls.alpn_protocols = vec![alpn.to_vec()];
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(config_error)?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(transport);
         Ok(server)
@@ -226,13 +226,13 @@ impl QuicTls {
     ) -> Result<quinn::ClientConfig, TlsError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(Self::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(config_error)?
             .with_root_certificates(Arc::clone(&self.roots))
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(config_error)?;
         tls.alpn_protocols = vec![alpn.to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(config_error)?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(transport);
         Ok(client)
@@ -285,6 +285,11 @@ impl std::fmt::Debug for NodeCertificate {
             .field("cert_pem", &self.cert_pem)
             .finish_non_exhaustive()
     }
+}
+
+/// rustls and quinn refuse configurations with errors of several types; all become `Config`.
+fn config_error(e: impl std::fmt::Display) -> TlsError {
+    TlsError::Config(e.to_string())
 }
 
 fn generate_error(e: rcgen::Error) -> TlsError {

@@ -297,7 +297,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             members: self.core.members().len(),
             cache: self.core.cache_usage(),
             seen: self.core.seen_len(),
-            scored_peers: self.core.scored_len(),
+            peers_with_rtt: self.core.peers_with_rtt(),
             queued_frames: self.outbox.depth(),
             outbound_dropped: self.outbound_dropped,
             inbound_dropped: 0,

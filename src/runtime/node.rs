@@ -54,9 +54,9 @@ pub struct NodeStats<I> {
     pub cache: (usize, usize),
     /// Ids remembered as delivered.
     pub seen: usize,
-    /// Peers with a score (a measured round trip or a graft outcome); 0 without
+    /// Peers with a measured round-trip time (graft outcomes alone do not count); 0 without
     /// [`peer_scoring`](crate::PlumtreeConfig::peer_scoring).
-    pub scored_peers: usize,
+    pub peers_with_rtt: usize,
     /// Frames waiting in the per-peer send queues.
     pub queued_frames: usize,
     /// Frames dropped because a peer's send queue was full.

@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests that run live nodes.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memberlist_plumtree::{Delivery, MessageId, PlumtreeDelegate};
+
+/// Records every delivered id, and whether any came twice.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub seen: Arc<Mutex<HashSet<MessageId>>>,
+    pub twice: Arc<Mutex<u64>>,
+}
+
+impl Recorder {
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn has_all(&self, ids: &[MessageId]) -> bool {
+        let seen = self.seen.lock().unwrap();
+        ids.iter().all(|id| seen.contains(id))
+    }
+}
+
+impl PlumtreeDelegate<u64> for Recorder {
+    fn on_deliver(&self, delivery: Delivery<u64>) {
+        if !self.seen.lock().unwrap().insert(delivery.id) {
+            *self.twice.lock().unwrap() += 1;
+        }
+    }
+}
+
+/// Polls `done` every 20 ms for at most `limit`; its last answer.
+pub async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
