@@ -40,6 +40,7 @@ fn gossip(seq: u64, payload: &Bytes) -> Message<u64> {
         id: MessageId::new(99, 1, seq),
         origin: 99,
         round: 2,
+        heaviest: 0,
         payload: payload.clone(),
     })
 }

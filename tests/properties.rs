@@ -26,15 +26,18 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
         (
             message_id(),
             any::<I>(),
-            any::<u32>(),
+            (any::<u32>(), any::<u32>()),
             prop::collection::vec(any::<u8>(), 0..4096)
         )
-            .prop_map(|(id, origin, round, payload)| Message::Gossip(Gossip {
-                id,
-                origin,
-                round,
-                payload: payload.into()
-            })),
+            .prop_map(
+                |(id, origin, (round, heaviest), payload)| Message::Gossip(Gossip {
+                    id,
+                    origin,
+                    round,
+                    heaviest,
+                    payload: payload.into()
+                })
+            ),
         prop::collection::vec((message_id(), any::<u32>()), 0..=16).prop_map(|e| Message::IHave(
             IHave {
                 entries: e
@@ -94,6 +97,7 @@ fn message_with_string_origin(m: Message<u32>) -> Message<String> {
             id: g.id,
             origin: format!("node-{}", g.origin),
             round: g.round,
+            heaviest: g.heaviest,
             payload: g.payload,
         }),
         Message::IHave(i) => Message::IHave(i),
@@ -123,17 +127,25 @@ fn op() -> impl Strategy<Value = Op> {
         peer.clone().prop_map(Op::Add),
         peer.clone().prop_map(Op::Remove),
         (0usize..300).prop_map(Op::Broadcast),
-        (peer.clone(), small_id(), 0u32..10, 0usize..300).prop_map(|(p, id, round, len)| {
-            Op::Receive(
-                p,
-                Message::Gossip(Gossip {
-                    id,
-                    origin: 99,
-                    round,
-                    payload: vec![0; len].into(),
-                }),
-            )
-        }),
+        (
+            peer.clone(),
+            small_id(),
+            0u32..10,
+            any::<u32>(),
+            0usize..300
+        )
+            .prop_map(|(p, id, round, heaviest, len)| {
+                Op::Receive(
+                    p,
+                    Message::Gossip(Gossip {
+                        id,
+                        origin: 99,
+                        round,
+                        heaviest,
+                        payload: vec![0; len].into(),
+                    }),
+                )
+            }),
         (
             peer.clone(),
             prop::collection::vec((small_id(), 0u32..10), 0..6)
@@ -218,7 +230,7 @@ proptest! {
         let mut delivered = HashSet::new();
         for (peer, seq) in copies {
             let id = MessageId::new(9, 9, seq);
-            node.handle_message(now, peer, Message::Gossip(Gossip { id, origin: 9, round: 0, payload: Bytes::new() }));
+            node.handle_message(now, peer, Message::Gossip(Gossip { id, origin: 9, round: 0, heaviest: 0, payload: Bytes::new() }));
             while node.poll_transmit().is_some() {}
             while let Some(e) = node.poll_event() {
                 if let Event::Deliver(d) = e {
@@ -252,6 +264,7 @@ fn floods_from_one_peer_stay_within_bounds() {
                 id,
                 origin: 5,
                 round: 0,
+                heaviest: 0,
                 payload: vec![0; 100].into(),
             }),
         );

@@ -162,6 +162,7 @@ async fn a_frame_with_a_spoofed_sender_is_rejected() {
             id: MessageId::new(2, 1, 1),
             origin: 2,
             round: 0,
+            heaviest: 0,
             payload: Bytes::from_static(b"forged"),
         }),
     };

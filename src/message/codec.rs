@@ -2,13 +2,13 @@
 //!
 //! ```text
 //! envelope := version:u8  sender:NodeId  kind:u8  body
-//! gossip   := id:24B  origin:NodeId  round:varint  len:varint  payload:len bytes      (kind 1)
+//! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  len:varint  payload   (kind 1)
 //! ihave    := count:varint  count * (id:24B  round:varint)                           (kind 2)
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
 //! prune    := (empty)                                                                 (kind 4)
 //! ```
 //!
-//! Integers in ids are big-endian; lengths, counts and rounds are LEB128 varints. Kinds 5 and up
+//! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128 varints. Kinds 5 and up
 //! are reserved for later message types: a node that does not know one returns
 //! [`DecodeError::UnknownKind`] so that the caller can skip the frame.
 //!
@@ -23,7 +23,7 @@ use super::{MESSAGE_ID_LEN, MessageId, varint};
 use crate::NodeId;
 
 /// The wire format version this build writes and reads.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// The kind byte of a Gossip, which transports read to put payloads on their own lane.
 pub(crate) const KIND_GOSSIP: u8 = 1;
@@ -95,6 +95,7 @@ impl<I: NodeId> Envelope<I> {
                 MESSAGE_ID_LEN
                     + g.origin.encoded_len()
                     + varint::len(g.round.into())
+                    + 4
                     + varint::len(g.payload.len() as u64)
                     + g.payload.len()
             }
@@ -123,6 +124,7 @@ impl<I: NodeId> Envelope<I> {
                 buf.put_slice(&g.id.to_bytes());
                 g.origin.encode(buf);
                 varint::put(buf, g.round.into());
+                buf.put_u32(g.heaviest);
                 varint::put(buf, g.payload.len() as u64);
                 buf.put_slice(&g.payload);
             }
@@ -173,6 +175,7 @@ impl<I: NodeId> Envelope<I> {
                 let id = message_id(&mut input)?;
                 let origin = I::decode(&mut input)?;
                 let round = round(&mut input)?;
+                let heaviest = u32::from_be_bytes(take::<4>(&mut input)?);
                 let len = varint::get(&mut input)?;
                 if len > limits.max_payload as u64 {
                     return Err(DecodeError::PayloadTooLarge {
@@ -190,6 +193,7 @@ impl<I: NodeId> Envelope<I> {
                     id,
                     origin,
                     round,
+                    heaviest,
                     payload: frame.slice(start..start + len),
                 })
             }
@@ -266,6 +270,7 @@ mod tests {
             id: id(1),
             origin: 9,
             round: 300,
+            heaviest: 0xdead_beef,
             payload: Bytes::from_static(b"hi"),
         };
         let entries = (0..4)
@@ -304,6 +309,7 @@ mod tests {
                 id: id(1),
                 origin: 9u64,
                 round: 1,
+                heaviest: 0x0102_0304,
                 payload: Bytes::from_static(b"x"),
             }),
         };
@@ -313,7 +319,7 @@ mod tests {
         assert_eq!(bytes[9], KIND_GOSSIP);
         assert_eq!(&bytes[10..34], &id(1).to_bytes());
         assert_eq!(&bytes[34..42], &9u64.to_be_bytes());
-        assert_eq!(&bytes[42..], &[1, 1, b'x']);
+        assert_eq!(&bytes[42..], &[1, 1, 2, 3, 4, 1, b'x']);
     }
 
     #[test]
@@ -324,10 +330,10 @@ mod tests {
         }
         .to_bytes();
         let mut bad = prune.to_vec();
-        bad[0] = 2;
+        bad[0] = WIRE_VERSION + 1;
         assert_eq!(
             Envelope::<u64>::decode(&bad.into(), &LIMITS),
-            Err(DecodeError::UnsupportedVersion(2))
+            Err(DecodeError::UnsupportedVersion(WIRE_VERSION + 1))
         );
         let mut bad = prune.to_vec();
         bad[9] = 77;
@@ -348,6 +354,7 @@ mod tests {
                 id: id(1),
                 origin: 5,
                 round: 0,
+                heaviest: 0,
                 payload: Bytes::from(vec![0; 1025]),
             }),
         };

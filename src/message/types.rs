@@ -84,6 +84,11 @@ pub struct Gossip<I> {
     pub origin: I,
     /// Hops the payload had taken when the sender sent it: 0 when the sender is the origin.
     pub round: u32,
+    /// The largest [link weight](crate::Plumtree) on the path the payload took to the sender (0
+    /// when the sender is the origin). A node that receives the payload twice uses it to tell
+    /// whether the link of the second copy is the heaviest of a cycle, which is safe to prune
+    /// at once.
+    pub heaviest: u32,
     /// The application's bytes.
     pub payload: Bytes,
 }

@@ -8,11 +8,13 @@
 //! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
 //! outcomes that rank peers), `store` (the seen set and the payload cache), `missing` (announced
-//! payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention); the
-//! handlers that tie them together live in `plumtree`, lazy push and repair in
-//! `plumtree/repair.rs`.
+//! payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention),
+//! `cycle` (link weights and the test that finds the heaviest link of a cycle); the handlers that
+//! tie them together live in `plumtree`, duplicates and prunes in `plumtree/prune.rs`, lazy push
+//! and repair in `plumtree/repair.rs`.
 
 mod adaptive;
+mod cycle;
 mod missing;
 mod output;
 mod peers;

@@ -96,6 +96,9 @@ pub struct Stats {
     pub grafts_given_up: u64,
     /// Prunes sent.
     pub prunes_sent: u64,
+    /// Of those, prunes of a link found to be the heaviest of a cycle (sent at once, without
+    /// waiting for `prune_delay`).
+    pub cycle_prunes: u64,
     /// Prunes received.
     pub prunes_received: u64,
     /// IHave frames sent.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::cycle::link_weight;
 use super::output::PeerRole;
 use super::ring::HashRing;
 use super::score::Scores;
@@ -21,6 +22,10 @@ pub(crate) struct Neighbor {
     pub(crate) pending: Vec<Announcement>,
     /// When this eager link last delivered a duplicate that did not prune it yet.
     pub(crate) suspect_since: Option<Instant>,
+    /// When we last pruned this link as the heaviest of a cycle.
+    pub(crate) cut_at: Option<Instant>,
+    /// The link's weight ([`link_weight`]), kept because every payload received needs it.
+    pub(crate) weight: u32,
 }
 
 /// What [`Peers::set_role`] changed.
@@ -37,6 +42,7 @@ pub(crate) enum RoleChange {
 #[derive(Debug)]
 pub(crate) struct Peers<I> {
     local: I,
+    local_tag: u64,
     /// Sorted and deduplicated. A sorted vector, not a tree: every node of a large cluster holds
     /// the whole membership, and this costs 8 bytes per `u64` member instead of about 16.
     members: Vec<I>,
@@ -63,6 +69,7 @@ impl<I: NodeId> Peers<I> {
         Self {
             ring: topology.hash_ring.then(|| HashRing::new(local.clone())),
             scores: topology.scoring.then(Scores::new),
+            local_tag: local.tag(),
             local,
             members: Vec::new(),
             neighbors: BTreeMap::new(),
@@ -100,6 +107,22 @@ impl<I: NodeId> Peers<I> {
 
     pub(crate) fn neighbor_mut(&mut self, peer: &I) -> Option<&mut Neighbor> {
         self.neighbors.get_mut(peer)
+    }
+
+    /// `peer` brought us a payload first: its link is in use, whatever duplicates it also
+    /// brought, so any suspicion is lifted. Returns its role.
+    pub(crate) fn delivered_first(&mut self, peer: &I) -> Option<PeerRole> {
+        let n = self.neighbors.get_mut(peer)?;
+        n.suspect_since = None;
+        Some(n.role)
+    }
+
+    /// The weight of our link to `peer`, neighbour or not.
+    pub(crate) fn link_weight(&self, peer: &I) -> u32 {
+        match self.neighbors.get(peer) {
+            Some(n) => n.weight,
+            None => link_weight(self.local_tag, peer.tag()),
+        }
     }
 
     /// Adds members, ignoring the local node and known ones; returns how many were new.
@@ -171,6 +194,8 @@ impl<I: NodeId> Peers<I> {
                 role,
                 pending: Vec::new(),
                 suspect_since: None,
+                cut_at: None,
+                weight: link_weight(self.local_tag, peer.tag()),
             },
         );
         if role == PeerRole::Eager {

@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+mod prune;
 mod repair;
 
 use super::adaptive::Adaptive;
 use super::missing::Missing;
 use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
 use super::peers::{Peers, RoleChange, Topology};
-use super::store::{Cached, Limits, MessageStore};
+use super::store::{Cached, Limits, MessageStore, Seen};
 use crate::NodeId;
 use crate::config::PlumtreeConfig;
 use crate::error::{BroadcastError, ConfigError};
@@ -248,7 +249,11 @@ impl<I: NodeId> Plumtree<I> {
         self.seq += 1;
         let id = MessageId::new(self.tag, self.incarnation, self.seq);
         self.stats.broadcasts += 1;
-        self.accept(now, id, self.local.clone(), 0, payload, None);
+        let seen = Seen {
+            at: now,
+            heaviest: 0,
+        };
+        self.accept(seen, id, self.local.clone(), 0, payload, None);
         Ok(id)
     }
 
@@ -336,15 +341,9 @@ impl<I: NodeId> Plumtree<I> {
             );
             return;
         }
-        // Marking it seen is also the duplicate check: one hash probe instead of two.
-        if let Some(first_seen) = self.store.first_seen(&gossip.id) {
-            // The payload reached us twice: the link it came on last may be redundant.
-            self.stats.duplicates += 1;
-            if self.confirm_redundant(now, &from, first_seen) {
-                self.set_role(&from, PeerRole::Lazy);
-                self.send(from, Message::Prune);
-                self.stats.prunes_sent += 1;
-            }
+        let weight = self.peers.link_weight(&from);
+        if let Some(first) = self.store.seen(&gossip.id) {
+            self.on_duplicate(now, from, weight, gossip.heaviest, first);
             return;
         }
         let announced = self.missing.remove(&gossip.id);
@@ -353,24 +352,25 @@ impl<I: NodeId> Plumtree<I> {
         }) {
             self.peers.graft_outcome(&from, true);
         }
-        if self.peers.role(&from) == Some(PeerRole::Lazy) {
-            // A lazy peer pushed to us: it sent this before our Prune reached it. It has already
-            // dropped us to lazy, so a silent promotion here would leave the link eager on our
-            // side only; graft it so both ends agree.
-            self.graft(&from, None);
+        if self.peers.delivered_first(&from) == Some(PeerRole::Lazy) {
+            self.pushed_by_lazy(now, &from);
         } else if !self.make_eager(&from) && self.peers.is_member(&from) {
             // No room for another eager link: ask the sender to announce instead.
-            self.send(from.clone(), Message::Prune);
-            self.stats.prunes_sent += 1;
+            self.prune(from.clone());
         }
         let Gossip {
             id,
             origin,
             round,
+            heaviest,
             payload,
         } = gossip;
+        let seen = Seen {
+            at: now,
+            heaviest: heaviest.max(weight),
+        };
         self.accept(
-            now,
+            seen,
             id,
             origin,
             round.saturating_add(1),
@@ -387,39 +387,7 @@ impl<I: NodeId> Plumtree<I> {
         };
         if threshold > 0 && best.peer != from && round >= best.round.saturating_add(threshold) {
             self.graft(&best.peer, None);
-            self.set_role(&from, PeerRole::Lazy);
-            self.send(from, Message::Prune);
-            self.stats.prunes_sent += 1;
-        }
-    }
-
-    /// Decides whether a duplicate from `peer` shows its eager link to be redundant.
-    ///
-    /// The paper prunes on every duplicate. With many broadcasts in flight that cuts the tree
-    /// apart: a duplicate can travel a path that another node has already broken, and two such
-    /// cuts on one cycle split the tree in two. So the first duplicate only marks the link as
-    /// suspect; it is pruned on a later duplicate of a payload we first received at least
-    /// `prune_delay` after that mark. Such a payload was sent after the paths of the first one
-    /// had settled, so its duplicate shows a cycle that still exists. A peer we hold as lazy (or
-    /// not at all) is pruned at once: it pushes to us by mistake.
-    fn confirm_redundant(&mut self, now: Instant, peer: &I, first_seen: Instant) -> bool {
-        let delay = self.config.prune_delay;
-        let Some(neighbor) = self.peers.neighbor_mut(peer) else {
-            return true;
-        };
-        if neighbor.role != PeerRole::Eager || delay.is_zero() {
-            return true;
-        }
-        match neighbor.suspect_since {
-            Some(since) if first_seen >= since + delay => {
-                neighbor.suspect_since = None;
-                true
-            }
-            Some(_) => false,
-            None => {
-                neighbor.suspect_since = Some(now);
-                false
-            }
+            self.prune(from);
         }
     }
 
@@ -428,13 +396,15 @@ impl<I: NodeId> Plumtree<I> {
         self.make_eager(&from);
         let Some(id) = graft.id else { return };
         self.repaired(now);
-        if let Some(first_seen) = self.store.first_seen(&id) {
-            if let Some(longer) = self
-                .adaptive
-                .grafted_at_age(now.saturating_duration_since(first_seen), &self.config)
-            {
-                self.store.set_retention(longer);
-            }
+        let Some(seen) = self.store.seen(&id) else {
+            self.stats.grafts_unanswered += 1;
+            return;
+        };
+        if let Some(longer) = self
+            .adaptive
+            .grafted_at_age(now.saturating_duration_since(seen.at), &self.config)
+        {
+            self.store.set_retention(longer);
         }
         match self.store.cached(&id) {
             Some(cached) => {
@@ -442,6 +412,7 @@ impl<I: NodeId> Plumtree<I> {
                     id,
                     origin: cached.origin.clone(),
                     round: cached.hops,
+                    heaviest: seen.heaviest,
                     payload: cached.payload.clone(),
                 };
                 self.send(from, Message::Gossip(gossip));
@@ -458,15 +429,16 @@ impl<I: NodeId> Plumtree<I> {
     /// Marks a new payload seen, caches it, delivers it, and passes it on.
     fn accept(
         &mut self,
-        now: Instant,
+        seen: Seen,
         id: MessageId,
         origin: I,
         hops: u32,
         payload: Bytes,
         from: Option<&I>,
     ) {
+        let now = seen.at;
         self.store.insert(
-            now,
+            seen,
             id,
             Cached {
                 origin: origin.clone(),
@@ -489,6 +461,7 @@ impl<I: NodeId> Plumtree<I> {
             id,
             origin,
             round: hops,
+            heaviest: seen.heaviest,
             payload,
         };
         let announcement = Announcement { id, round: hops };

@@ -27,9 +27,18 @@ pub(crate) struct Cached<I> {
     pub(crate) payload: Bytes,
 }
 
+/// What the store remembers of a payload it has seen, cached or not.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen {
+    /// When it first arrived (or was broadcast here).
+    pub(crate) at: Instant,
+    /// The heaviest link weight on the path of that first copy, its last link included.
+    pub(crate) heaviest: u32,
+}
+
 #[derive(Debug)]
 struct Record<I> {
-    first_seen: Instant,
+    seen: Seen,
     cached: Option<Cached<I>>,
 }
 
@@ -94,33 +103,26 @@ impl<I> MessageStore<I> {
         self.records.contains_key(id)
     }
 
-    /// When `id` was first seen, if it is remembered.
-    pub(crate) fn first_seen(&self, id: &MessageId) -> Option<Instant> {
-        self.records.get(id).map(|r| r.first_seen)
+    /// How `id` was first seen, if it is remembered.
+    pub(crate) fn seen(&self, id: &MessageId) -> Option<Seen> {
+        self.records.get(id).map(|r| r.seen)
     }
 
     pub(crate) fn cached(&self, id: &MessageId) -> Option<&Cached<I>> {
         self.records.get(id)?.cached.as_ref()
     }
 
-    /// Marks `id` seen at `now` and caches its payload, unless it was seen before: then nothing
-    /// changes and the instant it was first seen is returned.
-    pub(crate) fn insert(
-        &mut self,
-        now: Instant,
-        id: MessageId,
-        payload: Cached<I>,
-    ) -> Option<Instant> {
+    /// Marks `id` seen and caches its payload, unless it was seen before: then nothing changes
+    /// and the first sighting is returned.
+    pub(crate) fn insert(&mut self, seen: Seen, id: MessageId, payload: Cached<I>) -> Option<Seen> {
+        let now = seen.at;
         let weight = payload.payload.len();
         // A payload over the whole byte budget is remembered as seen but not cached.
         let cached = (weight <= self.limits.cache_bytes).then_some(payload);
         let keep = cached.is_some();
         match self.records.entry(id) {
-            Entry::Occupied(record) => return Some(record.get().first_seen),
-            Entry::Vacant(slot) => slot.insert(Record {
-                first_seen: now,
-                cached,
-            }),
+            Entry::Occupied(record) => return Some(record.get().seen),
+            Entry::Vacant(slot) => slot.insert(Record { seen, cached }),
         };
         self.seen_order.push_back((now + self.limits.seen_ttl, id));
         if keep {
@@ -200,6 +202,10 @@ mod tests {
         MessageId::new(0, 0, seq)
     }
 
+    fn at(t: Instant) -> Seen {
+        Seen { at: t, heaviest: 0 }
+    }
+
     fn payload(len: usize) -> Cached<u64> {
         Cached {
             origin: 1,
@@ -222,11 +228,10 @@ mod tests {
     fn insert_reports_the_first_sighting() {
         let t = Instant::now();
         let mut s = MessageStore::new(limits(10, 10, 100));
-        assert_eq!(s.insert(t, id(1), payload(1)), None);
-        assert_eq!(
-            s.insert(t + Duration::from_millis(5), id(1), payload(1)),
-            Some(t)
-        );
+        let first = Seen { at: t, heaviest: 7 };
+        assert!(s.insert(first, id(1), payload(1)).is_none());
+        let again = s.insert(at(t + Duration::from_millis(5)), id(1), payload(1));
+        assert!(again.is_some_and(|seen| seen.at == t && seen.heaviest == 7));
         assert_eq!(s.seen_len(), 1);
         assert_eq!(s.cache_usage(), (1, 1));
     }
@@ -235,12 +240,12 @@ mod tests {
     fn count_and_byte_bounds_evict_the_oldest() {
         let t = Instant::now();
         let mut s = MessageStore::new(limits(3, 2, 10));
-        s.insert(t, id(1), payload(6));
-        s.insert(t, id(2), payload(4));
-        s.insert(t, id(3), payload(1)); // cache: over 2 entries and 10 bytes -> 1 goes
+        s.insert(at(t), id(1), payload(6));
+        s.insert(at(t), id(2), payload(4));
+        s.insert(at(t), id(3), payload(1)); // cache: over 2 entries and 10 bytes -> 1 goes
         assert!(s.cached(&id(1)).is_none() && s.contains(&id(1)));
         assert_eq!(s.cache_usage(), (2, 5));
-        s.insert(t, id(4), payload(11)); // over the byte budget on its own: seen, not cached
+        s.insert(at(t), id(4), payload(11)); // over the byte budget on its own: seen, not cached
         assert!(s.cached(&id(4)).is_none() && s.contains(&id(4)));
         assert!(!s.contains(&id(1)), "seen bound of 3");
         assert_eq!(s.seen_len(), 3);
@@ -250,7 +255,7 @@ mod tests {
     fn ttls_expire_cache_then_seen() {
         let t = Instant::now();
         let mut s = MessageStore::new(limits(10, 10, 100));
-        s.insert(t, id(1), payload(1));
+        s.insert(at(t), id(1), payload(1));
         assert_eq!(s.next_expiry(), Some(t + Duration::from_millis(100)));
         s.expire(t + Duration::from_millis(100));
         assert!(s.cached(&id(1)).is_none() && s.contains(&id(1)));
@@ -263,8 +268,8 @@ mod tests {
     fn forgetting_a_cached_id_keeps_the_cache_consistent() {
         let t = Instant::now();
         let mut s = MessageStore::new(limits(1, 5, 100)); // seen smaller than cache: forbidden by config
-        s.insert(t, id(1), payload(3));
-        s.insert(t, id(2), payload(4));
+        s.insert(at(t), id(1), payload(3));
+        s.insert(at(t), id(2), payload(4));
         assert_eq!(s.cache_usage(), (1, 4));
         assert!(s.cached(&id(2)).is_some());
     }
