@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::Plumtree;
 use crate::NodeId;
 use crate::message::{Announcement, IHave, Message};
-use crate::proto::missing::Announced;
+use crate::proto::missing::{Announced, Announcer};
 use crate::proto::output::Transmit;
 
 impl<I: NodeId> Plumtree<I> {
@@ -51,12 +51,38 @@ impl<I: NodeId> Plumtree<I> {
             self.stats.invalid_messages += 1;
             return;
         }
-        let deadline = now + self.config.graft_timeout;
+        let due = now + self.config.graft_timeout;
+        // The optimization compares announcers with the payload's sender when the payload
+        // arrives, so with it on, announcers are recorded at once (the slower way).
+        let defer = self.config.optimization_threshold == 0;
         for Announcement { id, round } in ihave.entries {
             if self.store.contains(&id) {
                 continue;
             }
-            if self.missing.announce(id, from.clone(), round, deadline) == Announced::Full {
+            let announcer = Announcer {
+                peer: from.clone(),
+                round,
+            };
+            let kept = if defer && !self.missing.contains(&id) {
+                self.missing.wait(due, id, announcer)
+            } else {
+                self.missing.announce(id, announcer.peer, round, due) != Announced::Full
+            };
+            if !kept {
+                self.stats.announcements_dropped += 1;
+            }
+        }
+    }
+
+    /// Announcements whose graft timer is due: those whose payload has not come (from a peer
+    /// still a member) become missing entries, due at once.
+    fn on_waiting_announcements(&mut self, now: Instant) {
+        while let Some(waiting) = self.missing.pop_waiting(now) {
+            let Announcer { peer, round } = waiting.announcer;
+            if self.store.contains(&waiting.id) || !self.peers.is_member(&peer) {
+                continue;
+            }
+            if self.missing.announce(waiting.id, peer, round, now) == Announced::Full {
                 self.stats.announcements_dropped += 1;
             }
         }
@@ -64,6 +90,7 @@ impl<I: NodeId> Plumtree<I> {
 
     /// Grafts for missing payloads whose timers are due, one announcer per timer, in turn.
     pub(super) fn on_missing_timers(&mut self, now: Instant) {
+        self.on_waiting_announcements(now);
         let max = self.config.graft_max_retries;
         let mut repairs = false;
         while let Some((id, entry)) = self.missing.pop_due(now) {
