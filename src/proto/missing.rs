@@ -1,7 +1,8 @@
 //! [`Missing`]: payloads we have been told about but not received, who offered them, and when to
 //! graft.
 //!
-//! An announcement first waits, in arrival order, until its graft timer would fire: most
+//! An announcement first waits (unless the optimization or peer scoring is on: they need every
+//! announcer at once), in arrival order, until its graft timer would fire: most
 //! announcements are for payloads already on their way over the tree, and this way one that
 //! arrives before its payload costs a push and a pop instead of a table entry, a timer and an
 //! announcer list that the payload then removes (a third of the core's time under load). Only

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -62,7 +62,6 @@ pub(crate) struct Driver<I: NodeId, T> {
     outbox: Outbox<I, T>,
     notices: mpsc::Sender<Notice<I>>,
     limits: DecodeLimits,
-    buf: BytesMut,
     outbound_dropped: u64,
     decode_errors: u64,
     counters: Arc<Counters>,
@@ -93,7 +92,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 runtime.stall_timeout,
             ),
             notices,
-            buf: BytesMut::new(),
             outbound_dropped: 0,
             decode_errors: 0,
         }
@@ -238,8 +236,10 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     frame.clone()
                 }
                 (message, _) => {
-                    envelope.encode(&mut self.buf);
-                    let frame = self.buf.split().freeze();
+                    // One exact allocation that the frame owns: splitting frames off a shared
+                    // buffer cost a second allocation (its shared header) and an atomic count
+                    // per frame, and kept the buffer alive while any frame waited in a queue.
+                    let frame = envelope.to_bytes();
                     if let Message::Gossip(g) = message {
                         last_gossip = Some((g.id, g.round, frame.clone()));
                     }
