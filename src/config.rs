@@ -74,6 +74,8 @@ pub struct PlumtreeConfig {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub graft_timeout: Duration,
     /// After a Graft, how long to wait before grafting the next announcer. Default 250 ms.
+    /// Each round over all the announcers waits twice as long as the round before, up to 16
+    /// times this, so `graft_max_retries` grafts to one announcer span 31 times this.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub graft_retry_timeout: Duration,
     /// Grafts sent for one missing payload before giving up on it (the announcers are tried in

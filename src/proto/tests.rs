@@ -266,6 +266,25 @@ fn payloads_in_flight_from_a_cut_link_do_not_graft_it_back() {
 }
 
 #[test]
+fn grafts_back_off_once_every_announcer_has_been_tried() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node(t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let mut at = t + c.graft_timeout;
+    n.handle_timeout(at);
+    assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
+    // One announcer: every retry is a new round, each waiting twice as long.
+    for factor in [1, 2, 4] {
+        let next = at + c.graft_retry_timeout * factor;
+        assert_eq!(n.poll_timeout(), Some(next));
+        n.handle_timeout(next);
+        assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
+        at = next;
+    }
+}
+
+#[test]
 fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_announcer() {
     let t = Instant::now();
     let c = config();

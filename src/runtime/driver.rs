@@ -48,7 +48,7 @@ pub(crate) enum Notice<I> {
 const CONGESTION_RECHECK: Duration = Duration::from_millis(1);
 
 /// Frames taken from the inbound queue in one turn of the protocol task.
-const INBOUND_BATCH: usize = 64;
+pub(crate) const INBOUND_BATCH: usize = 64;
 
 /// An instant far enough away to stand for "no timer".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
@@ -60,7 +60,7 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) struct Driver<I: NodeId, T> {
     core: Plumtree<I>,
     outbox: Outbox<I, T>,
-    notices: mpsc::Sender<Notice<I>>,
+    notices: mpsc::Sender<Vec<Notice<I>>>,
     limits: DecodeLimits,
     outbound_dropped: u64,
     decode_errors: u64,
@@ -76,7 +76,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         core: Plumtree<I>,
         transport: Arc<T>,
         runtime: &RuntimeConfig,
-        notices: mpsc::Sender<Notice<I>>,
+        notices: mpsc::Sender<Vec<Notice<I>>>,
         counters: Arc<Counters>,
     ) -> Self {
         Self {
@@ -196,6 +196,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     /// delivery task is gone (the node is shutting down).
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
+        let mut notices = Vec::new();
         let mut last_gossip: Option<(MessageId, u32, Bytes)> = None;
         while let Some(transmit) = self.core.poll_transmit() {
             if !self.core.is_member(&transmit.to) {
@@ -254,20 +255,19 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 self.core
                     .handle_undelivered(now(), &transmit.to, envelope.message);
             }
-            if let Some(notice) = notice {
-                if self.notices.send(notice).await.is_err() {
-                    return false;
-                }
-            }
+            notices.extend(notice);
         }
         self.answering = None;
         while let Some(event) = self.core.poll_event() {
             if matches!(event, Event::Deliver(_)) {
                 self.metrics.delivered();
             }
-            if self.notices.send(Notice::Event(event)).await.is_err() {
-                return false;
-            }
+            notices.push(Notice::Event(event));
+        }
+        // One hand-off per turn: a send (and often a wake of the delivery task) per event cost
+        // more than the delegate calls themselves.
+        if !notices.is_empty() && self.notices.send(notices).await.is_err() {
+            return false;
         }
         if self.published.elapsed() >= PUBLISH_INTERVAL {
             self.publish();
@@ -312,25 +312,27 @@ fn now() -> std::time::Instant {
 
 /// The delivery task: calls the delegate, in order, and feeds the delivery stream if taken.
 pub(crate) async fn deliver<I: NodeId, D: PlumtreeDelegate<I>>(
-    mut notices: mpsc::Receiver<Notice<I>>,
+    mut notices: mpsc::Receiver<Vec<Notice<I>>>,
     delegate: Arc<D>,
     stream: mpsc::Sender<Delivery<I>>,
     stream_taken: Arc<AtomicBool>,
 ) {
-    while let Some(notice) = notices.recv().await {
-        match notice {
-            Notice::Event(Event::Deliver(delivery)) => {
-                if stream_taken.load(Ordering::Acquire) {
-                    // A reader that went away only stops the stream, not the delegate.
-                    let _ = stream.send(delivery.clone()).await;
+    while let Some(batch) = notices.recv().await {
+        for notice in batch {
+            match notice {
+                Notice::Event(Event::Deliver(delivery)) => {
+                    if stream_taken.load(Ordering::Acquire) {
+                        // A reader that went away only stops the stream, not the delegate.
+                        let _ = stream.send(delivery.clone()).await;
+                    }
+                    delegate.on_deliver(delivery);
                 }
-                delegate.on_deliver(delivery);
+                Notice::Event(Event::Promoted { peer }) => delegate.on_promote(&peer),
+                Notice::Event(Event::Demoted { peer }) => delegate.on_demote(&peer),
+                Notice::Event(Event::NeighborAdded { .. } | Event::NeighborRemoved { .. }) => {}
+                Notice::Graft(peer) => delegate.on_graft(&peer),
+                Notice::Prune(peer) => delegate.on_prune(&peer),
             }
-            Notice::Event(Event::Promoted { peer }) => delegate.on_promote(&peer),
-            Notice::Event(Event::Demoted { peer }) => delegate.on_demote(&peer),
-            Notice::Event(Event::NeighborAdded { .. } | Event::NeighborRemoved { .. }) => {}
-            Notice::Graft(peer) => delegate.on_graft(&peer),
-            Notice::Prune(peer) => delegate.on_prune(&peer),
         }
     }
 }

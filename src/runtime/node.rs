@@ -176,7 +176,8 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .take()
             .ok_or(StartError::AlreadyStarted)?;
         transport.attach(NodeInputs::new(self.link.clone()));
-        let (notices_tx, notices_rx) = mpsc::channel(self.runtime.delivery_capacity);
+        let (notices_tx, notices_rx) =
+            mpsc::channel(notice_batches(self.runtime.delivery_capacity));
         let driver = Driver::new(
             parts.core,
             Arc::new(transport),
@@ -441,4 +442,10 @@ impl<I> Deliveries<I> {
     pub async fn recv(&mut self) -> Option<Delivery<I>> {
         self.rx.recv().await
     }
+}
+
+/// Batches of notices (one per protocol turn) that hold about `deliveries` deliveries: a turn
+/// takes up to `INBOUND_BATCH` frames, each delivering at most one payload.
+fn notice_batches(deliveries: usize) -> usize {
+    deliveries.div_ceil(super::driver::INBOUND_BATCH).max(1)
 }

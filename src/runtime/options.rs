@@ -23,6 +23,9 @@ pub struct RuntimeConfig {
     pub broadcast_capacity: usize,
     /// Deliveries waiting for the delegate and the delivery stream. Default 4,096. When full, the
     /// protocol task waits: a slow application slows this node's intake, it loses nothing.
+    /// They are handed over a protocol turn at a time (up to 64 received frames), so the bound
+    /// is `delivery_capacity / 64` turns: about this many deliveries, plus the neighbour events
+    /// of those turns.
     pub delivery_capacity: usize,
 }
 

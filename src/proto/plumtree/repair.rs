@@ -115,8 +115,12 @@ impl<I: NodeId> Plumtree<I> {
             repairs = true;
             entry.announcers.rotate_left(1);
             let peer = entry.announcers.back().expect("not empty").peer.clone();
-            self.missing
-                .rearm(id, now + self.config.graft_retry_timeout);
+            // Each round over all announcers waits twice as long as the one before (up to 16x):
+            // an answer that is slow because the cluster is overloaded still arrives before we
+            // give up, while the next announcer is still tried promptly when one fails.
+            let round = (entry.grafts - 1) as usize / entry.announcers.len();
+            let wait = self.config.graft_retry_timeout * (1u32 << round.min(4));
+            self.missing.rearm(id, now + wait);
             self.graft(&peer, Some(id));
         }
         if repairs {
