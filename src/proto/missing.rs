@@ -120,7 +120,10 @@ impl<I: PartialEq> Missing<I> {
             {
                 // The last one grafted stays at the back, so the next graft tries the newcomer
                 // before it returns to the ones already tried.
-                let at = (entry.announcers.len()).saturating_sub(usize::from(entry.grafts > 0));
+                let at = entry
+                    .announcers
+                    .len()
+                    .saturating_sub(usize::from(entry.grafts > 0));
                 entry.announcers.insert(at, Announcer { peer, round });
             }
             return Announced::Added;

@@ -119,7 +119,10 @@ impl<I: NodeId> Plumtree<I> {
             // an answer that is slow because the cluster is overloaded still arrives before we
             // give up, while the next announcer is still tried promptly when one fails.
             let round = (entry.grafts - 1) as usize / entry.announcers.len();
-            let wait = self.config.graft_retry_timeout * (1u32 << round.min(4));
+            let wait = self
+                .config
+                .graft_retry_timeout
+                .saturating_mul(1 << round.min(4));
             self.missing.rearm(id, now + wait);
             self.graft(&peer, Some(id));
         }
