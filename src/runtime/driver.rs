@@ -67,8 +67,10 @@ pub(crate) struct Driver<I: NodeId, T> {
     counters: Arc<Counters>,
     metrics: Metrics,
     published: Instant,
-    /// The Graft being handled in this turn, so that its answer takes the control lane.
-    answering: Option<(I, MessageId)>,
+    /// The Grafts (with an id) handled in this turn, so that their answers take the control
+    /// lane. A turn takes up to `INBOUND_BATCH` frames: keeping only the last Graft sent the
+    /// answers to the others into the payload queues they were meant to skip.
+    answering: Vec<(I, MessageId)>,
 }
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
@@ -83,7 +85,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             metrics: Metrics::new(format!("{:?}", core.local_id())),
             counters,
             published: Instant::now(),
-            answering: None,
+            answering: Vec::new(),
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -151,12 +153,14 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     self.core.handle_timeout(now());
                 }
                 Some(frame) = frames.recv() => {
-                    self.on_frame(frame);
+                    // One clock read per turn: the frames of a turn arrived together.
+                    let now = now();
+                    self.on_frame(now, frame);
                     // Whatever else has arrived goes in the same turn (bounded, so timers and
                     // control still get their turn under a flood).
                     for _ in 1..INBOUND_BATCH {
                         match frames.try_recv() {
-                            Ok(frame) => self.on_frame(frame),
+                            Ok(frame) => self.on_frame(now, frame),
                             Err(_) => break,
                         }
                     }
@@ -174,15 +178,15 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         self.outbox.shutdown().await;
     }
 
-    fn on_frame(&mut self, frame: Bytes) {
+    fn on_frame(&mut self, now: std::time::Instant, frame: Bytes) {
         match Envelope::<I>::decode(&frame, &self.limits) {
             Ok(envelope) => {
                 self.metrics.received(envelope.message.kind(), frame.len());
                 if let Message::Graft(Graft { id: Some(id) }) = envelope.message {
-                    self.answering = Some((envelope.sender.clone(), id));
+                    self.answering.push((envelope.sender.clone(), id));
                 }
                 self.core
-                    .handle_message(now(), envelope.sender, envelope.message);
+                    .handle_message(now, envelope.sender, envelope.message);
             }
             Err(error) => {
                 self.decode_errors += 1;
@@ -214,8 +218,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 Message::Gossip(g)
                     if self
                         .answering
-                        .as_ref()
-                        .is_some_and(|(peer, id)| *peer == transmit.to && *id == g.id) =>
+                        .iter()
+                        .any(|(peer, id)| *peer == transmit.to && *id == g.id) =>
                 {
                     (Lane::Control, None)
                 }
@@ -257,7 +261,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             }
             notices.extend(notice);
         }
-        self.answering = None;
+        self.answering.clear();
         while let Some(event) = self.core.poll_event() {
             if matches!(event, Event::Deliver(_)) {
                 self.metrics.delivered();
