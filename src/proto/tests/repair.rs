@@ -1,0 +1,157 @@
+//! Announcements, graft timers and retries, and frames the runtime could not send.
+
+use super::*;
+
+#[test]
+fn grafts_back_off_once_every_announcer_has_been_tried() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node(t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let mut at = t + c.graft_timeout;
+    n.handle_timeout(at);
+    assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
+    // One announcer: every retry is a new round, each waiting twice as long.
+    for factor in [1, 2, 4] {
+        let next = at + c.graft_retry_timeout * factor;
+        assert_eq!(n.poll_timeout(), Some(next));
+        n.handle_timeout(next);
+        assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
+        at = next;
+    }
+}
+
+#[test]
+fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_announcer() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node(t);
+    n.handle_message(t, 3, ihave(&[(9, 2)]));
+    n.handle_message(t + Duration::from_millis(10), 4, ihave(&[(9, 1)]));
+    assert!(drain(&mut n).0.is_empty(), "no graft on IHave");
+    assert_eq!(n.poll_timeout(), Some(t + c.graft_timeout));
+
+    n.handle_timeout(t + c.graft_timeout - Duration::from_millis(1));
+    assert!(drain(&mut n).0.is_empty());
+    n.handle_timeout(t + c.graft_timeout);
+    let (tx, ev) = drain(&mut n);
+    assert_eq!(
+        tx,
+        [Transmit {
+            to: 3,
+            message: Message::Graft(Graft { id: Some(id(9)) })
+        }]
+    );
+    assert_eq!(ev, [Event::Promoted { peer: 3 }]);
+
+    // The second announcement joins the missing entry when its own timer is due.
+    let second = t + Duration::from_millis(10) + c.graft_timeout;
+    assert_eq!(n.poll_timeout(), Some(second));
+    n.handle_timeout(second);
+    assert!(drain(&mut n).0.is_empty());
+    let retry = t + c.graft_timeout + c.graft_retry_timeout;
+    assert_eq!(n.poll_timeout(), Some(retry));
+    n.handle_timeout(retry);
+    let (tx, _) = drain(&mut n);
+    assert_eq!(
+        tx,
+        [Transmit {
+            to: 4,
+            message: Message::Graft(Graft { id: Some(id(9)) })
+        }]
+    );
+}
+
+#[test]
+fn grafting_gives_up_after_max_retries() {
+    let t = Instant::now();
+    let c = config().with_graft_max_retries(2);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let mut at = t + c.graft_timeout;
+    let mut grafts = 0;
+    for _ in 0..5 {
+        n.handle_timeout(at);
+        grafts += drain(&mut n).0.len();
+        at += c.graft_retry_timeout;
+    }
+    assert_eq!(grafts, 2);
+    assert_eq!((n.missing_len(), n.stats().grafts_given_up), (0, 1));
+}
+
+#[test]
+fn gossip_arrival_cancels_the_missing_timer() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    n.handle_message(t, 1, gossip(9, 0));
+    drain(&mut n);
+    n.handle_timeout(t + Duration::from_secs(5));
+    let (tx, _) = drain(&mut n);
+    assert!(
+        tx.iter().all(|t| t.message.kind().as_str() != "graft"),
+        "{tx:?}"
+    );
+    assert_eq!(n.missing_len(), 0);
+}
+
+#[test]
+fn ihave_for_a_delivered_id_is_ignored() {
+    let t = Instant::now();
+    let mut n = node(t);
+    n.handle_message(t, 1, gossip(1, 0));
+    n.handle_message(t, 3, ihave(&[(1, 0)]));
+    assert_eq!(n.missing_len(), 0);
+}
+
+#[test]
+fn undelivered_payloads_and_announcements_are_announced_again_at_the_next_flush() {
+    let t = Instant::now();
+    let c = config().with_ihave_batch_size(2);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    // The runtime could not queue a payload for eager peer 2, nor an IHave for lazy peer 3.
+    n.handle_undelivered(t, &2, gossip(5, 3));
+    n.handle_undelivered(t, &3, ihave(&[(6, 1), (7, 1)]));
+    assert!(
+        drain(&mut n).0.is_empty(),
+        "nothing leaves before the flush timer"
+    );
+    let flush = n.poll_timeout().expect("a flush is armed");
+    assert_eq!(flush, t + c.ihave_interval);
+    n.handle_timeout(flush);
+    let (tx, _) = drain(&mut n);
+    assert!(tx.contains(&Transmit {
+        to: 2,
+        message: ihave(&[(5, 3)])
+    }));
+    assert!(tx.contains(&Transmit {
+        to: 3,
+        message: ihave(&[(6, 1), (7, 1)])
+    }));
+    assert_eq!(n.stats().requeued, 3);
+    // Grafts and prunes are not requeued; strangers are ignored.
+    n.handle_undelivered(t, &1, Message::Prune);
+    n.handle_undelivered(t, &99, gossip(8, 0));
+    assert_eq!(n.stats().requeued, 3);
+}
+
+#[test]
+fn requeued_announcements_leave_in_batches_and_are_capped() {
+    let t = Instant::now();
+    let c = config()
+        .with_ihave_batch_size(2)
+        .with_message_cache_max_size(4)
+        .with_seen_max_size(8);
+    let mut n = node_with(c, &[1, 2], &[3, 4], t);
+    let many: Vec<(u64, u32)> = (10..16).map(|s| (s, 1)).collect();
+    n.handle_undelivered(t, &3, ihave(&many));
+    assert_eq!(n.stats().requeue_dropped, 2, "six waiting, four allowed");
+    n.handle_timeout(n.poll_timeout().unwrap());
+    let (tx, _) = drain(&mut n);
+    let to_3: Vec<&Transmit<u64>> = tx.iter().filter(|t| t.to == 3).collect();
+    assert_eq!(
+        to_3.iter().map(|t| &t.message).collect::<Vec<_>>(),
+        [&ihave(&[(12, 1), (13, 1)]), &ihave(&[(14, 1), (15, 1)])],
+        "the newest four, two per IHave"
+    );
+}
