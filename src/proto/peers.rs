@@ -110,11 +110,16 @@ impl<I: NodeId> Peers<I> {
     }
 
     /// `peer` brought us a payload first: its link is in use, whatever duplicates it also
-    /// brought, so any suspicion is lifted. Returns its role.
-    pub(crate) fn delivered_first(&mut self, peer: &I) -> Option<PeerRole> {
-        let n = self.neighbors.get_mut(peer)?;
-        n.suspect_since = None;
-        Some(n.role)
+    /// brought, so any suspicion is lifted. Returns its role (if a neighbour) and the link's
+    /// weight, in one lookup on the path every new payload takes.
+    pub(crate) fn delivered_first(&mut self, peer: &I) -> (Option<PeerRole>, u32) {
+        match self.neighbors.get_mut(peer) {
+            Some(n) => {
+                n.suspect_since = None;
+                (Some(n.role), n.weight)
+            }
+            None => (None, link_weight(self.local_tag, peer.tag())),
+        }
     }
 
     /// The weight of our link to `peer`, neighbour or not.

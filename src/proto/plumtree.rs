@@ -341,8 +341,8 @@ impl<I: NodeId> Plumtree<I> {
             );
             return;
         }
-        let weight = self.peers.link_weight(&from);
         if let Some(first) = self.store.seen(&gossip.id) {
+            let weight = self.peers.link_weight(&from);
             self.on_duplicate(now, from, weight, gossip.heaviest, first);
             return;
         }
@@ -352,7 +352,8 @@ impl<I: NodeId> Plumtree<I> {
         }) {
             self.peers.graft_outcome(&from, true);
         }
-        if self.peers.delivered_first(&from) == Some(PeerRole::Lazy) {
+        let (role, weight) = self.peers.delivered_first(&from);
+        if role == Some(PeerRole::Lazy) {
             self.pushed_by_lazy(now, &from);
         } else if !self.make_eager(&from) && self.peers.is_member(&from) {
             // No room for another eager link: ask the sender to announce instead.

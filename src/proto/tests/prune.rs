@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// The eager neighbours of `node()`, 1 and 2, lighter link first.
+fn light_and_heavy() -> (u64, u64) {
+    if link_weight(ME, 1) < link_weight(ME, 2) {
+        (1, 2)
+    } else {
+        (2, 1)
+    }
+}
+
 #[test]
 fn duplicate_gossip_prunes_the_sender_and_is_not_delivered_again() {
     let t = Instant::now();
@@ -79,7 +88,7 @@ fn a_duplicate_over_the_heaviest_link_of_a_cycle_prunes_at_once() {
     let t = Instant::now();
     let w = |p: u64| link_weight(ME, p);
     // Payload 1 arrives first over the lighter of our eager links, then again over the heavier.
-    let (light, heavy) = if w(1) < w(2) { (1, 2) } else { (2, 1) };
+    let (light, heavy) = light_and_heavy();
     let mut n = node(t);
     n.handle_message(t, light, weighed_gossip(1, 0, 0));
     drain(&mut n);
@@ -112,11 +121,7 @@ fn payloads_in_flight_from_a_cut_link_do_not_graft_it_back() {
     let grace = config().graft_timeout;
     let mut n = node(t);
     // Whichever eager link is heavier gets cut when a duplicate closes a cycle over it.
-    let (first, cut) = if link_weight(ME, 1) < link_weight(ME, 2) {
-        (1, 2)
-    } else {
-        (2, 1)
-    };
+    let (first, cut) = light_and_heavy();
     n.handle_message(t, first, weighed_gossip(1, 0, 0));
     n.handle_message(t, cut, weighed_gossip(1, 0, 0));
     drain(&mut n);
