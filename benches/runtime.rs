@@ -2,7 +2,8 @@
 //!
 //! Ten nodes in one process over the in-process network; node 0 broadcasts as fast as
 //! `broadcast().await` lets it (no pacing), then the run waits until every node has delivered
-//! every broadcast. Reported per payload size, median of 5 runs: cluster deliveries per second
+//! every broadcast. A third case has every node broadcast its share at once (ten unpaced
+//! origins: payloads cross links both ways). Reported per payload size, median of 5 runs: cluster deliveries per second
 //! (local delivery included) over the time to the last delivery, and process CPU time per
 //! delivery (which includes this harness polling every 200 us), plus frames dropped anywhere and
 //! deliveries that never happened (the target is none of either: an unpaced sender must meet
@@ -49,10 +50,10 @@ struct Run {
     dropped: u64,
 }
 
-async fn run(payload: usize) -> Run {
+async fn run(payload: usize, origins: u64) -> Run {
     let network = LocalNetwork::new();
     let count = Count::default();
-    let nodes: Vec<_> = (0..NODES)
+    let nodes: Vec<Arc<_>> = (0..NODES)
         .map(|id| {
             // The cache must cover the rate times the longest repair: at 100,000+ broadcasts/s
             // the default 10,000 payloads is a tenth of a second, and late grafts go unanswered.
@@ -60,7 +61,7 @@ async fn run(payload: usize) -> Run {
                 .with_rng_seed(Some(id))
                 .with_message_cache_max_size(200_000)
                 .with_seen_max_size(400_000);
-            PlumtreeMemberlist::new(id, config, count.clone()).unwrap()
+            Arc::new(PlumtreeMemberlist::new(id, config, count.clone()).unwrap())
         })
         .collect();
     for node in &nodes {
@@ -78,8 +79,22 @@ async fn run(payload: usize) -> Run {
     tokio::time::sleep(Duration::from_millis(600)).await; // confirmed prunes settle
     let start_count = count.0.load(Ordering::Relaxed);
     let (t0, cpu0) = (Instant::now(), cpu_time());
-    for _ in 0..BROADCASTS {
-        nodes[0].broadcast(body.clone()).await.unwrap();
+    if origins == 1 {
+        // On the calling task, as a service's main loop would (and as in earlier sessions).
+        for _ in 0..BROADCASTS {
+            nodes[0].broadcast(body.clone()).await.unwrap();
+        }
+    } else {
+        let mut senders = tokio::task::JoinSet::new();
+        for node in &nodes[..origins as usize] {
+            let (node, body) = (Arc::clone(node), body.clone());
+            senders.spawn(async move {
+                for _ in 0..BROADCASTS / origins {
+                    node.broadcast(body.clone()).await.unwrap();
+                }
+            });
+        }
+        senders.join_all().await;
     }
     // Wait for the last delivery: until all arrived, or none arrived for 3 s (lost for good).
     let expected = start_count + BROADCASTS * NODES;
@@ -122,12 +137,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    for payload in [256usize, 1024] {
-        let name = format!("runtime/{NODES}_nodes_{payload}B");
+    for (payload, origins) in [(256usize, 1), (1024, 1), (256, NODES)] {
+        let name = match origins {
+            1 => format!("runtime/{NODES}_nodes_{payload}B"),
+            _ => format!("runtime/{NODES}_nodes_{payload}B_{origins}_origins"),
+        };
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
-        let mut runs: Vec<Run> = (0..RUNS).map(|_| runtime.block_on(run(payload))).collect();
+        let mut runs: Vec<Run> = (0..RUNS)
+            .map(|_| runtime.block_on(run(payload, origins)))
+            .collect();
         runs.sort_by(|a, b| a.deliveries_per_sec.total_cmp(&b.deliveries_per_sec));
         let median = &runs[RUNS / 2];
         let mut cpu: Vec<Duration> = runs.iter().map(|r| r.cpu_per_delivery).collect();

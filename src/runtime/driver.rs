@@ -47,6 +47,9 @@ pub(crate) enum Notice<I> {
 /// How often a congested node looks again whether its queues have room.
 const CONGESTION_RECHECK: Duration = Duration::from_millis(1);
 
+/// How often a congested node takes one turn of received frames.
+const CONGESTED_PACE: Duration = Duration::from_millis(10);
+
 /// Frames taken from the inbound queue in one turn of the protocol task.
 pub(crate) const INBOUND_BATCH: usize = 64;
 
@@ -115,6 +118,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         tokio::pin!(timer, recheck);
         let mut armed: Option<Instant> = None;
         let mut rechecking = false;
+        // When the node became congested, or took its last paced turn since.
+        let mut paused_since: Option<Instant> = None;
         loop {
             let deadline = self.core.poll_timeout().map(Instant::from_std);
             if deadline != armed {
@@ -126,10 +131,21 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             let room = self.outbox.has_room();
             if room {
                 rechecking = false;
+                paused_since = None;
             } else if !rechecking {
                 recheck.as_mut().reset(Instant::now() + CONGESTION_RECHECK);
                 rechecking = true;
             }
+            // Congested, a node takes received frames only one turn per `CONGESTED_PACE`: its
+            // inbound queue fills, the neighbours feeding it slow down, and the congestion
+            // travels back to the origins (which stop taking broadcasts) instead of overflowing
+            // queues further down the tree. Slowed, never stopped: with several origins,
+            // payloads flow both ways over a link, and two congested nodes that stopped would
+            // wait on each other.
+            let paced_turn = !room && {
+                let since = *paused_since.get_or_insert_with(Instant::now);
+                since.elapsed() >= CONGESTED_PACE
+            };
             tokio::select! {
                 biased;
                 command = control.recv() => match command {
@@ -147,12 +163,17 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     Some(Control::Shutdown) | None => break,
                 },
                 // Timers before frames: under a flood of frames, IHave flushes and grafts (the
-                // repairs) must still run.
-                () = &mut timer, if armed.is_some() => {
+                // repairs) must still run. But not while congestion holds received frames back:
+                // a payload announced to us is then most likely waiting in our own inbound
+                // queue, and grafting it would only add answers to the congestion.
+                () = &mut timer, if armed.is_some() && (room || frames.is_empty()) => {
                     armed = None; // fired: reset before it is awaited again
                     self.core.handle_timeout(now());
                 }
-                Some(frame) = frames.recv() => {
+                Some(frame) = frames.recv(), if room || paced_turn => {
+                    if paced_turn {
+                        paused_since = Some(Instant::now());
+                    }
                     // One clock read per turn: the frames of a turn arrived together.
                     let now = now();
                     self.on_frame(now, frame);

@@ -1,0 +1,165 @@
+//! Flow control: congestion slows nodes down (relays included) instead of dropping frames, and a
+//! peer that stops reading holds its neighbours back only for `stall_timeout`.
+#![cfg(feature = "tokio")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Recorder, wait_for};
+use memberlist_plumtree::{
+    ChannelTransport, LocalNetwork, PlumtreeConfig, PlumtreeMemberlist, RuntimeConfig,
+};
+use tokio::task::JoinSet;
+
+/// Queues small enough that an unpaced sender fills them within a few broadcasts.
+fn tight() -> RuntimeConfig {
+    RuntimeConfig::default()
+        .with_peer_queue_capacity(32)
+        .with_inbound_capacity(64)
+        .with_stall_timeout(Duration::from_millis(300))
+}
+
+fn node(id: u64, recorder: &Recorder) -> PlumtreeMemberlist<u64, Recorder> {
+    let config = PlumtreeConfig::lan().with_rng_seed(Some(id));
+    PlumtreeMemberlist::with_runtime_config(id, config, tight(), recorder.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_before_a_slow_link_slows_the_origin_instead_of_dropping() {
+    // A chain 0 - 1 - 2 whose second link carries at most 32 frames a millisecond, slower than
+    // node 0 can broadcast. Without flow control at the relay, node 1 takes all that node 0
+    // sends and overflows its queue to node 2; with it, node 1 stops taking frames, node 0's
+    // queue to it fills, and node 0 stops taking broadcasts.
+    let recorders: Vec<Recorder> = (0..3).map(|_| Recorder::default()).collect();
+    let runtime = RuntimeConfig::default()
+        .with_peer_queue_capacity(4096)
+        .with_inbound_capacity(256)
+        .with_stall_timeout(Duration::from_secs(10));
+    let nodes: Vec<_> = (0..3u64)
+        .map(|id| {
+            let config = PlumtreeConfig::lan().with_rng_seed(Some(id));
+            PlumtreeMemberlist::with_runtime_config(
+                id,
+                config,
+                runtime.clone(),
+                recorders[id as usize].clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let network = LocalNetwork::new();
+    nodes[0].start(network.join(&nodes[0])).unwrap();
+    nodes[2].start(network.join(&nodes[2])).unwrap();
+    let (relay, mut frames) = ChannelTransport::bounded(1);
+    let _ = network.join(&nodes[1]); // so that nodes 0 and 2 reach node 1
+    nodes[1].start(relay).unwrap();
+    let (to_origin, to_leaf) = (nodes[0].frame_sink(), nodes[2].frame_sink());
+    tokio::spawn(async move {
+        let mut budget = 32;
+        while let Some((to, frame)) = frames.recv().await {
+            if to == 2 {
+                if budget == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    budget = 32;
+                }
+                budget -= 1;
+                let _ = to_leaf.send_wait(frame).await;
+            } else {
+                let _ = to_origin.send_wait(frame).await;
+            }
+        }
+    });
+    nodes[0].add_peer(1);
+    nodes[1].add_peers([0, 2]);
+    nodes[2].add_peer(1);
+    let mut ids = Vec::new();
+    for _ in 0..20_000 {
+        ids.push(nodes[0].broadcast(vec![1u8; 100]).await.unwrap());
+    }
+    assert!(
+        wait_for(
+            || recorders.iter().all(|r| r.has_all(&ids)),
+            Duration::from_secs(30)
+        )
+        .await,
+        "a broadcast was not delivered everywhere"
+    );
+    let relay = nodes[1].stats().await.unwrap();
+    assert_eq!(relay.outbound_dropped, 0, "the relay dropped frames");
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn congested_nodes_that_feed_each_other_still_progress() {
+    // Tiny queues and every node an unpaced origin: payloads cross every link both ways, so
+    // congested nodes wait on each other. Paced turns keep them moving (some frames are
+    // dropped and repaired); without them this took minutes.
+    const N: u64 = 8;
+    let network = LocalNetwork::new();
+    let recorders: Vec<Recorder> = (0..N).map(|_| Recorder::default()).collect();
+    let nodes: Vec<_> = (0..N)
+        .map(|id| Arc::new(node(id, &recorders[id as usize])))
+        .collect();
+    for node in &nodes {
+        node.start(network.join(node)).unwrap();
+        node.add_peers(0..N);
+    }
+    let mut senders = JoinSet::new();
+    for node in &nodes {
+        let node = Arc::clone(node);
+        senders.spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..400 {
+                ids.push(node.broadcast(vec![3u8; 200]).await.unwrap());
+            }
+            ids
+        });
+    }
+    let ids: Vec<_> = senders.join_all().await.concat();
+    assert!(
+        wait_for(
+            || recorders.iter().all(|r| r.has_all(&ids)),
+            Duration::from_secs(20)
+        )
+        .await,
+        "a broadcast was not delivered everywhere"
+    );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_holds_the_others_back_only_for_stall_timeout() {
+    const N: u64 = 6;
+    let network = LocalNetwork::new();
+    let recorders: Vec<Recorder> = (0..N).map(|_| Recorder::default()).collect();
+    let nodes: Vec<_> = (0..N).map(|id| node(id, &recorders[id as usize])).collect();
+    // Node 5 is reachable but never started: frames to it wait in its inbound queue forever,
+    // so every send task towards it blocks once that queue is full.
+    let _ = network.join(&nodes[5]);
+    for node in &nodes[..5] {
+        node.start(network.join(node)).unwrap();
+        node.add_peers(0..N);
+    }
+    let mut ids = Vec::new();
+    for i in 0..1_000 {
+        ids.push(nodes[i % 2].broadcast(vec![5u8; 200]).await.unwrap());
+    }
+    let live = &recorders[..5];
+    assert!(
+        wait_for(
+            || live.iter().all(|r| r.has_all(&ids)),
+            Duration::from_secs(30)
+        )
+        .await,
+        "a node stuck behind the silent peer"
+    );
+    for node in &nodes[..5] {
+        node.shutdown().await;
+    }
+}
