@@ -57,10 +57,14 @@ async fn run(payload: usize, origins: u64) -> Run {
         .map(|id| {
             // The cache must cover the rate times the longest repair: at 100,000+ broadcasts/s
             // the default 10,000 payloads is a tenth of a second, and late grafts go unanswered.
+            // Likewise the missing table must hold what a node can fall behind by: with ten
+            // origins, a node congested for a quarter of a second missed over 10,000 payloads,
+            // dropped the announcements beyond that, and lost those payloads for good.
             let config = PlumtreeConfig::lan()
                 .with_rng_seed(Some(id))
                 .with_message_cache_max_size(200_000)
-                .with_seen_max_size(400_000);
+                .with_seen_max_size(400_000)
+                .with_max_missing(100_000);
             Arc::new(PlumtreeMemberlist::new(id, config, count.clone()).unwrap())
         })
         .collect();
