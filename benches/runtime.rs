@@ -3,11 +3,11 @@
 //! Ten nodes in one process over the in-process network; node 0 broadcasts as fast as
 //! `broadcast().await` lets it (no pacing), then the run waits until every node has delivered
 //! every broadcast. A third case has every node broadcast its share at once (ten unpaced
-//! origins: payloads cross links both ways). Reported per payload size, median of 5 runs: cluster deliveries per second
-//! (local delivery included) over the time to the last delivery, and process CPU time per
-//! delivery (which includes this harness polling every 200 us), plus frames dropped anywhere and
-//! deliveries that never happened (the target is none of either: an unpaced sender must meet
-//! backpressure, not loss).
+//! origins: payloads cross links both ways). Reported per case, median of 5 runs: cluster
+//! deliveries per second (local delivery included) over the time to the last delivery, and
+//! process CPU time per delivery (which includes this harness polling every 200 us), plus frames
+//! dropped anywhere and deliveries that never happened (the target is none of either: an unpaced
+//! sender must meet backpressure, not loss).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -79,7 +79,7 @@ pub struct PlumtreeConfig {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub graft_retry_timeout: Duration,
     /// Grafts sent for one missing payload before giving up on it (the announcers are tried in
-    /// turn). Default 5.
+    /// turn; a graft the runtime could not queue does not count). Default 5.
     pub graft_max_retries: u32,
     /// A duplicate marks the eager link it came on as suspect; the link is pruned on a duplicate
     /// of a payload first received at least `prune_delay` after that mark, unless the link

@@ -118,7 +118,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         tokio::pin!(timer, recheck);
         let mut armed: Option<Instant> = None;
         let mut rechecking = false;
-        // When the node became congested, or took its last paced turn since.
+        // When the node became congested, and when it took its last paced turn since.
+        let mut congested_since: Option<Instant> = None;
         let mut paused_since: Option<Instant> = None;
         loop {
             let deadline = self.core.poll_timeout().map(Instant::from_std);
@@ -131,6 +132,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             let room = self.outbox.has_room();
             if room {
                 rechecking = false;
+                congested_since = None;
                 paused_since = None;
             } else if !rechecking {
                 recheck.as_mut().reset(Instant::now() + CONGESTION_RECHECK);
@@ -146,6 +148,15 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 let since = *paused_since.get_or_insert_with(Instant::now);
                 since.elapsed() >= CONGESTED_PACE
             };
+            // Timers wait while congestion holds received frames back (below), but not for
+            // longer than `stall_timeout`: congestion that lasts is not a passing burst, and a
+            // node behind a slow neighbour must still repair and announce.
+            let congested_for = match room {
+                true => Duration::ZERO,
+                false => congested_since.get_or_insert_with(Instant::now).elapsed(),
+            };
+            let timers_due =
+                room || frames.is_empty() || congested_for >= self.outbox.stall_timeout();
             tokio::select! {
                 biased;
                 command = control.recv() => match command {
@@ -165,8 +176,9 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 // Timers before frames: under a flood of frames, IHave flushes and grafts (the
                 // repairs) must still run. But not while congestion holds received frames back:
                 // a payload announced to us is then most likely waiting in our own inbound
-                // queue, and grafting it would only add answers to the congestion.
-                () = &mut timer, if armed.is_some() && (room || frames.is_empty()) => {
+                // queue, and grafting it would only add answers to the congestion (in the
+                // ten-origin bench this set off repair storms).
+                () = &mut timer, if armed.is_some() && timers_due => {
                     armed = None; // fired: reset before it is awaited again
                     self.core.handle_timeout(now());
                 }

@@ -98,6 +98,11 @@ where
         })
     }
 
+    /// How long a peer's queue may stand still before it no longer holds the node back.
+    pub(crate) fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
     /// Frames waiting, over all peers.
     pub(crate) fn depth(&self) -> usize {
         self.queues

@@ -5,15 +5,16 @@ use std::time::Instant;
 
 use super::Plumtree;
 use crate::NodeId;
-use crate::message::{Announcement, IHave, Message};
+use crate::message::{Announcement, Graft, IHave, Message};
 use crate::proto::missing::{Announced, Announcer};
 use crate::proto::output::Transmit;
 
 impl<I: NodeId> Plumtree<I> {
     /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
     /// announcements it carried are announced to the peer again at the next IHave flush, so the
-    /// peer can still graft them: a full queue delays a payload, it does not lose it. Grafts and
-    /// prunes are left to the graft timers and later duplicates. At most
+    /// peer can still graft them: a full queue delays a payload, it does not lose it. A Graft for
+    /// a payload is not counted towards `graft_max_retries` (the graft timer tries again, as it
+    /// would have anyway); prunes are left to later duplicates. At most
     /// `message_cache_max_size` announcements wait per peer (older ones name payloads no longer
     /// cached); beyond that the oldest are dropped and counted.
     pub fn handle_undelivered(&mut self, now: Instant, peer: &I, message: Message<I>) {
@@ -24,6 +25,12 @@ impl<I: NodeId> Plumtree<I> {
                 round: gossip.round,
             }],
             Message::IHave(ihave) => ihave.entries,
+            Message::Graft(Graft { id: Some(id) }) => {
+                // Under overload the queues to every announcer can be full for longer than the
+                // retries last; grafts that never left must not make the node give up.
+                self.missing.refund_graft(&id);
+                return;
+            }
             Message::Graft(_) | Message::Prune => return,
         };
         let Some(neighbor) = self.peers.neighbor_mut(peer) else {

@@ -80,6 +80,26 @@ fn grafting_gives_up_after_max_retries() {
 }
 
 #[test]
+fn grafts_that_never_left_do_not_count_towards_giving_up() {
+    let t = Instant::now();
+    let c = config().with_graft_max_retries(2);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let mut at = t + c.graft_timeout;
+    for _ in 0..6 {
+        n.handle_timeout(at);
+        // The runtime hands every graft back: the queue to the announcer is full.
+        for transmit in drain(&mut n).0 {
+            n.handle_undelivered(at, &transmit.to, transmit.message);
+        }
+        at += c.graft_retry_timeout * 16;
+    }
+    assert_eq!((n.missing_len(), n.stats().grafts_given_up), (1, 0));
+    n.handle_timeout(at);
+    assert_eq!(sent(&drain(&mut n).0), [(3, "graft")], "still asking");
+}
+
+#[test]
 fn gossip_arrival_cancels_the_missing_timer() {
     let t = Instant::now();
     let mut n = node(t);
