@@ -167,7 +167,6 @@ impl<I: PartialEq> Missing<I> {
         Some((id, entry))
     }
 
-    /// Arms the timer of an entry returned by [`pop_due`](Self::pop_due) again.
     /// A graft for `id` never left this node (the runtime could not queue it): it does not
     /// count towards giving up.
     pub(crate) fn refund_graft(&mut self, id: &MessageId) {
@@ -176,6 +175,7 @@ impl<I: PartialEq> Missing<I> {
         }
     }
 
+    /// Arms the timer of an entry returned by [`pop_due`](Self::pop_due) again.
     pub(crate) fn rearm(&mut self, id: MessageId, deadline: Instant) {
         let key = self.arm(deadline, id);
         if let Some(entry) = self.entries.get_mut(&id) {

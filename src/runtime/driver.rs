@@ -151,9 +151,10 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             // Timers wait while congestion holds received frames back (below), but not for
             // longer than `stall_timeout`: congestion that lasts is not a passing burst, and a
             // node behind a slow neighbour must still repair and announce.
-            let congested_for = match room {
-                true => Duration::ZERO,
-                false => congested_since.get_or_insert_with(Instant::now).elapsed(),
+            let congested_for = if room {
+                Duration::ZERO
+            } else {
+                congested_since.get_or_insert_with(Instant::now).elapsed()
             };
             let timers_due =
                 room || frames.is_empty() || congested_for >= self.outbox.stall_timeout();
