@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Recorder, wait_for};
+use common::{Recorder, all_deliver};
 use memberlist_plumtree::{
     ChannelTransport, LocalNetwork, PlumtreeConfig, PlumtreeMemberlist, RuntimeConfig,
 };
@@ -21,9 +21,19 @@ fn tight() -> RuntimeConfig {
         .with_stall_timeout(Duration::from_millis(300))
 }
 
-fn node(id: u64, recorder: &Recorder) -> PlumtreeMemberlist<u64, Recorder> {
-    let config = PlumtreeConfig::lan().with_rng_seed(Some(id));
-    PlumtreeMemberlist::with_runtime_config(id, config, tight(), recorder.clone()).unwrap()
+/// `n` nodes with `tight()` queues, not started, and their recorders.
+fn tight_nodes(n: u64) -> (Vec<Arc<PlumtreeMemberlist<u64, Recorder>>>, Vec<Recorder>) {
+    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::default()).collect();
+    let nodes = (0..n)
+        .map(|id| {
+            let config = PlumtreeConfig::lan().with_rng_seed(Some(id));
+            let recorder = recorders[id as usize].clone();
+            Arc::new(
+                PlumtreeMemberlist::with_runtime_config(id, config, tight(), recorder).unwrap(),
+            )
+        })
+        .collect();
+    (nodes, recorders)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,11 +90,7 @@ async fn a_relay_before_a_slow_link_slows_the_origin_instead_of_dropping() {
         ids.push(nodes[0].broadcast(vec![1u8; 100]).await.unwrap());
     }
     assert!(
-        wait_for(
-            || recorders.iter().all(|r| r.has_all(&ids)),
-            Duration::from_secs(30)
-        )
-        .await,
+        all_deliver(&recorders, &ids, Duration::from_secs(30)).await,
         "a broadcast was not delivered everywhere"
     );
     let relay = nodes[1].stats().await.unwrap();
@@ -101,10 +107,7 @@ async fn congested_nodes_that_feed_each_other_still_progress() {
     // dropped and repaired); without them this did not finish in 30 s.
     const N: u64 = 8;
     let network = LocalNetwork::new();
-    let recorders: Vec<Recorder> = (0..N).map(|_| Recorder::default()).collect();
-    let nodes: Vec<_> = (0..N)
-        .map(|id| Arc::new(node(id, &recorders[id as usize])))
-        .collect();
+    let (nodes, recorders) = tight_nodes(N);
     for node in &nodes {
         node.start(network.join(node)).unwrap();
         node.add_peers(0..N);
@@ -122,11 +125,7 @@ async fn congested_nodes_that_feed_each_other_still_progress() {
     }
     let ids: Vec<_> = senders.join_all().await.concat();
     assert!(
-        wait_for(
-            || recorders.iter().all(|r| r.has_all(&ids)),
-            Duration::from_secs(20)
-        )
-        .await,
+        all_deliver(&recorders, &ids, Duration::from_secs(20)).await,
         "a broadcast was not delivered everywhere"
     );
     for node in &nodes {
@@ -138,8 +137,7 @@ async fn congested_nodes_that_feed_each_other_still_progress() {
 async fn a_peer_that_stops_reading_holds_the_others_back_only_for_stall_timeout() {
     const N: u64 = 6;
     let network = LocalNetwork::new();
-    let recorders: Vec<Recorder> = (0..N).map(|_| Recorder::default()).collect();
-    let nodes: Vec<_> = (0..N).map(|id| node(id, &recorders[id as usize])).collect();
+    let (nodes, recorders) = tight_nodes(N);
     // Node 5 is reachable but never started: frames to it wait in its inbound queue forever,
     // so every send task towards it blocks once that queue is full.
     let _ = network.join(&nodes[5]);
@@ -151,13 +149,8 @@ async fn a_peer_that_stops_reading_holds_the_others_back_only_for_stall_timeout(
     for i in 0..1_000 {
         ids.push(nodes[i % 2].broadcast(vec![5u8; 200]).await.unwrap());
     }
-    let live = &recorders[..5];
     assert!(
-        wait_for(
-            || live.iter().all(|r| r.has_all(&ids)),
-            Duration::from_secs(30)
-        )
-        .await,
+        all_deliver(&recorders[..5], &ids, Duration::from_secs(30)).await,
         "a node stuck behind the silent peer"
     );
     for node in &nodes[..5] {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Recorder, wait_for};
+use common::{Recorder, all_deliver, wait_for};
 use memberlist_plumtree::message::Graft;
 use memberlist_plumtree::{
     Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist,
@@ -59,11 +59,7 @@ async fn fifty_nodes_deliver_a_thousand_random_broadcasts_exactly_once() {
         ids.push(nodes[origin].broadcast(vec![1u8; 128]).await.unwrap());
     }
     assert!(
-        wait_for(
-            || recorders.iter().all(|r| r.has_all(&ids)),
-            Duration::from_secs(30)
-        )
-        .await,
+        all_deliver(&recorders, &ids, Duration::from_secs(30)).await,
         "not every node got every broadcast"
     );
     assert!(
@@ -186,9 +182,8 @@ async fn latency_and_loss_are_repaired() {
     let (nodes, recorders) = cluster(10, &network);
     let origins: Vec<usize> = (0..10).collect();
     let ids = broadcast_from(&nodes, &origins, 100, Duration::from_millis(2)).await;
-    let done = || recorders.iter().all(|r| r.has_all(&ids));
     assert!(
-        wait_for(done, Duration::from_secs(20)).await,
+        all_deliver(&recorders, &ids, Duration::from_secs(20)).await,
         "a lost frame was never repaired"
     );
     assert!(recorders.iter().all(|r| *r.twice.lock().unwrap() == 0));

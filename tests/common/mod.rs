@@ -44,3 +44,8 @@ pub async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
     }
     done()
 }
+
+/// Waits at most `limit` until every recorder has delivered every id in `ids`.
+pub async fn all_deliver(recorders: &[Recorder], ids: &[MessageId], limit: Duration) -> bool {
+    wait_for(|| recorders.iter().all(|r| r.has_all(ids)), limit).await
+}
