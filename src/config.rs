@@ -300,6 +300,17 @@ impl PlumtreeConfig {
         Ok(())
     }
 
+    /// Whether a payload of `len` bytes may be broadcast under this config.
+    pub(crate) fn check_payload(&self, len: usize) -> Result<(), crate::BroadcastError> {
+        if len > self.max_message_size {
+            return Err(crate::BroadcastError::PayloadTooLarge {
+                size: len,
+                max: self.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
     /// The limits a decoder applies to frames for a node with this config.
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{Recorder, all_deliver, wait_for};
 use memberlist_plumtree::message::Graft;
 use memberlist_plumtree::{
-    Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist,
+    BroadcastError, Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig,
+    PlumtreeMemberlist,
 };
 
 fn config(seed: u64) -> PlumtreeConfig {
@@ -128,6 +129,33 @@ async fn shutdown_is_quick_and_leaves_no_task_behind() {
         nodes[0].broadcast(vec![1]).await.is_err(),
         "a stopped node refuses broadcasts"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_that_returned_ok_is_delivered_even_across_shutdown() {
+    // `broadcast` returns once the payload is queued, before the protocol task takes it; a
+    // shutdown right after must still deliver what was accepted.
+    let recorder = Recorder::default();
+    let node = PlumtreeMemberlist::new(0u64, config(0), recorder.clone()).unwrap();
+    let not_started = node.broadcast(vec![1]).await;
+    assert_eq!(not_started, Err(BroadcastError::Closed));
+    node.start(LocalNetwork::new().join(&node)).unwrap();
+    let too_big = vec![0u8; config(0).max_message_size + 1];
+    assert!(matches!(
+        node.broadcast(too_big).await,
+        Err(BroadcastError::PayloadTooLarge { .. })
+    ));
+    // No await in between: most are still queued when the shutdown is asked for.
+    let ids: Vec<MessageId> = (0..200)
+        .map(|_| node.try_broadcast(vec![2u8; 8]).unwrap())
+        .collect();
+    node.shutdown().await;
+    assert!(
+        recorder.has_all(&ids),
+        "{} of 200 delivered",
+        recorder.count()
+    );
+    assert_eq!(node.try_broadcast(vec![3]), Err(BroadcastError::Closed));
 }
 
 #[tokio::test]

@@ -9,12 +9,14 @@
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
 //! outcomes that rank peers), `store` (the seen set and the payload cache), `missing` (announced
 //! payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention),
-//! `cycle` (link weights and the test that finds the heaviest link of a cycle); the handlers that
+//! `cycle` (link weights and the test that finds the heaviest link of a cycle), `ids` (the ids
+//! of our own broadcasts); the handlers that
 //! tie them together live in `plumtree`, duplicates and prunes in `plumtree/prune.rs`, lazy push
 //! and repair in `plumtree/repair.rs`.
 
 mod adaptive;
 mod cycle;
+mod ids;
 mod missing;
 mod output;
 mod peers;
@@ -23,6 +25,7 @@ mod ring;
 mod score;
 mod store;
 
+pub(crate) use ids::IdSource;
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
 pub use plumtree::Plumtree;
 

@@ -9,6 +9,7 @@ mod prune;
 mod repair;
 
 use super::adaptive::Adaptive;
+use super::ids::IdSource;
 use super::missing::Missing;
 use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
 use super::peers::{Peers, RoleChange, Topology};
@@ -66,11 +67,8 @@ pub struct Plumtree<I: NodeId> {
     local: I,
     config: PlumtreeConfig,
     rng: fastrand::Rng,
-    /// First two parts of every id we originate.
-    tag: u64,
-    incarnation: u64,
-    /// Sequence number of our last broadcast.
-    seq: u64,
+    /// Names our broadcasts (shared with the runtime, which names them as they are queued).
+    ids: IdSource,
     peers: Peers<I>,
     /// Ids already delivered (a second copy is a duplicate), and the payloads kept for Grafts.
     store: MessageStore<I>,
@@ -108,9 +106,7 @@ impl<I: NodeId> Plumtree<I> {
         let adaptive = Adaptive::new(&config);
         store.set_retention(adaptive.cache_retention(&config));
         Ok(Self {
-            tag: local.tag(),
-            incarnation: rng.u64(..),
-            seq: 0,
+            ids: IdSource::new(local.tag(), rng.u64(..)),
             peers: Peers::new(
                 local.clone(),
                 Topology {
@@ -238,23 +234,29 @@ impl<I: NodeId> Plumtree<I> {
         now: Instant,
         payload: impl Into<Bytes>,
     ) -> Result<MessageId, BroadcastError> {
-        let now = self.advance(now);
         let payload = payload.into();
-        if payload.len() > self.config.max_message_size {
-            return Err(BroadcastError::PayloadTooLarge {
-                size: payload.len(),
-                max: self.config.max_message_size,
-            });
-        }
-        self.seq += 1;
-        let id = MessageId::new(self.tag, self.incarnation, self.seq);
+        self.config.check_payload(payload.len())?;
+        let id = self.ids.next();
+        self.broadcast_as(now, id, payload);
+        Ok(id)
+    }
+
+    /// Where the runtime gets the ids of broadcasts it queues for [`broadcast_as`](Self::broadcast_as).
+    pub(crate) fn ids(&self) -> IdSource {
+        self.ids.clone()
+    }
+
+    /// [`broadcast`](Self::broadcast) under an id from [`ids`](Self::ids), for a payload whose
+    /// size the caller has checked.
+    pub(crate) fn broadcast_as(&mut self, now: Instant, id: MessageId, payload: Bytes) {
+        debug_assert!(self.config.check_payload(payload.len()).is_ok());
+        let now = self.advance(now);
         self.stats.broadcasts += 1;
         let seen = Seen {
             at: now,
             heaviest: 0,
         };
         self.accept(seen, id, self.local.clone(), 0, payload, None);
-        Ok(id)
     }
 
     /// A message arrived from `from` (the sender named by its envelope).

@@ -17,7 +17,7 @@ use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::message::Graft;
 use crate::proto::{Delivery, Event, Plumtree};
-use crate::{BroadcastError, Envelope, Message, MessageId, NodeId};
+use crate::{Envelope, Message, MessageId, NodeId};
 
 /// Membership changes and queries: rare, never dropped.
 #[derive(Debug)]
@@ -29,11 +29,11 @@ pub(crate) enum Control<I> {
     Shutdown,
 }
 
-/// A broadcast waiting for the protocol task.
+/// A broadcast waiting for the protocol task, already named and size-checked by the handle.
 #[derive(Debug)]
 pub(crate) struct Request {
+    pub(crate) id: MessageId,
     pub(crate) payload: Bytes,
-    pub(crate) reply: oneshot::Sender<Result<MessageId, BroadcastError>>,
 }
 
 /// What the delivery task hands to the delegate.
@@ -52,6 +52,9 @@ const CONGESTED_PACE: Duration = Duration::from_millis(10);
 
 /// Frames taken from the inbound queue in one turn of the protocol task.
 pub(crate) const INBOUND_BATCH: usize = 64;
+
+/// Most broadcasts taken in one turn.
+const BROADCAST_BATCH: usize = 8;
 
 /// An instant far enough away to stand for "no timer".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
@@ -200,8 +203,20 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     }
                 }
                 Some(request) = broadcasts.recv(), if room => {
-                    let result = self.core.broadcast(now(), request.payload);
-                    let _ = request.reply.send(result);
+                    // Like frames, queued broadcasts go in one turn: the senders' wait for room
+                    // then ends once per turn, not once per broadcast. A broadcast queues at
+                    // most one frame per peer, and a queue with room is at most half full:
+                    // a quarter of its capacity more cannot overflow it.
+                    let now = now();
+                    self.core.broadcast_as(now, request.id, request.payload);
+                    for _ in 1..self.outbox.capacity().div_ceil(4).min(BROADCAST_BATCH) {
+                        match broadcasts.try_recv() {
+                            Ok(request) => {
+                                self.core.broadcast_as(now, request.id, request.payload);
+                            }
+                            Err(_) => break,
+                        }
+                    }
                 }
                 () = &mut recheck, if rechecking => rechecking = false,
             }
@@ -209,6 +224,14 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 break;
             }
         }
+        // `broadcast` returned Ok for every queued request: each is still delivered here (the
+        // delivery task runs until this task is gone) and handed to the send queues, which
+        // shutdown then stops. No broadcast enters after `close`.
+        broadcasts.close();
+        while let Ok(request) = broadcasts.try_recv() {
+            self.core.broadcast_as(now(), request.id, request.payload);
+        }
+        self.flush().await;
         self.outbox.shutdown().await;
     }
 

@@ -11,7 +11,7 @@ use super::delegate::PlumtreeDelegate;
 use super::driver::{Control, Driver, Request};
 use super::options::RuntimeConfig;
 use super::transport::Transport;
-use crate::proto::{Delivery, Plumtree, Stats};
+use crate::proto::{Delivery, IdSource, Plumtree, Stats};
 use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeConfig};
 
 /// Why [`PlumtreeMemberlist::start`] failed.
@@ -89,6 +89,11 @@ pub struct PlumtreeMemberlist<I: NodeId, D> {
     local: I,
     link: NodeLink<I>,
     broadcasts: mpsc::Sender<Request>,
+    /// Names broadcasts as they are queued (shared with the core).
+    ids: IdSource,
+    config: PlumtreeConfig,
+    /// Set by `start`: before it, nothing would take the queued broadcasts.
+    started: AtomicBool,
     delegate: Arc<D>,
     runtime: RuntimeConfig,
     /// Everything the tasks take over at `start`.
@@ -129,7 +134,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         delegate: D,
     ) -> Result<Self, ConfigError> {
         runtime.validate()?;
-        let core = Plumtree::new(local.clone(), config)?;
+        let core = Plumtree::new(local.clone(), config.clone())?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (frames_tx, frames_rx) = mpsc::channel(runtime.inbound_capacity);
         let (broadcasts_tx, broadcasts_rx) = mpsc::channel(runtime.broadcast_capacity);
@@ -144,6 +149,9 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
                 },
             },
             broadcasts: broadcasts_tx,
+            ids: core.ids(),
+            config,
+            started: AtomicBool::new(false),
             delegate: Arc::new(delegate),
             runtime,
             parts: Mutex::new(Some(Parts {
@@ -196,6 +204,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .lock()
             .expect("not poisoned")
             .extend([protocol, delivery]);
+        self.started.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -209,28 +218,28 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         Some(Deliveries { rx })
     }
 
-    /// Broadcasts `payload` to the cluster, waiting while the send queues are congested.
+    /// Broadcasts `payload` to the cluster, waiting while the node is congested.
     ///
-    /// Returns once the protocol task has accepted the payload: it is delivered locally and queued
-    /// to the eager neighbours.
+    /// Returns the payload's id once the node has queued it (at most
+    /// [`broadcast_capacity`](RuntimeConfig::broadcast_capacity) wait): the protocol task then
+    /// delivers it locally and sends it, also if the node is shut down in between. Naming the
+    /// broadcast here, instead of waiting for the protocol task to answer, spares a sender on
+    /// another thread a wake-up per broadcast.
     ///
     /// # Errors
     /// [`BroadcastError::PayloadTooLarge`], or [`BroadcastError::Closed`] if the node is not
-    /// running.
+    /// running (not started, or shut down).
     ///
     /// # Cancel safety
-    /// If cancelled while waiting for room, nothing was broadcast. If cancelled after that, the
-    /// broadcast may still happen.
+    /// Cancel safe: if cancelled, nothing was broadcast.
     pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
-        let (reply, answer) = oneshot::channel();
-        self.broadcasts
-            .send(Request {
-                payload: payload.into(),
-                reply,
-            })
+        let payload = self.checked(payload.into())?;
+        let permit = self
+            .broadcasts
+            .reserve()
             .await
             .map_err(|_| BroadcastError::Closed)?;
-        answer.await.map_err(|_| BroadcastError::Closed)?
+        Ok(self.queue(permit, payload))
     }
 
     /// Like [`broadcast`](Self::broadcast), but fails at once instead of waiting for room.
@@ -238,21 +247,27 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Errors
     /// [`BroadcastError::Backpressure`] when the node cannot take more now; otherwise as
     /// `broadcast`.
-    pub async fn try_broadcast(
-        &self,
-        payload: impl Into<Bytes>,
-    ) -> Result<MessageId, BroadcastError> {
-        let (reply, answer) = oneshot::channel();
-        self.broadcasts
-            .try_send(Request {
-                payload: payload.into(),
-                reply,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => BroadcastError::Backpressure,
-                mpsc::error::TrySendError::Closed(_) => BroadcastError::Closed,
-            })?;
-        answer.await.map_err(|_| BroadcastError::Closed)?
+    pub fn try_broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
+        let payload = self.checked(payload.into())?;
+        let permit = self.broadcasts.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => BroadcastError::Backpressure,
+            mpsc::error::TrySendError::Closed(()) => BroadcastError::Closed,
+        })?;
+        Ok(self.queue(permit, payload))
+    }
+
+    fn checked(&self, payload: Bytes) -> Result<Bytes, BroadcastError> {
+        if !self.started.load(Ordering::Acquire) {
+            return Err(BroadcastError::Closed);
+        }
+        self.config.check_payload(payload.len())?;
+        Ok(payload)
+    }
+
+    fn queue(&self, permit: mpsc::Permit<'_, Request>, payload: Bytes) -> MessageId {
+        let id = self.ids.next();
+        permit.send(Request { id, payload });
+        id
     }
 
     /// Adds a member (see [`Plumtree::add_peer`]).
@@ -409,6 +424,12 @@ impl FrameSink {
     /// Cancel safe.
     pub async fn closed(&self) {
         self.frames.closed().await;
+    }
+
+    /// Hands a frame over if the inbound queue has room, or gives it back (nothing counted:
+    /// the caller sends it another way).
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Bytes> {
+        self.frames.try_send(frame).map_err(|e| e.into_inner())
     }
 
     /// Same as [`PlumtreeMemberlist::handle_frame`].

@@ -1,5 +1,8 @@
 //! Per-peer send queues: one task per peer, control frames ahead of payloads, bounded.
 //!
+//! A frame for a peer with nothing queued goes straight to the transport when it can take it
+//! without waiting (`Transport::try_send`); only frames that would wait go through the task.
+//!
 //! A peer that is slow or dead fills only its own queue; frames beyond the bound are dropped and
 //! counted, and the other peers' tasks carry on. The protocol repairs what a drop loses (the
 //! receiver is announced the payload and grafts it).
@@ -7,7 +10,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,8 +38,12 @@ pub(crate) enum Lane {
 struct PeerQueue {
     control: mpsc::Sender<Bytes>,
     payload: mpsc::Sender<Bytes>,
-    /// Milliseconds since `Outbox::epoch` when the task last handed a frame to the transport.
+    /// Milliseconds since `Outbox::epoch` when the task last handed a frame to the transport,
+    /// or was given work while idle.
     progress: Arc<AtomicU64>,
+    /// Frames in the two lanes or being sent by the task. At 0, a new frame may bypass the
+    /// task (`Transport::try_send`) without overtaking any other.
+    pending: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -65,23 +72,36 @@ where
         }
     }
 
-    /// Queues `frame` for `to`; false if that queue is full and the frame was dropped.
+    /// Sends or queues `frame` for `to`; false if that queue is full and the frame was dropped.
     pub(crate) fn push(&mut self, to: &I, lane: Lane, frame: Bytes) -> bool {
-        let queue = match self.queues.get(to) {
-            Some(queue) => queue,
-            None => {
-                let queue = self.spawn(to.clone());
-                self.queues.entry(to.clone()).or_insert(queue)
+        if !self.queues.contains_key(to) {
+            let queue = self.spawn(to.clone());
+            self.queues.insert(to.clone(), queue);
+        }
+        let queue = &self.queues[to];
+        // Acquire: the task's last send has completed, so a frame handed over now follows it.
+        let frame = if queue.pending.load(Ordering::Acquire) == 0 {
+            match self.transport.try_send(to, frame) {
+                Ok(()) => return true,
+                Err(frame) => frame,
             }
+        } else {
+            frame
         };
+        if queue.pending.fetch_add(1, Ordering::Relaxed) == 0 {
+            // The task had nothing to do: its progress counts from now, not from its last send.
+            queue.progress.store(self.elapsed_ms(), Ordering::Relaxed);
+        }
         let sender = match lane {
             Lane::Control => &queue.control,
             Lane::Payload => &queue.payload,
         };
         match sender.try_send(frame) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => false,
-            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                queue.pending.fetch_sub(1, Ordering::Relaxed);
+                false
+            }
         }
     }
 
@@ -96,6 +116,11 @@ where
             queued * 2 < self.capacity
                 || now.saturating_sub(q.progress.load(Ordering::Relaxed)) > stall
         })
+    }
+
+    /// Frames each lane of a peer's queue holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// How long a peer's queue may stand still before it no longer holds the node back.
@@ -141,9 +166,10 @@ where
         let (control, mut control_rx) = mpsc::channel::<Bytes>(self.capacity);
         let (payload, mut payload_rx) = mpsc::channel::<Bytes>(self.capacity);
         let progress = Arc::new(AtomicU64::new(self.elapsed_ms()));
+        let pending = Arc::new(AtomicUsize::new(0));
         let transport = Arc::clone(&self.transport);
         let epoch = self.epoch;
-        let task_progress = Arc::clone(&progress);
+        let (task_progress, task_pending) = (Arc::clone(&progress), Arc::clone(&pending));
         let task = tokio::spawn(async move {
             loop {
                 let first = tokio::select! {
@@ -161,8 +187,8 @@ where
                         .ok()
                 };
                 let second = if T::MAX_BATCH > 1 { next() } else { None };
-                let result = match second {
-                    None => transport.send(&peer, first).await,
+                let (result, sent) = match second {
+                    None => (transport.send(&peer, first).await, 1),
                     Some(second) => {
                         let mut bytes = first.len() + second.len();
                         let mut batch = vec![first, second];
@@ -171,20 +197,76 @@ where
                             bytes += frame.len();
                             batch.push(frame);
                         }
-                        transport.send_batch(&peer, batch).await
+                        let sent = batch.len();
+                        (transport.send_batch(&peer, batch).await, sent)
                     }
                 };
                 if let Err(error) = result {
                     tracing::debug!(%error, "frames not sent");
                 }
                 task_progress.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                // Release: pairs with `push`, which may hand the next frame over directly.
+                task_pending.fetch_sub(sent, Ordering::Release);
             }
         });
         PeerQueue {
             control,
             payload,
             progress,
+            pending,
             task,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::runtime::TransportError;
+
+    /// Takes every other frame at once; the rest go through `send`, which yields first so that
+    /// the send task is still busy when the next frames are pushed.
+    #[derive(Default)]
+    struct EveryOther {
+        direct: AtomicBool,
+        arrived: Mutex<Vec<u8>>,
+    }
+
+    impl Transport<u64> for EveryOther {
+        async fn send(&self, _: &u64, frame: Bytes) -> Result<(), TransportError> {
+            tokio::task::yield_now().await;
+            self.arrived.lock().unwrap().push(frame[0]);
+            Ok(())
+        }
+
+        fn try_send(&self, _: &u64, frame: Bytes) -> Result<(), Bytes> {
+            if self.direct.fetch_xor(true, Ordering::Relaxed) {
+                self.arrived.lock().unwrap().push(frame[0]);
+                Ok(())
+            } else {
+                Err(frame)
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_handed_over_directly_never_overtake_queued_ones() {
+        let transport = Arc::new(EveryOther::default());
+        let mut outbox = Outbox::new(Arc::clone(&transport), 256, Duration::from_secs(1));
+        for i in 0..=255u8 {
+            assert!(outbox.push(&1, Lane::Payload, Bytes::from(vec![i])));
+            if i % 8 == 0 {
+                tokio::task::yield_now().await; // let the task drain now and then
+            }
+        }
+        while transport.arrived.lock().unwrap().len() < 256 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let arrived = transport.arrived.lock().unwrap().clone();
+        assert_eq!(arrived, (0..=255).collect::<Vec<u8>>());
+        outbox.shutdown().await;
     }
 }
