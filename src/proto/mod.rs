@@ -7,7 +7,8 @@
 //!
 //! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
-//! outcomes that rank peers), `store` (the seen set and the payload cache), `missing` (announced
+//! outcomes that rank peers), `store` (the seen set and the payload cache, with `seq_windows`
+//! answering most "seen?" questions from a bit per id), `missing` (announced
 //! payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention),
 //! `cycle` (link weights and the test that finds the heaviest link of a cycle), `ids` (the ids
 //! of our own broadcasts); the handlers that
@@ -23,6 +24,7 @@ mod peers;
 mod plumtree;
 mod ring;
 mod score;
+mod seq_windows;
 mod store;
 
 pub(crate) use ids::IdSource;

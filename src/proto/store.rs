@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::seq_windows::SeqWindows;
 use crate::message::MessageId;
 
 /// A payload kept to answer Grafts.
@@ -57,6 +58,8 @@ pub(crate) struct MessageStore<I> {
     /// foldhash with a random per-process key: several times faster than SipHash on 24-byte
     /// ids, and still keyed, so peers cannot choose ids that collide.
     records: HashMap<MessageId, Record<I>, foldhash::fast::RandomState>,
+    /// Answers most "seen?" questions without touching `records`.
+    windows: SeqWindows,
     /// Every id in `records` with the instant it expires, oldest first.
     seen_order: VecDeque<(Instant, MessageId)>,
     /// Every id whose record holds a payload, with the instant the payload expires, oldest first.
@@ -71,6 +74,7 @@ impl<I> MessageStore<I> {
     pub(crate) fn new(limits: Limits) -> Self {
         Self {
             records: HashMap::default(),
+            windows: SeqWindows::default(),
             seen_order: VecDeque::new(),
             cache_order: VecDeque::new(),
             cache_bytes: 0,
@@ -100,11 +104,16 @@ impl<I> MessageStore<I> {
     }
 
     pub(crate) fn contains(&self, id: &MessageId) -> bool {
-        self.records.contains_key(id)
+        self.windows
+            .get(id)
+            .unwrap_or_else(|| self.records.contains_key(id))
     }
 
     /// How `id` was first seen, if it is remembered.
     pub(crate) fn seen(&self, id: &MessageId) -> Option<Seen> {
+        if self.windows.get(id) == Some(false) {
+            return None; // a new payload: no probe into `records`
+        }
         self.records.get(id).map(|r| r.seen)
     }
 
@@ -124,6 +133,7 @@ impl<I> MessageStore<I> {
             Entry::Occupied(record) => return Some(record.get().seen),
             Entry::Vacant(slot) => slot.insert(Record { seen, cached }),
         };
+        self.windows.insert(&id);
         self.seen_order.push_back((now + self.limits.seen_ttl, id));
         if keep {
             self.cache_bytes += weight;
@@ -182,10 +192,14 @@ impl<I> MessageStore<I> {
         let Some((_, id)) = self.seen_order.pop_front() else {
             return;
         };
+        let record = self.records.remove(&id);
+        if record.is_some() {
+            self.windows.remove(&id);
+        }
         if let Some(Record {
             cached: Some(cached),
             ..
-        }) = self.records.remove(&id)
+        }) = record
         {
             // Only with limits the config forbids; keep the cache queue consistent anyway.
             self.cache_bytes -= cached.payload.len();
@@ -262,6 +276,36 @@ mod tests {
         assert_eq!(s.next_expiry(), Some(t + Duration::from_millis(200)));
         s.expire(t + Duration::from_millis(200));
         assert_eq!((s.seen_len(), s.next_expiry()), (0, None));
+    }
+
+    proptest::proptest! {
+        /// With the windows in front, `contains` and `seen` answer as the table alone would:
+        /// ids in dense runs from a few origins, far jumps (a restart, a forged id), and now
+        /// and then one of a hundred origins (more than there are windows), under the count
+        /// bound and expiry.
+        #[test]
+        fn windows_agree_with_the_table(
+            steps in proptest::collection::vec((0u64..100, 0u64..400, 0u8..8, 0u64..3), 1..400),
+        ) {
+            let t = Instant::now();
+            let mut s = MessageStore::new(limits(150, 100, 1 << 20));
+            let mut clock = Duration::ZERO;
+            for (origin, seq, kind, wait) in steps {
+                let seq = if kind == 0 { seq * 1_000_003 } else { seq };
+                let origin = if kind == 1 { origin } else { origin % 3 };
+                clock += Duration::from_millis(wait * 3);
+                s.expire(t + clock);
+                s.insert(at(t + clock), MessageId::new(origin, 0, seq), payload(1));
+                for o in [0, 1, 2, origin] {
+                    for probe in [seq, seq + 1, seq.saturating_sub(70)] {
+                        let probe = MessageId::new(o, 0, probe);
+                        let truth = s.records.contains_key(&probe);
+                        proptest::prop_assert_eq!(s.contains(&probe), truth);
+                        proptest::prop_assert_eq!(s.seen(&probe).is_some(), truth);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
