@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -59,6 +59,9 @@ const BROADCAST_BATCH: usize = 8;
 /// An instant far enough away to stand for "no timer".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
+/// Bytes in one block that frames are cut from (`Driver::encode`).
+const FRAME_BLOCK: usize = 16 * 1024;
+
 /// How often gauges are refreshed.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -77,6 +80,8 @@ pub(crate) struct Driver<I: NodeId, T> {
     /// lane. A turn takes up to `INBOUND_BATCH` frames: keeping only the last Graft sent the
     /// answers to the others into the payload queues they were meant to skip.
     answering: Vec<(I, MessageId)>,
+    /// Frames are cut from blocks of `FRAME_BLOCK` bytes, see `encode`.
+    block: BytesMut,
 }
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
@@ -92,6 +97,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             counters,
             published: Instant::now(),
             answering: Vec::new(),
+            block: BytesMut::new(),
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -298,10 +304,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     frame.clone()
                 }
                 (message, _) => {
-                    // One exact allocation that the frame owns: splitting frames off a shared
-                    // buffer cost a second allocation (its shared header) and an atomic count
-                    // per frame, and kept the buffer alive while any frame waited in a queue.
-                    let frame = envelope.to_bytes();
+                    let frame = self.encode(&envelope);
                     if let Message::Gossip(g) = message {
                         last_gossip = Some((g.id, g.round, frame.clone()));
                     }
@@ -334,6 +337,20 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             self.publish();
         }
         true
+    }
+
+    /// Encodes a frame into the current block. Frames cut from one block share its allocation
+    /// and its reference count: no allocation of their own, and copies (a payload pushed to
+    /// several peers, the payload a receiver slices out and caches) cost an atomic increment
+    /// instead of the allocation of a shared header. A block is freed when its last frame is;
+    /// frames larger than a block get one of their own.
+    fn encode(&mut self, envelope: &Envelope<I>) -> Bytes {
+        let len = envelope.encoded_len();
+        if self.block.capacity() < len {
+            self.block = BytesMut::with_capacity(len.max(FRAME_BLOCK));
+        }
+        envelope.encode(&mut self.block);
+        self.block.split().freeze()
     }
 
     fn publish(&mut self) {

@@ -109,12 +109,15 @@ where
     /// whose task has made no progress for `stall_timeout` (a dead peer must not stall the node;
     /// its queue just drops).
     pub(crate) fn has_room(&self) -> bool {
-        let now = self.elapsed_ms();
+        // Asked every turn: the clock is read only when some queue is more than half full.
+        let mut now = None;
         let stall = self.stall_timeout.as_millis() as u64;
         self.queues.values().all(|q| {
             let queued = self.capacity - q.payload.capacity();
-            queued * 2 < self.capacity
-                || now.saturating_sub(q.progress.load(Ordering::Relaxed)) > stall
+            queued * 2 < self.capacity || {
+                let now = *now.get_or_insert_with(|| self.elapsed_ms());
+                now.saturating_sub(q.progress.load(Ordering::Relaxed)) > stall
+            }
         })
     }
 
