@@ -115,9 +115,15 @@ impl<I: PartialEq> Missing<I> {
         deadline: Instant,
     ) -> Announced {
         if let Some(entry) = self.entries.get_mut(&id) {
-            if entry.announcers.len() < self.max_announcers
-                && !entry.announcers.iter().any(|a| a.peer == peer)
-            {
+            let known = entry.announcers.iter().any(|a| a.peer == peer);
+            if known {
+                // A peer announces an id again only when a frame to us that carried it was
+                // dropped (`Plumtree::handle_undelivered`): most likely the answer to one of our
+                // grafts. That graft does not count towards giving up; without the refund, an
+                // entry that had used its retries took the announcement in and then gave up,
+                // and nothing announced the payload again: lost (seen in repair storms).
+                entry.grafts = entry.grafts.saturating_sub(1);
+            } else if entry.announcers.len() < self.max_announcers {
                 // The last one grafted stays at the back, so the next graft tries the newcomer
                 // before it returns to the ones already tried.
                 let at = entry

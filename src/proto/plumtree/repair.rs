@@ -153,17 +153,27 @@ impl<I: NodeId> Plumtree<I> {
         self.adaptive.flushed();
         let batch = self.config.ihave_batch_size;
         for (peer, neighbor) in self.peers.neighbors_mut() {
-            // Requeued announcements can exceed one batch; the batch size is also the
-            // receiver's decode limit.
-            let mut pending = std::mem::take(&mut neighbor.pending);
-            while !pending.is_empty() {
-                let rest = pending.split_off(pending.len().min(batch));
+            let pending = std::mem::take(&mut neighbor.pending);
+            let mut send = |entries| {
                 self.transmits.push_back(Transmit {
                     to: peer.clone(),
-                    message: Message::IHave(IHave { entries: pending }),
+                    message: Message::IHave(IHave { entries }),
                 });
                 self.stats.ihave_sent += 1;
-                pending = rest;
+            };
+            if pending.len() <= batch {
+                if !pending.is_empty() {
+                    send(pending);
+                }
+            } else {
+                // Requeued announcements can exceed one batch (the batch size is also the
+                // receiver's decode limit). Copied out batch by batch: splitting the rest off
+                // again for every batch copied it over and over, quadratic in the backlog
+                // (after a repair storm, half a million announcements waited for one peer, and
+                // the flush took longer than the storm).
+                for entries in pending.chunks(batch) {
+                    send(entries.to_vec());
+                }
             }
         }
     }

@@ -80,6 +80,30 @@ fn grafting_gives_up_after_max_retries() {
 }
 
 #[test]
+fn an_announcement_repeated_after_a_lost_answer_refunds_a_graft() {
+    let t = Instant::now();
+    let c = config().with_graft_max_retries(2);
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let mut at = t + c.graft_timeout;
+    for _ in 0..6 {
+        n.handle_timeout(at);
+        if !drain(&mut n).0.is_empty() {
+            // Node 3 answered, the answer was dropped on its way, and node 3 announces again.
+            n.handle_message(at, 3, ihave(&[(9, 0)]));
+        }
+        at += c.graft_retry_timeout;
+    }
+    assert_eq!(
+        (n.missing_len(), n.stats().grafts_given_up),
+        (1, 0),
+        "still asking"
+    );
+    n.handle_message(at, 1, gossip(9, 0));
+    assert_eq!(n.missing_len(), 0);
+}
+
+#[test]
 fn grafts_that_never_left_do_not_count_towards_giving_up() {
     let t = Instant::now();
     let c = config().with_graft_max_retries(2);
