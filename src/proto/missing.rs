@@ -15,7 +15,7 @@
 //! timer and stale timers cannot pile up.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::message::MessageId;
 
@@ -32,6 +32,8 @@ pub(crate) struct Entry<I> {
     pub(crate) announcers: VecDeque<Announcer<I>>,
     /// Grafts sent for this id so far.
     pub(crate) grafts: u32,
+    /// Grafts for this id that never left (the queue to the announcer was full).
+    unsent: u32,
     deadline: (Instant, u64),
 }
 
@@ -141,6 +143,7 @@ impl<I: PartialEq> Missing<I> {
         let entry = Entry {
             announcers: VecDeque::from([Announcer { peer, round }]),
             grafts: 0,
+            unsent: 0,
             deadline: key,
         };
         self.entries.insert(id, entry);
@@ -174,10 +177,20 @@ impl<I: PartialEq> Missing<I> {
     }
 
     /// A graft for `id` never left this node (the runtime could not queue it): it does not
-    /// count towards giving up.
-    pub(crate) fn refund_graft(&mut self, id: &MessageId) {
-        if let Some(entry) = self.entries.get_mut(id) {
-            entry.grafts = entry.grafts.saturating_sub(1);
+    /// count towards giving up, and the next one waits `retry` doubled for every graft of this
+    /// id that never left (up to 16 times). The queues to the announcers are full: grafting
+    /// again at the usual pace only refills them, and in repair storms thousands of missing
+    /// ids retrying every `graft_retry_timeout` kept the control lanes full of grafts.
+    pub(crate) fn refund_graft(&mut self, id: &MessageId, now: Instant, retry: Duration) {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return;
+        };
+        entry.grafts = entry.grafts.saturating_sub(1);
+        entry.unsent = entry.unsent.saturating_add(1);
+        let wait = retry.saturating_mul(1 << entry.unsent.min(4));
+        let old = entry.deadline;
+        if self.timers.remove(&old).is_some() {
+            self.rearm(*id, now + wait);
         }
     }
 

@@ -28,7 +28,8 @@ impl<I: NodeId> Plumtree<I> {
             Message::Graft(Graft { id: Some(id) }) => {
                 // Under overload the queues to every announcer can be full for longer than the
                 // retries last; grafts that never left must not make the node give up.
-                self.missing.refund_graft(&id);
+                self.missing
+                    .refund_graft(&id, now, self.config.graft_retry_timeout);
                 return;
             }
             Message::Graft(_) | Message::Prune => return,

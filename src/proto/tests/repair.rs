@@ -80,6 +80,26 @@ fn grafting_gives_up_after_max_retries() {
 }
 
 #[test]
+fn a_graft_that_never_left_is_retried_later_than_usual() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
+    n.handle_message(t, 3, ihave(&[(9, 0)]));
+    let at = t + c.graft_timeout;
+    n.handle_timeout(at);
+    for transmit in drain(&mut n).0 {
+        n.handle_undelivered(at, &transmit.to, transmit.message);
+    }
+    n.handle_timeout(at + c.graft_retry_timeout);
+    assert!(
+        drain(&mut n).0.is_empty(),
+        "the queue was full: not at the usual pace"
+    );
+    n.handle_timeout(at + c.graft_retry_timeout * 2);
+    assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
+}
+
+#[test]
 fn an_announcement_repeated_after_a_lost_answer_refunds_a_graft() {
     let t = Instant::now();
     let c = config().with_graft_max_retries(2);
