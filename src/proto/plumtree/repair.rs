@@ -169,9 +169,8 @@ impl<I: NodeId> Plumtree<I> {
             } else {
                 // Requeued announcements can exceed one batch (the batch size is also the
                 // receiver's decode limit). Copied out batch by batch: splitting the rest off
-                // again for every batch copied it over and over, quadratic in the backlog
-                // (after a repair storm, half a million announcements waited for one peer, and
-                // the flush took longer than the storm).
+                // again for every batch copied it over and over, quadratic in the backlog (a
+                // node requeued up to 456,000 announcements in one repair storm).
                 for entries in pending.chunks(batch) {
                     send(entries.to_vec());
                 }
