@@ -74,11 +74,13 @@ where
 
     /// Sends or queues `frame` for `to`; false if that queue is full and the frame was dropped.
     pub(crate) fn push(&mut self, to: &I, lane: Lane, frame: Bytes) -> bool {
-        if !self.queues.contains_key(to) {
-            let queue = self.spawn(to.clone());
-            self.queues.insert(to.clone(), queue);
-        }
-        let queue = &self.queues[to];
+        let queue = match self.queues.get(to) {
+            Some(queue) => queue,
+            None => {
+                let queue = self.spawn(to.clone());
+                self.queues.entry(to.clone()).or_insert(queue)
+            }
+        };
         // Acquire: the task's last send has completed, so a frame handed over now follows it.
         let frame = if queue.pending.load(Ordering::Acquire) == 0 {
             match self.transport.try_send(to, frame) {
@@ -90,7 +92,8 @@ where
         };
         if queue.pending.fetch_add(1, Ordering::Relaxed) == 0 {
             // The task had nothing to do: its progress counts from now, not from its last send.
-            queue.progress.store(self.elapsed_ms(), Ordering::Relaxed);
+            let now = self.epoch.elapsed().as_millis() as u64;
+            queue.progress.store(now, Ordering::Relaxed);
         }
         let sender = match lane {
             Lane::Control => &queue.control,
