@@ -104,11 +104,16 @@ impl SeqWindows {
                 window.ones = 0;
                 word = 0;
             }
-            window.words.resize(word + 1, 0);
-            while window.words.len() > MAX_WORDS {
+            // Slide so that `seq` is in the last word of at most `MAX_WORDS`, dropping words from
+            // the front (all of them, and then some, for a long jump) before growing.
+            let excess = (word + 1).saturating_sub(MAX_WORDS);
+            let dropped = excess.min(window.words.len());
+            for _ in 0..dropped {
                 window.pop_front();
-                word -= 1;
             }
+            window.base += (excess - dropped) as u64 * 64;
+            word -= excess;
+            window.words.resize(word + 1, 0);
         }
         let bits = &mut window.words[word];
         if *bits & bit == 0 {
@@ -206,6 +211,14 @@ mod tests {
         assert_eq!(window.ones, MAX_WORDS * 64);
         assert_eq!(w.get(&id(1, 0)), None);
         assert_eq!(w.get(&id(1, last - 1)), Some(true));
+        // A jump of 3,000 words: within what the window holds, so it slides all the way.
+        let far = last + 3_000 * 64;
+        w.insert(&id(1, far));
+        let window = &w.windows[&(1, 0)];
+        assert_eq!((window.words.len(), window.ones), (MAX_WORDS, 1));
+        assert_eq!(w.get(&id(1, far)), Some(true));
+        assert_eq!(w.get(&id(1, far - 1)), Some(false));
+        assert_eq!(w.get(&id(1, last - 1)), None, "below the window now");
     }
 
     #[test]
