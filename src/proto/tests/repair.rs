@@ -62,13 +62,19 @@ fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_ann
     );
 }
 
-#[test]
-fn grafting_gives_up_after_max_retries() {
+/// A node with eager 1, 2 and lazy 3, 4 that lazy 3 has told of payload 9, and the instant its
+/// first graft for it is due.
+fn announced_by_3(c: &PlumtreeConfig) -> (Plumtree<u64>, Instant) {
     let t = Instant::now();
-    let c = config().with_graft_max_retries(2);
     let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
     n.handle_message(t, 3, ihave(&[(9, 0)]));
-    let mut at = t + c.graft_timeout;
+    (n, t + c.graft_timeout)
+}
+
+#[test]
+fn grafting_gives_up_after_max_retries() {
+    let c = config().with_graft_max_retries(2);
+    let (mut n, mut at) = announced_by_3(&c);
     let mut grafts = 0;
     for _ in 0..5 {
         n.handle_timeout(at);
@@ -81,11 +87,8 @@ fn grafting_gives_up_after_max_retries() {
 
 #[test]
 fn a_graft_that_never_left_is_retried_later_than_usual() {
-    let t = Instant::now();
     let c = config();
-    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
-    n.handle_message(t, 3, ihave(&[(9, 0)]));
-    let at = t + c.graft_timeout;
+    let (mut n, at) = announced_by_3(&c);
     n.handle_timeout(at);
     for transmit in drain(&mut n).0 {
         n.handle_undelivered(at, &transmit.to, transmit.message);
@@ -101,11 +104,8 @@ fn a_graft_that_never_left_is_retried_later_than_usual() {
 
 #[test]
 fn an_announcement_repeated_after_a_lost_answer_refunds_a_graft() {
-    let t = Instant::now();
     let c = config().with_graft_max_retries(2);
-    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
-    n.handle_message(t, 3, ihave(&[(9, 0)]));
-    let mut at = t + c.graft_timeout;
+    let (mut n, mut at) = announced_by_3(&c);
     for _ in 0..6 {
         n.handle_timeout(at);
         if !drain(&mut n).0.is_empty() {
@@ -125,11 +125,8 @@ fn an_announcement_repeated_after_a_lost_answer_refunds_a_graft() {
 
 #[test]
 fn grafts_that_never_left_do_not_count_towards_giving_up() {
-    let t = Instant::now();
     let c = config().with_graft_max_retries(2);
-    let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
-    n.handle_message(t, 3, ihave(&[(9, 0)]));
-    let mut at = t + c.graft_timeout;
+    let (mut n, mut at) = announced_by_3(&c);
     for _ in 0..6 {
         n.handle_timeout(at);
         // The runtime hands every graft back: the queue to the announcer is full.
