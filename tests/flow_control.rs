@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 fn tight() -> RuntimeConfig {
     RuntimeConfig::default()
         .with_peer_queue_capacity(32)
-        .with_inbound_capacity(64)
+        .with_inbound_bytes(64 * 320) // about 64 frames of these tests' payloads
         .with_stall_timeout(Duration::from_millis(300))
 }
 
@@ -46,7 +46,7 @@ async fn a_relay_before_a_slow_link_slows_the_origin_instead_of_dropping() {
     let recorders: Vec<Recorder> = (0..3).map(|_| Recorder::default()).collect();
     let runtime = RuntimeConfig::default()
         .with_peer_queue_capacity(4096)
-        .with_inbound_capacity(256)
+        .with_inbound_bytes(256 * 220) // about 256 frames of 100-byte payloads
         .with_stall_timeout(Duration::from_secs(10));
     let nodes: Vec<_> = (0..3u64)
         .map(|id| {

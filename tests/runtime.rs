@@ -252,3 +252,41 @@ async fn forged_senders_get_no_send_task() {
         "no task was spawned for a stranger"
     );
 }
+
+#[tokio::test]
+async fn a_message_for_several_peers_is_encoded_once() {
+    // Node 0 alone, its frames caught: 2 eager peers get each payload, 3 lazy ones the same
+    // IHave batches. Each of those is one frame (one buffer) shared by its receivers.
+    let (transport, mut frames) = memberlist_plumtree::ChannelTransport::unbounded();
+    let node = PlumtreeMemberlist::new(0u64, config(0), NoopDelegate).unwrap();
+    node.start(transport).unwrap();
+    node.add_peers(1..=5);
+    for _ in 0..32 {
+        node.broadcast(vec![7u8; 64]).await.unwrap();
+    }
+    // Every batch has left (full, or at the IHave interval).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node.shutdown().await;
+    let mut sent: Vec<(Message<u64>, usize, u64)> = Vec::new();
+    while let Ok(Some((to, frame))) =
+        tokio::time::timeout(Duration::from_millis(10), frames.recv()).await
+    {
+        let envelope = Envelope::<u64>::decode(&frame, &config(0).decode_limits()).unwrap();
+        sent.push((envelope.message, frame.as_ptr() as usize, to));
+    }
+    let ihaves = sent
+        .iter()
+        .filter(|(m, _, _)| matches!(m, Message::IHave(_)))
+        .count();
+    assert!(ihaves >= 3, "{ihaves} IHave frames");
+    for (message, at, to) in &sent {
+        if matches!(message, Message::Gossip(_) | Message::IHave(_)) {
+            let copies: Vec<_> = sent.iter().filter(|(m, _, _)| m == message).collect();
+            assert!(copies.len() > 1, "{message:?} went to one peer only ({to})");
+            assert!(
+                copies.iter().all(|(_, other, _)| other == at),
+                "{message:?} was encoded more than once"
+            );
+        }
+    }
+}

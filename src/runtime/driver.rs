@@ -9,13 +9,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::delegate::PlumtreeDelegate;
+use super::inbound::Inbound;
 use super::metrics::{Levels, Metrics};
 use super::node::{Counters, NodeStats};
 use super::options::RuntimeConfig;
 use super::outbox::{Lane, Outbox};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
-use crate::message::Graft;
+use crate::message::{Gossip, Graft, IHave};
 use crate::proto::{Delivery, Event, Plumtree};
 use crate::{Envelope, Message, MessageId, NodeId};
 
@@ -115,7 +116,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     pub(crate) async fn run(
         mut self,
         mut control: mpsc::UnboundedReceiver<Control<I>>,
-        mut frames: mpsc::Receiver<Bytes>,
+        mut frames: Inbound,
         mut broadcasts: mpsc::Receiver<Request>,
     ) {
         // One timer for the core's deadline and one for the congestion recheck, kept across turns
@@ -203,10 +204,11 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     // control still get their turn under a flood).
                     for _ in 1..INBOUND_BATCH {
                         match frames.try_recv() {
-                            Ok(frame) => self.on_frame(now, frame),
-                            Err(_) => break,
+                            Some(frame) => self.on_frame(now, frame),
+                            None => break,
                         }
                     }
+                    frames.release();
                 }
                 Some(request) = broadcasts.recv(), if room => {
                     // Like frames, queued broadcasts go in one turn: the senders' wait for room
@@ -264,7 +266,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
         let mut notices = Vec::new();
-        let mut last_gossip: Option<(MessageId, u32, Bytes)> = None;
+        let mut recent = RecentFrames::default();
         while let Some(transmit) = self.core.poll_transmit() {
             if !self.core.is_member(&transmit.to) {
                 // The core answers strangers (a Graft, an announcement) but a send task per
@@ -296,23 +298,14 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 sender: local.clone(),
                 message: transmit.message,
             };
-            // A payload pushed to several eager peers is the same frame for each: encode once.
-            let frame = match (&envelope.message, &last_gossip) {
-                (Message::Gossip(g), Some((id, round, frame)))
-                    if g.id == *id && g.round == *round =>
-                {
-                    frame.clone()
-                }
-                (message, _) => {
-                    let frame = self.encode(&envelope);
-                    if let Message::Gossip(g) = message {
-                        last_gossip = Some((g.id, g.round, frame.clone()));
-                    }
-                    frame
-                }
+            let frame = match recent.frame_of(&envelope.message) {
+                Some(frame) => frame,
+                None => self.encode(&envelope),
             };
             self.metrics.sent(kind, frame.len());
-            if !self.outbox.push(&transmit.to, lane, frame) {
+            if self.outbox.push(&transmit.to, lane, frame.clone()) {
+                recent.keep(envelope.message, frame);
+            } else {
                 self.outbound_dropped += 1;
                 self.metrics.dropped_outbound();
                 // What the frame carried is announced again later, so the peer can graft it.
@@ -380,6 +373,50 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             outbound_dropped: self.outbound_dropped,
             inbound_dropped: 0,
             decode_errors: self.decode_errors,
+        }
+    }
+}
+
+/// The last payload and the last IHave sent in one flush, with their frames, so that a message
+/// sent to several peers is encoded once. A payload pushed to the eager peers goes out once per
+/// peer, and so, while the lazy neighbours' batches fill in step (they do while the tree is
+/// stable), does each IHave batch; the two interleave, hence one of each.
+struct RecentFrames<I> {
+    gossip: Option<(Gossip<I>, Bytes)>,
+    ihave: Option<(IHave, Bytes)>,
+}
+
+impl<I> Default for RecentFrames<I> {
+    fn default() -> Self {
+        Self {
+            gossip: None,
+            ihave: None,
+        }
+    }
+}
+
+impl<I: NodeId> RecentFrames<I> {
+    /// The frame of `message` if it was just sent. Payloads are not compared byte by byte: one
+    /// id, round and path weight is one frame.
+    fn frame_of(&self, message: &Message<I>) -> Option<Bytes> {
+        match (message, &self.gossip, &self.ihave) {
+            (Message::Gossip(g), Some((last, frame)), _)
+                if g.id == last.id && g.round == last.round && g.heaviest == last.heaviest =>
+            {
+                Some(frame.clone())
+            }
+            (Message::IHave(i), _, Some((last, frame))) if i.entries == last.entries => {
+                Some(frame.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn keep(&mut self, message: Message<I>, frame: Bytes) {
+        match message {
+            Message::Gossip(g) => self.gossip = Some((g, frame)),
+            Message::IHave(i) => self.ihave = Some((i, frame)),
+            Message::Graft(_) | Message::Prune => {}
         }
     }
 }

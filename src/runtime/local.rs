@@ -10,7 +10,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::node::{FrameSink, InboundError, PlumtreeMemberlist};
+use super::inbound::{FrameSink, InboundError};
+use super::node::PlumtreeMemberlist;
 use super::transport::{Transport, TransportError};
 use crate::NodeId;
 

@@ -8,6 +8,7 @@
 
 mod delegate;
 mod driver;
+mod inbound;
 mod local;
 mod metrics;
 mod node;
@@ -16,11 +17,10 @@ mod outbox;
 mod transport;
 
 pub use delegate::{NoopDelegate, PlumtreeDelegate};
+pub use inbound::{FrameSink, InboundError};
 pub use local::{LocalNetwork, LocalTransport};
 #[cfg(feature = "memberlist")]
 pub(crate) use node::NodeLink;
-pub use node::{
-    Deliveries, FrameSink, InboundError, NodeInputs, NodeStats, PlumtreeMemberlist, StartError,
-};
+pub use node::{Deliveries, NodeInputs, NodeStats, PlumtreeMemberlist, StartError};
 pub use options::RuntimeConfig;
 pub use transport::{ChannelReceiver, ChannelTransport, Transport, TransportError};

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::delegate::PlumtreeDelegate;
 use super::driver::{Control, Driver, Request};
+use super::inbound::{self, FrameSink, Inbound, InboundError};
 use super::options::RuntimeConfig;
 use super::transport::Transport;
 use crate::proto::{Delivery, IdSource, Plumtree, Stats};
@@ -24,18 +25,6 @@ pub enum StartError {
     /// `start` was called outside a tokio runtime.
     #[error("start must be called from within a tokio runtime")]
     NoRuntime,
-}
-
-/// Why a received frame was not accepted by [`PlumtreeMemberlist::handle_frame`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InboundError {
-    /// The inbound queue is full; the frame was dropped (and counted).
-    #[error("inbound queue full")]
-    Full,
-    /// The node is shut down.
-    #[error("node shut down")]
-    Closed,
 }
 
 /// A snapshot of a node's state, from [`PlumtreeMemberlist::stats`].
@@ -106,7 +95,7 @@ pub struct PlumtreeMemberlist<I: NodeId, D> {
 struct Parts<I: NodeId> {
     core: Plumtree<I>,
     control: mpsc::UnboundedReceiver<Control<I>>,
-    frames: mpsc::Receiver<Bytes>,
+    frames: Inbound,
     broadcasts: mpsc::Receiver<Request>,
     stream: (
         mpsc::Sender<Delivery<I>>,
@@ -136,17 +125,14 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         runtime.validate()?;
         let core = Plumtree::new(local.clone(), config.clone())?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (frames_tx, frames_rx) = mpsc::channel(runtime.inbound_capacity);
+        let (sink, frames) = inbound::channel(runtime.inbound_bytes, Arc::default());
         let (broadcasts_tx, broadcasts_rx) = mpsc::channel(runtime.broadcast_capacity);
         let (stream_tx, stream_rx) = mpsc::channel(runtime.delivery_capacity);
         Ok(Self {
             local,
             link: NodeLink {
                 control: control_tx,
-                sink: FrameSink {
-                    frames: frames_tx,
-                    counters: Arc::default(),
-                },
+                sink,
             },
             broadcasts: broadcasts_tx,
             ids: core.ids(),
@@ -157,7 +143,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             parts: Mutex::new(Some(Parts {
                 core,
                 control: control_rx,
-                frames: frames_rx,
+                frames,
                 broadcasts: broadcasts_rx,
                 stream: (stream_tx, Some(stream_rx)),
             })),
@@ -390,62 +376,6 @@ impl<I> NodeInputs<I> {
     /// most every few hundred milliseconds per peer.
     pub fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
         self.link.record_rtt(peer, rtt);
-    }
-}
-
-/// A cloneable way to hand received frames to a node (see
-/// [`PlumtreeMemberlist::frame_sink`]).
-#[derive(Clone, Debug)]
-pub struct FrameSink {
-    frames: mpsc::Sender<Bytes>,
-    counters: Arc<Counters>,
-}
-
-impl FrameSink {
-    /// Hands a frame to the node, waiting while its inbound queue is full: flow control for
-    /// in-process links (a slow receiver slows the send tasks that feed it, as TCP would, and
-    /// through their queues the broadcasts of its neighbours).
-    ///
-    /// # Errors
-    /// [`InboundError::Closed`] after shutdown.
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if cancelled, the frame was not handed over.
-    pub async fn send_wait(&self, frame: Bytes) -> Result<(), InboundError> {
-        self.frames
-            .send(frame)
-            .await
-            .map_err(|_| InboundError::Closed)
-    }
-
-    /// Resolves once the node has shut down and takes no more frames.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn closed(&self) {
-        self.frames.closed().await;
-    }
-
-    /// Hands a frame over if the inbound queue has room, or gives it back (nothing counted:
-    /// the caller sends it another way).
-    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Bytes> {
-        self.frames.try_send(frame).map_err(|e| e.into_inner())
-    }
-
-    /// Same as [`PlumtreeMemberlist::handle_frame`].
-    ///
-    /// # Errors
-    /// As `handle_frame`.
-    pub fn send(&self, frame: Bytes) -> Result<(), InboundError> {
-        self.frames.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                self.counters
-                    .inbound_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                InboundError::Full
-            }
-            mpsc::error::TrySendError::Closed(_) => InboundError::Closed,
-        })
     }
 }
 

@@ -14,9 +14,12 @@ pub struct RuntimeConfig {
     /// A peer's queue that has not moved for this long is stalled: it no longer holds back new
     /// broadcasts (it only drops). Default 1 s.
     pub stall_timeout: Duration,
-    /// Received frames waiting for the protocol task. Default 8,192. When full, frames are
-    /// dropped and counted.
-    pub inbound_capacity: usize,
+    /// Bytes of received frames waiting for the protocol task, each frame counted as its length
+    /// plus 64. Default 32 MiB (about 28,000 frames of 1 KiB payloads); at most `u32::MAX`.
+    /// When full, [`handle_frame`](super::PlumtreeMemberlist::handle_frame) drops and counts
+    /// frames, and in-process links ([`FrameSink::send_wait`](super::FrameSink::send_wait))
+    /// wait. A frame larger than the whole budget is taken once the queue is empty.
+    pub inbound_bytes: usize,
     /// Broadcasts waiting for the protocol task. Default 256. When full,
     /// [`broadcast`](super::PlumtreeMemberlist::broadcast) waits and
     /// [`try_broadcast`](super::PlumtreeMemberlist::try_broadcast) fails.
@@ -34,7 +37,7 @@ impl Default for RuntimeConfig {
         Self {
             peer_queue_capacity: 1024,
             stall_timeout: Duration::from_secs(1),
-            inbound_capacity: 8192,
+            inbound_bytes: 32 << 20,
             broadcast_capacity: 256,
             delivery_capacity: 4096,
         }
@@ -47,8 +50,8 @@ setters! {
     with_peer_queue_capacity: peer_queue_capacity: usize;
     /// Sets [`stall_timeout`](Self::stall_timeout).
     with_stall_timeout: stall_timeout: Duration;
-    /// Sets [`inbound_capacity`](Self::inbound_capacity).
-    with_inbound_capacity: inbound_capacity: usize;
+    /// Sets [`inbound_bytes`](Self::inbound_bytes).
+    with_inbound_bytes: inbound_bytes: usize;
     /// Sets [`broadcast_capacity`](Self::broadcast_capacity).
     with_broadcast_capacity: broadcast_capacity: usize;
     /// Sets [`delivery_capacity`](Self::delivery_capacity).
@@ -59,12 +62,18 @@ impl RuntimeConfig {
     pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
         let sizes = [
             ("peer_queue_capacity", self.peer_queue_capacity),
-            ("inbound_capacity", self.inbound_capacity),
+            ("inbound_bytes", self.inbound_bytes),
             ("broadcast_capacity", self.broadcast_capacity),
             ("delivery_capacity", self.delivery_capacity),
         ];
         if let Some((field, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(crate::ConfigError::Zero(field));
+        }
+        if self.inbound_bytes > u32::MAX as usize {
+            return Err(crate::ConfigError::TooLarge {
+                field: "inbound_bytes",
+                max: u32::MAX as usize,
+            });
         }
         if self.stall_timeout.is_zero() {
             return Err(crate::ConfigError::Zero("stall_timeout"));
@@ -92,6 +101,16 @@ mod tests {
                 .with_stall_timeout(Duration::ZERO)
                 .validate(),
             Err(ConfigError::Zero("stall_timeout"))
+        );
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(
+            RuntimeConfig::default()
+                .with_inbound_bytes(u32::MAX as usize + 1)
+                .validate(),
+            Err(ConfigError::TooLarge {
+                field: "inbound_bytes",
+                max: u32::MAX as usize
+            })
         );
     }
 }

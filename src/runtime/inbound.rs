@@ -1,0 +1,242 @@
+//! The inbound queue: received frames waiting for the protocol task, bounded in bytes.
+//!
+//! A bound in frames would let the largest payloads pile up (8,192 frames of 64 KiB are half a
+//! gigabyte), while a bound that is safe for them would make the queue of small frames too
+//! shallow to absorb a burst: with direct sends this queue is the buffer between two nodes, and a
+//! shallow one sends the overflow into the neighbours' send queues, where it is dropped and
+//! repaired. So every frame is charged its length plus [`FRAME_OVERHEAD`] against
+//! [`RuntimeConfig::inbound_bytes`](super::RuntimeConfig::inbound_bytes).
+//!
+//! The budget is a semaphore of bytes beside an unbounded channel: senders take permits before
+//! they queue, and the protocol task gives back a whole turn's worth at once (one lock per turn
+//! instead of one per frame, as a bounded channel would take).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+
+use super::node::Counters;
+
+/// What a queued frame costs beyond its bytes: its handle and its slot in the channel, so that a
+/// flood of tiny frames is bounded too.
+pub(crate) const FRAME_OVERHEAD: usize = 64;
+
+/// Why a received frame was not accepted by
+/// [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboundError {
+    /// The inbound queue is full; the frame was dropped (and counted).
+    #[error("inbound queue full")]
+    Full,
+    /// The node is shut down.
+    #[error("node shut down")]
+    Closed,
+}
+
+/// A queue holding at most `bytes` (frames charged as above): the sending and the receiving end.
+pub(crate) fn channel(bytes: usize, counters: Arc<Counters>) -> (FrameSink, Inbound) {
+    // The semaphore takes at most u32::MAX permits at once; `RuntimeConfig::validate` keeps
+    // the budget below that, the min only guards against a config that skipped it.
+    let limit = bytes.min(u32::MAX as usize);
+    let budget = Arc::new(Semaphore::new(limit));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let sink = FrameSink {
+        frames: tx,
+        budget: Arc::clone(&budget),
+        limit,
+        counters,
+    };
+    let inbound = Inbound {
+        frames: rx,
+        budget,
+        limit,
+        taken: 0,
+    };
+    (sink, inbound)
+}
+
+/// Bytes a frame takes of the budget. A frame larger than the whole budget takes all of it, so
+/// that it still passes once the queue is empty (decoding rejects what is over the limits).
+fn cost(frame: &Bytes, limit: usize) -> u32 {
+    // `limit` fits in u32 (see `channel`).
+    frame.len().saturating_add(FRAME_OVERHEAD).min(limit) as u32
+}
+
+/// A cloneable way to hand received frames to a node (see
+/// [`PlumtreeMemberlist::frame_sink`](super::PlumtreeMemberlist::frame_sink)).
+#[derive(Clone, Debug)]
+pub struct FrameSink {
+    frames: mpsc::UnboundedSender<Bytes>,
+    budget: Arc<Semaphore>,
+    limit: usize,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl FrameSink {
+    /// Hands a frame to the node, waiting while its inbound queue is full: flow control for
+    /// in-process links (a slow receiver slows the send tasks that feed it, as TCP would, and
+    /// through their queues the broadcasts of its neighbours).
+    ///
+    /// # Errors
+    /// [`InboundError::Closed`] after shutdown.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, the frame was not handed over.
+    pub async fn send_wait(&self, frame: Bytes) -> Result<(), InboundError> {
+        let permits = self
+            .budget
+            .acquire_many(cost(&frame, self.limit))
+            .await
+            .map_err(|_| InboundError::Closed)?;
+        // Given back by the protocol task once it has taken the frame.
+        permits.forget();
+        self.frames.send(frame).map_err(|_| InboundError::Closed)
+    }
+
+    /// Resolves once the node has shut down and takes no more frames.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn closed(&self) {
+        self.frames.closed().await;
+    }
+
+    /// Hands a frame over if the inbound queue has room, or gives it back (nothing counted:
+    /// the caller sends it another way).
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Bytes> {
+        match self.budget.try_acquire_many(cost(&frame, self.limit)) {
+            Ok(permits) => {
+                permits.forget();
+                self.frames.send(frame).map_err(|e| e.0)
+            }
+            Err(_) => Err(frame),
+        }
+    }
+
+    /// Same as [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame).
+    ///
+    /// # Errors
+    /// As `handle_frame`.
+    pub fn send(&self, frame: Bytes) -> Result<(), InboundError> {
+        match self.budget.try_acquire_many(cost(&frame, self.limit)) {
+            Ok(permits) => permits.forget(),
+            Err(TryAcquireError::Closed) => return Err(InboundError::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                self.counters
+                    .inbound_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(InboundError::Full);
+            }
+        }
+        self.frames.send(frame).map_err(|_| InboundError::Closed)
+    }
+}
+
+/// The protocol task's end of the queue. Dropping it closes the queue: waiting senders get
+/// [`InboundError::Closed`].
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    frames: mpsc::UnboundedReceiver<Bytes>,
+    budget: Arc<Semaphore>,
+    limit: usize,
+    /// Bytes of the frames taken since the last `release`.
+    taken: usize,
+}
+
+impl Inbound {
+    /// The next frame, waiting for one. Its bytes stay charged until [`release`](Self::release).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+        let frame = self.frames.recv().await?;
+        self.taken += cost(&frame, self.limit) as usize;
+        Some(frame)
+    }
+
+    /// The next frame if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
+        let frame = self.frames.try_recv().ok()?;
+        self.taken += cost(&frame, self.limit) as usize;
+        Some(frame)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Gives the bytes of the frames taken so far back to the senders.
+    pub(crate) fn release(&mut self) {
+        if self.taken > 0 {
+            self.budget.add_permits(std::mem::take(&mut self.taken));
+        }
+    }
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        self.budget.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize) -> Bytes {
+        Bytes::from(vec![0; len])
+    }
+
+    #[test]
+    fn the_budget_counts_bytes_and_comes_back_on_release() {
+        let (sink, mut inbound) = channel(2 * (100 + FRAME_OVERHEAD), Arc::default());
+        assert_eq!(sink.send(frame(100)), Ok(()));
+        assert_eq!(sink.send(frame(100)), Ok(()));
+        // A third frame of the same size does not fit, a small one neither.
+        assert_eq!(sink.send(frame(100)), Err(InboundError::Full));
+        assert!(sink.try_send(frame(1)).is_err());
+        assert_eq!(sink.counters.inbound_dropped.load(Ordering::Relaxed), 1);
+        // Taking frames frees nothing until the turn gives the bytes back.
+        assert_eq!(inbound.try_recv().map(|f| f.len()), Some(100));
+        assert!(sink.try_send(frame(1)).is_err());
+        inbound.release();
+        assert!(sink.try_send(frame(1)).is_ok());
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_budget_passes_an_empty_queue_alone() {
+        let (sink, mut inbound) = channel(1000, Arc::default());
+        assert_eq!(sink.send(frame(5000)), Ok(()));
+        assert_eq!(sink.send(frame(1)), Err(InboundError::Full));
+        assert_eq!(inbound.try_recv().map(|f| f.len()), Some(5000));
+        inbound.release();
+        assert_eq!(sink.send(frame(1)), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_goes_on_after_release_and_fails_after_close() {
+        let (sink, mut inbound) = channel(100 + FRAME_OVERHEAD, Arc::default());
+        sink.send_wait(frame(100)).await.unwrap();
+        let waiting = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.send_wait(frame(100)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert!(inbound.recv().await.is_some());
+        inbound.release();
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+
+        let blocked = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.send_wait(frame(100)).await }
+        });
+        tokio::task::yield_now().await;
+        drop(inbound);
+        assert_eq!(blocked.await.unwrap(), Err(InboundError::Closed));
+        assert_eq!(sink.send(frame(1)), Err(InboundError::Closed));
+    }
+}
