@@ -46,6 +46,26 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
                     .collect()
             }
         )),
+        // Announcements as a node sends them: mostly the next sequence number of one origin, so
+        // that the wire's runs form and break on a gap or another round.
+        (
+            message_id(),
+            prop::collection::vec((0u64..3, 0u32..2), 0..=16)
+        )
+            .prop_map(|(first, steps)| {
+                let mut seq = first.seq();
+                let entries = steps
+                    .into_iter()
+                    .map(|(step, round)| {
+                        seq = seq.wrapping_add(step);
+                        Announcement {
+                            id: MessageId::new(first.origin(), first.incarnation(), seq),
+                            round,
+                        }
+                    })
+                    .collect();
+                Message::IHave(IHave { entries })
+            }),
         prop::option::of(message_id()).prop_map(|id| Message::Graft(Graft { id })),
         Just(Message::Prune),
     ]

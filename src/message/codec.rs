@@ -3,18 +3,24 @@
 //! ```text
 //! envelope := version:u8  sender:NodeId  kind:u8  body
 //! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  len:varint  payload   (kind 1)
-//! ihave    := count:varint  count * (id:24B  round:varint)                           (kind 2)
+//! ihave    := runs:varint  runs * (id:24B  round:varint  more:varint)               (kind 2)
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
 //! prune    := (empty)                                                                 (kind 4)
 //! ```
+//!
+//! An IHave run announces `more + 1` payloads: `id` and the `more` ids that follow it (same origin
+//! and incarnation, the next sequence numbers), all at the same round. A node announces what it
+//! received in order, so a batch of 16 announcements from one origin is usually one run of 27
+//! bytes instead of 16 entries of 25.
 //!
 //! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128 varints. Kinds 5 and up
 //! are reserved for later message types: a node that does not know one returns
 //! [`DecodeError::UnknownKind`] so that the caller can skip the frame.
 //!
-//! Decoding never panics, allocates at most in proportion to the input, and rejects what the
-//! encoder would never produce: an unknown version, a payload over the limit, an IHave over the
-//! batch limit, overlong varints, trailing bytes.
+//! Decoding never panics, allocates at most in proportion to the input (an IHave's entries: to
+//! [`DecodeLimits::max_announcements`]), and rejects what the encoder would never produce: an
+//! unknown version, a payload over the limit, an IHave over the batch limit or whose run passes
+//! the last sequence number, overlong varints, trailing bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -23,7 +29,7 @@ use super::{MESSAGE_ID_LEN, MessageId, varint};
 use crate::NodeId;
 
 /// The wire format version this build writes and reads.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// The kind byte of a Gossip, which transports read to put payloads on their own lane.
 pub(crate) const KIND_GOSSIP: u8 = 1;
@@ -69,6 +75,9 @@ pub enum DecodeError {
     /// A Graft's presence flag was neither 0 nor 1.
     #[error("invalid graft flag {0}")]
     InvalidFlag(u8),
+    /// An IHave run went past the largest sequence number.
+    #[error("IHave run past the last sequence number")]
+    RunOverflow,
     /// A hop count did not fit in 32 bits.
     #[error("round out of range")]
     RoundOutOfRange,
@@ -100,11 +109,11 @@ impl<I: NodeId> Envelope<I> {
                     + g.payload.len()
             }
             Message::IHave(ihave) => {
-                varint::len(ihave.entries.len() as u64)
-                    + ihave
-                        .entries
-                        .iter()
-                        .map(|a| MESSAGE_ID_LEN + varint::len(a.round.into()))
+                varint::len(runs(&ihave.entries).count() as u64)
+                    + runs(&ihave.entries)
+                        .map(|(a, more)| {
+                            MESSAGE_ID_LEN + varint::len(a.round.into()) + varint::len(more)
+                        })
                         .sum::<usize>()
             }
             Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
@@ -130,10 +139,11 @@ impl<I: NodeId> Envelope<I> {
             }
             Message::IHave(ihave) => {
                 buf.put_u8(KIND_IHAVE);
-                varint::put(buf, ihave.entries.len() as u64);
-                for a in &ihave.entries {
+                varint::put(buf, runs(&ihave.entries).count() as u64);
+                for (a, more) in runs(&ihave.entries) {
                     buf.put_slice(&a.id.to_bytes());
                     varint::put(buf, a.round.into());
+                    varint::put(buf, more);
                 }
             }
             Message::Graft(Graft { id }) => {
@@ -198,24 +208,35 @@ impl<I: NodeId> Envelope<I> {
                 })
             }
             KIND_IHAVE => {
-                let count = varint::get(&mut input)?;
-                if count > limits.max_announcements as u64 {
-                    return Err(DecodeError::TooManyAnnouncements {
-                        count,
-                        max: limits.max_announcements,
-                    });
+                let runs = varint::get(&mut input)?;
+                let too_many = |count: u64| DecodeError::TooManyAnnouncements {
+                    count,
+                    max: limits.max_announcements,
+                };
+                if runs > limits.max_announcements as u64 {
+                    return Err(too_many(runs));
                 }
-                // Each entry takes at least 25 bytes: never reserve more than the input can fill.
-                let count = count as usize;
-                if input.len() < count.saturating_mul(MESSAGE_ID_LEN + 1) {
+                // Each run takes at least 26 bytes: check before reserving for them.
+                let runs = runs as usize;
+                if input.len() < runs.saturating_mul(MESSAGE_ID_LEN + 2) {
                     return Err(DecodeError::Truncated);
                 }
-                let mut entries = Vec::with_capacity(count);
-                for _ in 0..count {
-                    entries.push(Announcement {
-                        id: message_id(&mut input)?,
-                        round: round(&mut input)?,
-                    });
+                let mut entries = Vec::with_capacity(runs);
+                for _ in 0..runs {
+                    let id = message_id(&mut input)?;
+                    let round = round(&mut input)?;
+                    let more = varint::get(&mut input)?;
+                    let count = (entries.len() as u64)
+                        .saturating_add(more)
+                        .saturating_add(1);
+                    if count > limits.max_announcements as u64 {
+                        return Err(too_many(count));
+                    }
+                    let last = id.seq().checked_add(more).ok_or(DecodeError::RunOverflow)?;
+                    entries.extend((id.seq()..=last).map(|seq| Announcement {
+                        id: MessageId::new(id.origin(), id.incarnation(), seq),
+                        round,
+                    }));
                 }
                 Message::IHave(IHave { entries })
             }
@@ -242,6 +263,27 @@ fn take<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], DecodeError> {
         .ok_or(DecodeError::Truncated)?;
     *input = rest;
     Ok(*head)
+}
+
+/// `entries` as runs: each first entry with how many of those after it continue it (same origin
+/// and incarnation, the next sequence number, the same round).
+fn runs(entries: &[Announcement]) -> impl Iterator<Item = (Announcement, u64)> + '_ {
+    let mut rest = entries;
+    std::iter::from_fn(move || {
+        let (first, tail) = rest.split_first()?;
+        let more = tail
+            .iter()
+            .zip(1u64..)
+            .take_while(|(a, k)| {
+                a.round == first.round
+                    && a.id.origin() == first.id.origin()
+                    && a.id.incarnation() == first.id.incarnation()
+                    && first.id.seq().checked_add(*k) == Some(a.id.seq())
+            })
+            .count();
+        rest = &tail[more..];
+        Some((*first, more as u64))
+    })
 }
 
 fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {
@@ -323,6 +365,31 @@ mod tests {
     }
 
     #[test]
+    fn ihave_runs_are_as_documented() {
+        let at = |seq, round| Announcement { id: id(seq), round };
+        let env = Envelope {
+            sender: 5u64,
+            message: Message::IHave(IHave {
+                entries: vec![at(1, 0), at(2, 0), at(3, 0), at(7, 0), at(8, 1)],
+            }),
+        };
+        let bytes = env.to_bytes();
+        let mut expected = vec![WIRE_VERSION];
+        expected.extend(5u64.to_be_bytes());
+        expected.extend([KIND_IHAVE, 3]);
+        for (seq, round, more) in [(1, 0, 2), (7, 0, 0), (8, 1, 0)] {
+            expected.extend(id(seq).to_bytes());
+            expected.extend([round, more]);
+        }
+        assert_eq!(&bytes[..], &expected[..]);
+        let limits = DecodeLimits {
+            max_announcements: 5,
+            ..LIMITS
+        };
+        assert_eq!(Envelope::decode(&bytes, &limits), Ok(env));
+    }
+
+    #[test]
     fn rejects_what_the_encoder_never_writes() {
         let prune = Envelope::<u64> {
             sender: 5,
@@ -380,6 +447,25 @@ mod tests {
             Envelope::<u64>::decode(&many.to_bytes(), &LIMITS),
             Err(DecodeError::TooManyAnnouncements { count: 5, max: 4 })
         );
+
+        // One run of three from the last sequence number would wrap around.
+        let run = |seq: u64, more: u8| {
+            let mut frame = vec![WIRE_VERSION];
+            frame.extend(5u64.to_be_bytes());
+            frame.extend([KIND_IHAVE, 1]);
+            frame.extend(MessageId::new(1, 2, seq).to_bytes());
+            frame.extend([0, more]);
+            Bytes::from(frame)
+        };
+        assert_eq!(
+            Envelope::<u64>::decode(&run(u64::MAX - 1, 2), &LIMITS),
+            Err(DecodeError::RunOverflow)
+        );
+        assert_eq!(
+            Envelope::<u64>::decode(&run(1, 9), &LIMITS),
+            Err(DecodeError::TooManyAnnouncements { count: 10, max: 4 })
+        );
+        assert!(Envelope::<u64>::decode(&run(u64::MAX - 1, 1), &LIMITS).is_ok());
 
         let graft = Envelope::<u64> {
             sender: 5,

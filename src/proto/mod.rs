@@ -27,6 +27,7 @@ mod score;
 mod seq_windows;
 mod store;
 
+#[cfg(feature = "tokio")]
 pub(crate) use ids::IdSource;
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
 pub use plumtree::Plumtree;

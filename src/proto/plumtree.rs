@@ -242,6 +242,7 @@ impl<I: NodeId> Plumtree<I> {
     }
 
     /// Where the runtime gets the ids of broadcasts it queues for [`broadcast_as`](Self::broadcast_as).
+    #[cfg(feature = "tokio")]
     pub(crate) fn ids(&self) -> IdSource {
         self.ids.clone()
     }
