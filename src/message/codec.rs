@@ -10,7 +10,7 @@
 //!
 //! An IHave run announces `more + 1` payloads: `id` and the `more` ids that follow it (same origin
 //! and incarnation, the next sequence numbers), all at the same round. A node announces what it
-//! received in order, so a batch of 16 announcements from one origin is usually one run of 27
+//! received in order, so a batch of 16 announcements from one origin is usually one run of 26
 //! bytes instead of 16 entries of 25.
 //!
 //! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128 varints. Kinds 5 and up

@@ -15,7 +15,7 @@ pub struct RuntimeConfig {
     /// broadcasts (it only drops). Default 1 s.
     pub stall_timeout: Duration,
     /// Bytes of received frames waiting for the protocol task, each frame counted as its length
-    /// plus 64. Default 32 MiB (about 28,000 frames of 1 KiB payloads); at most `u32::MAX`.
+    /// plus 64. Default 32 MiB (about 29,000 frames of 1 KiB payloads); at most `u32::MAX`.
     /// When full, [`handle_frame`](super::PlumtreeMemberlist::handle_frame) drops and counts
     /// frames, and in-process links ([`FrameSink::send_wait`](super::FrameSink::send_wait))
     /// wait. A frame larger than the whole budget is taken once the queue is empty.
