@@ -18,7 +18,8 @@
 //! [`DecodeError::UnknownKind`] so that the caller can skip the frame.
 //!
 //! Decoding never panics, allocates at most in proportion to the input (an IHave's entries: to
-//! [`DecodeLimits::max_announcements`]), and rejects what the encoder would never produce: an
+//! [`DecodeLimits::max_announcements`], and never past
+//! [`MAX_IHAVE_BATCH_SIZE`](crate::MAX_IHAVE_BATCH_SIZE)), and rejects what the encoder would never produce: an
 //! unknown version, a payload over the limit, an IHave over the batch limit or whose run passes
 //! the last sequence number, overlong varints, trailing bytes.
 
@@ -209,11 +210,11 @@ impl<I: NodeId> Envelope<I> {
             }
             KIND_IHAVE => {
                 let runs = varint::get(&mut input)?;
-                let too_many = |count: u64| DecodeError::TooManyAnnouncements {
-                    count,
-                    max: limits.max_announcements,
-                };
-                if runs > limits.max_announcements as u64 {
+                // Runs expand: a few bytes can declare any number of entries. Hand-built limits
+                // may allow any count; no config allows more than `MAX_IHAVE_BATCH_SIZE`.
+                let max = limits.max_announcements.min(crate::MAX_IHAVE_BATCH_SIZE);
+                let too_many = |count: u64| DecodeError::TooManyAnnouncements { count, max };
+                if runs > max as u64 {
                     return Err(too_many(runs));
                 }
                 // Each run takes at least 26 bytes: check before reserving for them.
@@ -229,7 +230,7 @@ impl<I: NodeId> Envelope<I> {
                     let count = (entries.len() as u64)
                         .saturating_add(more)
                         .saturating_add(1);
-                    if count > limits.max_announcements as u64 {
+                    if count > max as u64 {
                         return Err(too_many(count));
                     }
                     let last = id.seq().checked_add(more).ok_or(DecodeError::RunOverflow)?;
@@ -503,10 +504,27 @@ mod tests {
         buf.put_u8(WIRE_VERSION);
         5u64.encode(&mut buf);
         buf.put_u8(KIND_IHAVE);
-        varint::put(&mut buf, u64::MAX >> 8);
+        varint::put(&mut buf, crate::MAX_IHAVE_BATCH_SIZE as u64);
         assert_eq!(
             Envelope::<u64>::decode(&buf.freeze(), &limits),
             Err(DecodeError::Truncated)
+        );
+
+        // One run of 2^40 ids in 37 bytes: refused before expanding, whatever the limits say.
+        let mut buf = BytesMut::new();
+        buf.put_u8(WIRE_VERSION);
+        5u64.encode(&mut buf);
+        buf.put_u8(KIND_IHAVE);
+        varint::put(&mut buf, 1);
+        buf.put_slice(&id(1).to_bytes());
+        varint::put(&mut buf, 0);
+        varint::put(&mut buf, 1 << 40);
+        assert_eq!(
+            Envelope::<u64>::decode(&buf.freeze(), &limits),
+            Err(DecodeError::TooManyAnnouncements {
+                count: (1 << 40) + 1,
+                max: crate::MAX_IHAVE_BATCH_SIZE
+            })
         );
     }
 }

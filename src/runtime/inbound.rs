@@ -21,7 +21,7 @@ use super::node::Counters;
 
 /// What a queued frame costs beyond its bytes: its handle and its slot in the channel, so that a
 /// flood of tiny frames is bounded too.
-pub(crate) const FRAME_OVERHEAD: usize = 64;
+const FRAME_OVERHEAD: usize = 64;
 
 /// Why a received frame was not accepted by
 /// [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame).
