@@ -14,6 +14,7 @@ use super::metrics::{Levels, Metrics};
 use super::node::{Counters, NodeStats};
 use super::options::RuntimeConfig;
 use super::outbox::{Lane, Outbox};
+use super::requests::Requests;
 use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::message::{Gossip, Graft, IHave};
@@ -28,13 +29,6 @@ pub(crate) enum Control<I> {
     Rtt(I, Duration),
     Stats(oneshot::Sender<NodeStats<I>>),
     Shutdown,
-}
-
-/// A broadcast waiting for the protocol task, already named and size-checked by the handle.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) id: MessageId,
-    pub(crate) payload: Bytes,
 }
 
 /// What the delivery task hands to the delegate.
@@ -117,7 +111,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         mut self,
         mut control: mpsc::UnboundedReceiver<Control<I>>,
         mut frames: Inbound,
-        mut broadcasts: mpsc::Receiver<Request>,
+        mut broadcasts: Requests,
     ) {
         // One timer for the core's deadline and one for the congestion recheck, kept across turns
         // and reset only when their instant changes: a fresh sleep per turn registered and
@@ -219,12 +213,13 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     self.core.broadcast_as(now, request.id, request.payload);
                     for _ in 1..self.outbox.capacity().div_ceil(4).min(BROADCAST_BATCH) {
                         match broadcasts.try_recv() {
-                            Ok(request) => {
+                            Some(request) => {
                                 self.core.broadcast_as(now, request.id, request.payload);
                             }
-                            Err(_) => break,
+                            None => break,
                         }
                     }
+                    broadcasts.release();
                 }
                 () = &mut recheck, if rechecking => rechecking = false,
             }
@@ -236,7 +231,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         // delivery task runs until this task is gone) and handed to the send queues, which
         // shutdown then stops. No broadcast enters after `close`.
         broadcasts.close();
-        while let Ok(request) = broadcasts.try_recv() {
+        while let Some(request) = broadcasts.try_recv() {
             self.core.broadcast_as(now(), request.id, request.payload);
         }
         self.flush().await;

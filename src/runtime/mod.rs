@@ -14,6 +14,7 @@ mod metrics;
 mod node;
 mod options;
 mod outbox;
+mod requests;
 mod transport;
 
 pub use delegate::{NoopDelegate, PlumtreeDelegate};

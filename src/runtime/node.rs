@@ -8,11 +8,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::delegate::PlumtreeDelegate;
-use super::driver::{Control, Driver, Request};
+use super::driver::{Control, Driver};
 use super::inbound::{self, FrameSink, Inbound, InboundError};
 use super::options::RuntimeConfig;
+use super::requests::{self, RequestSender, Requests};
 use super::transport::Transport;
-use crate::proto::{Delivery, IdSource, Plumtree, Stats};
+use crate::proto::{Delivery, Plumtree, Stats};
 use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeConfig};
 
 /// Why [`PlumtreeMemberlist::start`] failed.
@@ -77,9 +78,7 @@ pub(crate) struct Counters {
 pub struct PlumtreeMemberlist<I: NodeId, D> {
     local: I,
     link: NodeLink<I>,
-    broadcasts: mpsc::Sender<Request>,
-    /// Names broadcasts as they are queued (shared with the core).
-    ids: IdSource,
+    broadcasts: RequestSender,
     config: PlumtreeConfig,
     /// Set by `start`: before it, nothing would take the queued broadcasts.
     started: AtomicBool,
@@ -96,7 +95,7 @@ struct Parts<I: NodeId> {
     core: Plumtree<I>,
     control: mpsc::UnboundedReceiver<Control<I>>,
     frames: Inbound,
-    broadcasts: mpsc::Receiver<Request>,
+    broadcasts: Requests,
     stream: (
         mpsc::Sender<Delivery<I>>,
         Option<mpsc::Receiver<Delivery<I>>>,
@@ -126,7 +125,8 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         let core = Plumtree::new(local.clone(), config.clone())?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (sink, frames) = inbound::channel(runtime.inbound_bytes, Arc::default());
-        let (broadcasts_tx, broadcasts_rx) = mpsc::channel(runtime.broadcast_capacity);
+        let (broadcasts_tx, broadcasts_rx) =
+            requests::channel(runtime.broadcast_capacity, core.ids());
         let (stream_tx, stream_rx) = mpsc::channel(runtime.delivery_capacity);
         Ok(Self {
             local,
@@ -135,7 +135,6 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
                 sink,
             },
             broadcasts: broadcasts_tx,
-            ids: core.ids(),
             config,
             started: AtomicBool::new(false),
             delegate: Arc::new(delegate),
@@ -220,12 +219,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// Cancel safe: if cancelled, nothing was broadcast.
     pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
         let payload = self.checked(payload.into())?;
-        let permit = self
-            .broadcasts
-            .reserve()
-            .await
-            .map_err(|_| BroadcastError::Closed)?;
-        Ok(self.queue(permit, payload))
+        self.broadcasts.send(payload).await
     }
 
     /// Like [`broadcast`](Self::broadcast), but fails at once instead of waiting for room.
@@ -235,11 +229,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// `broadcast`.
     pub fn try_broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
         let payload = self.checked(payload.into())?;
-        let permit = self.broadcasts.try_reserve().map_err(|e| match e {
-            mpsc::error::TrySendError::Full(()) => BroadcastError::Backpressure,
-            mpsc::error::TrySendError::Closed(()) => BroadcastError::Closed,
-        })?;
-        Ok(self.queue(permit, payload))
+        self.broadcasts.try_send(payload)
     }
 
     fn checked(&self, payload: Bytes) -> Result<Bytes, BroadcastError> {
@@ -248,12 +238,6 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         }
         self.config.check_payload(payload.len())?;
         Ok(payload)
-    }
-
-    fn queue(&self, permit: mpsc::Permit<'_, Request>, payload: Bytes) -> MessageId {
-        let id = self.ids.next();
-        permit.send(Request { id, payload });
-        id
     }
 
     /// Adds a member (see [`Plumtree::add_peer`]).

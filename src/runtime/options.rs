@@ -22,7 +22,9 @@ pub struct RuntimeConfig {
     pub inbound_bytes: usize,
     /// Broadcasts waiting for the protocol task. Default 256. When full,
     /// [`broadcast`](super::PlumtreeMemberlist::broadcast) waits and
-    /// [`try_broadcast`](super::PlumtreeMemberlist::try_broadcast) fails.
+    /// [`try_broadcast`](super::PlumtreeMemberlist::try_broadcast) fails. Room comes back half
+    /// the capacity at a time (all of it once the queue is drained), so that a waiting sender
+    /// wakes once per batch, not once per broadcast.
     pub broadcast_capacity: usize,
     /// Deliveries waiting for the delegate and the delivery stream. Default 4,096. When full, the
     /// protocol task waits: a slow application slows this node's intake, it loses nothing.
