@@ -7,16 +7,15 @@
 //! repaired. So every frame is charged its length plus [`FRAME_OVERHEAD`] against
 //! [`RuntimeConfig::inbound_bytes`](super::RuntimeConfig::inbound_bytes).
 //!
-//! The budget is a semaphore of bytes beside an unbounded channel: senders take permits before
-//! they queue, and the protocol task gives back a whole turn's worth at once (one lock per turn
-//! instead of one per frame, as a bounded channel would take).
+//! The protocol task gives back a whole turn's bytes at once (src/runtime/budget.rs): one lock
+//! per turn instead of one per frame, as a bounded channel would take.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
+use super::budget::{self, BudgetReceiver, BudgetSender, Unavailable};
 use super::node::Counters;
 
 /// What a queued frame costs beyond its bytes: its handle and its slot in the channel, so that a
@@ -41,22 +40,19 @@ pub(crate) fn channel(bytes: usize, counters: Arc<Counters>) -> (FrameSink, Inbo
     // The semaphore takes at most u32::MAX permits at once; `RuntimeConfig::validate` keeps
     // the budget below that, the min only guards against a config that skipped it.
     let limit = bytes.min(u32::MAX as usize);
-    let budget = Arc::new(Semaphore::new(limit));
-    let (tx, rx) = mpsc::unbounded_channel();
+    // Given back every turn (whatever it took).
+    let (frames, inbound) = budget::channel(limit, 1);
     let sink = FrameSink {
-        frames: tx,
-        budget: Arc::clone(&budget),
+        frames,
         limit,
         counters,
     };
-    let inbound = Inbound {
-        frames: rx,
-        budget,
-        limit,
-        taken: 0,
-    };
     (sink, inbound)
 }
+
+/// The protocol task's end of the queue: it gives the bytes back with `release` after each
+/// turn. Dropping it closes the queue: waiting senders get [`InboundError::Closed`].
+pub(crate) type Inbound = BudgetReceiver<Bytes>;
 
 /// Bytes a frame takes of the budget. A frame larger than the whole budget takes all of it, so
 /// that it still passes once the queue is empty (decoding rejects what is over the limits).
@@ -69,8 +65,7 @@ fn cost(frame: &Bytes, limit: usize) -> u32 {
 /// [`PlumtreeMemberlist::frame_sink`](super::PlumtreeMemberlist::frame_sink)).
 #[derive(Clone, Debug)]
 pub struct FrameSink {
-    frames: mpsc::UnboundedSender<Bytes>,
-    budget: Arc<Semaphore>,
+    frames: BudgetSender<Bytes>,
     limit: usize,
     pub(crate) counters: Arc<Counters>,
 }
@@ -86,14 +81,11 @@ impl FrameSink {
     /// # Cancel safety
     /// Cancel safe: if cancelled, the frame was not handed over.
     pub async fn send_wait(&self, frame: Bytes) -> Result<(), InboundError> {
-        let permits = self
-            .budget
-            .acquire_many(cost(&frame, self.limit))
-            .await
-            .map_err(|_| InboundError::Closed)?;
-        // Given back by the protocol task once it has taken the frame.
-        permits.forget();
-        self.frames.send(frame).map_err(|_| InboundError::Closed)
+        let reserved = self.frames.reserve(cost(&frame, self.limit)).await;
+        reserved
+            .map_err(|_| InboundError::Closed)?
+            .push(frame)
+            .map_err(|_| InboundError::Closed)
     }
 
     /// Resolves once the node has shut down and takes no more frames.
@@ -107,11 +99,8 @@ impl FrameSink {
     /// Hands a frame over if the inbound queue has room, or gives it back (nothing counted:
     /// the caller sends it another way).
     pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Bytes> {
-        match self.budget.try_acquire_many(cost(&frame, self.limit)) {
-            Ok(permits) => {
-                permits.forget();
-                self.frames.send(frame).map_err(|e| e.0)
-            }
+        match self.frames.try_reserve(cost(&frame, self.limit)) {
+            Ok(reserved) => reserved.push(frame),
             Err(_) => Err(frame),
         }
     }
@@ -121,64 +110,16 @@ impl FrameSink {
     /// # Errors
     /// As `handle_frame`.
     pub fn send(&self, frame: Bytes) -> Result<(), InboundError> {
-        match self.budget.try_acquire_many(cost(&frame, self.limit)) {
-            Ok(permits) => permits.forget(),
-            Err(TryAcquireError::Closed) => return Err(InboundError::Closed),
-            Err(TryAcquireError::NoPermits) => {
+        match self.frames.try_reserve(cost(&frame, self.limit)) {
+            Ok(reserved) => reserved.push(frame).map_err(|_| InboundError::Closed),
+            Err(Unavailable::Full) => {
                 self.counters
                     .inbound_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                return Err(InboundError::Full);
+                Err(InboundError::Full)
             }
+            Err(Unavailable::Closed) => Err(InboundError::Closed),
         }
-        self.frames.send(frame).map_err(|_| InboundError::Closed)
-    }
-}
-
-/// The protocol task's end of the queue. Dropping it closes the queue: waiting senders get
-/// [`InboundError::Closed`].
-#[derive(Debug)]
-pub(crate) struct Inbound {
-    frames: mpsc::UnboundedReceiver<Bytes>,
-    budget: Arc<Semaphore>,
-    limit: usize,
-    /// Bytes of the frames taken since the last `release`.
-    taken: usize,
-}
-
-impl Inbound {
-    /// The next frame, waiting for one. Its bytes stay charged until [`release`](Self::release).
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
-        let frame = self.frames.recv().await?;
-        self.taken += cost(&frame, self.limit) as usize;
-        Some(frame)
-    }
-
-    /// The next frame if one is queued.
-    pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
-        let frame = self.frames.try_recv().ok()?;
-        self.taken += cost(&frame, self.limit) as usize;
-        Some(frame)
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// Gives the bytes of the frames taken so far back to the senders.
-    pub(crate) fn release(&mut self) {
-        if self.taken > 0 {
-            self.budget.add_permits(std::mem::take(&mut self.taken));
-        }
-    }
-}
-
-impl Drop for Inbound {
-    fn drop(&mut self) {
-        self.budget.close();
     }
 }
 

@@ -6,6 +6,7 @@
 //! delivery task that calls your [`PlumtreeDelegate`]; and one send task per peer, so that a slow
 //! or dead peer only fills its own bounded queue. docs/background-tasks.md describes them.
 
+mod budget;
 mod delegate;
 mod driver;
 mod inbound;

@@ -1,18 +1,15 @@
 //! The queue of broadcasts between a node's handle and its protocol task.
 //!
 //! It holds at most `broadcast_capacity` broadcasts, and the protocol task gives their room back
-//! in batches: once it has taken half the capacity, or everything that was queued. An unpaced
-//! sender then wakes once per batch. A bounded channel gave each slot back as its broadcast was
-//! taken and woke the waiting sender for it; a sender on another thread than the protocol task
-//! (a service's `main`) paid a thread wake-up for every one or two broadcasts. In the runtime
-//! bench (1 KiB) batching cut context switches from 57,000-75,000 to 7,700-10,500 per invocation
-//! and CPU per delivery by 6 to 20% (docs/benchmarks.md, session 8).
-
-use std::sync::Arc;
+//! in batches (src/runtime/budget.rs): once it has taken half the capacity, or everything that
+//! was queued. An unpaced sender on another thread than the protocol task (a service's `main`)
+//! used to pay a thread wake-up for every one or two broadcasts; in the runtime bench (1 KiB)
+//! the batches cut context switches from 54,000-72,000 to 8,300-10,700 per invocation
+//! (docs/benchmarks.md, session 8).
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
+use super::budget::{self, BudgetReceiver, BudgetSender, Reserved, Unavailable};
 use crate::proto::IdSource;
 use crate::{BroadcastError, MessageId};
 
@@ -26,29 +23,27 @@ pub(crate) struct Request {
 /// A queue of at most `capacity` broadcasts, named from `ids`: the handle's end and the
 /// protocol task's end.
 pub(crate) fn channel(capacity: usize, ids: IdSource) -> (RequestSender, Requests) {
-    let permits = Arc::new(Semaphore::new(capacity));
-    let (tx, rx) = mpsc::unbounded_channel();
-    let sender = RequestSender {
-        tx,
-        permits: Arc::clone(&permits),
-        ids,
-    };
-    let requests = Requests {
-        rx,
-        permits,
-        taken: 0,
-        batch: (capacity / 2).max(1),
-    };
-    (sender, requests)
+    let (queue, requests) = budget::channel(capacity, capacity / 2);
+    (RequestSender { queue, ids }, requests)
 }
+
+/// The protocol task's end: it gives the room back with `release` after each turn, and `close`s
+/// it at shutdown (every broadcast whose sender got `Ok` is still taken).
+pub(crate) type Requests = BudgetReceiver<Request>;
 
 /// The handle's end: names broadcasts and queues them.
 #[derive(Debug)]
 pub(crate) struct RequestSender {
-    tx: mpsc::UnboundedSender<Request>,
-    permits: Arc<Semaphore>,
+    queue: BudgetSender<Request>,
     /// Shared with the core, which names the broadcasts it is given directly the same way.
     ids: IdSource,
+}
+
+fn refused(why: Unavailable) -> BroadcastError {
+    match why {
+        Unavailable::Full => BroadcastError::Backpressure,
+        Unavailable::Closed => BroadcastError::Closed,
+    }
 }
 
 impl RequestSender {
@@ -57,85 +52,26 @@ impl RequestSender {
     /// # Cancel safety
     /// Cancel safe: if cancelled, nothing was queued.
     pub(crate) async fn send(&self, payload: Bytes) -> Result<MessageId, BroadcastError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| BroadcastError::Closed)?;
-        // Given back by the protocol task once it has taken the broadcast.
-        permit.forget();
-        self.queue(payload)
+        let room = self.queue.reserve(1).await.map_err(refused)?;
+        self.push(room, payload)
     }
 
     /// Queues `payload` if there is room now.
     pub(crate) fn try_send(&self, payload: Bytes) -> Result<MessageId, BroadcastError> {
-        match self.permits.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(TryAcquireError::NoPermits) => return Err(BroadcastError::Backpressure),
-            Err(TryAcquireError::Closed) => return Err(BroadcastError::Closed),
-        }
-        self.queue(payload)
+        let room = self.queue.try_reserve(1).map_err(refused)?;
+        self.push(room, payload)
     }
 
-    fn queue(&self, payload: Bytes) -> Result<MessageId, BroadcastError> {
+    /// Named only once it has room: a refused broadcast leaves no gap in the sequence.
+    fn push(
+        &self,
+        room: Reserved<'_, Request>,
+        payload: Bytes,
+    ) -> Result<MessageId, BroadcastError> {
         let id = self.ids.next();
-        // Fails only once the protocol task has closed the queue: then nothing will take it.
-        self.tx
-            .send(Request { id, payload })
+        room.push(Request { id, payload })
             .map_err(|_| BroadcastError::Closed)?;
         Ok(id)
-    }
-}
-
-/// The protocol task's end. Dropping it closes the queue.
-#[derive(Debug)]
-pub(crate) struct Requests {
-    rx: mpsc::UnboundedReceiver<Request>,
-    permits: Arc<Semaphore>,
-    /// Broadcasts taken whose room has not been given back.
-    taken: usize,
-    /// Room is given back once this many were taken (or the queue is empty).
-    batch: usize,
-}
-
-impl Requests {
-    /// The next broadcast, waiting for one.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub(crate) async fn recv(&mut self) -> Option<Request> {
-        let request = self.rx.recv().await?;
-        self.taken += 1;
-        Some(request)
-    }
-
-    /// The next broadcast if one is queued.
-    pub(crate) fn try_recv(&mut self) -> Option<Request> {
-        let request = self.rx.try_recv().ok()?;
-        self.taken += 1;
-        Some(request)
-    }
-
-    /// Gives back the room of the broadcasts taken, once they make a batch or nothing else is
-    /// queued (a sender waiting on a drained queue must not wait for more to be taken).
-    pub(crate) fn release(&mut self) {
-        if self.taken >= self.batch || (self.taken > 0 && self.rx.is_empty()) {
-            self.permits.add_permits(std::mem::take(&mut self.taken));
-        }
-    }
-
-    /// Takes no more broadcasts: senders get [`BroadcastError::Closed`] from now on, and every
-    /// broadcast already queued (each one whose sender got `Ok`) is still returned by
-    /// [`try_recv`](Self::try_recv).
-    pub(crate) fn close(&mut self) {
-        self.permits.close();
-        self.rx.close();
-    }
-}
-
-impl Drop for Requests {
-    fn drop(&mut self) {
-        self.permits.close();
     }
 }
 
