@@ -57,7 +57,8 @@ impl<T> Clone for BudgetSender<T> {
 
 impl<T> BudgetSender<T> {
     /// Takes `cost` permits, waiting until they are free, for one item to
-    /// [`push`](Reserved::push).
+    /// [`push`](Reserved::push). `cost` must not exceed the permits the queue was made with (it
+    /// would wait forever): callers clamp it.
     ///
     /// # Cancel safety
     /// Cancel safe: if cancelled, no permit was taken.
