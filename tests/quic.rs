@@ -166,7 +166,7 @@ async fn a_frame_with_a_spoofed_sender_is_rejected() {
             payload: Bytes::from_static(b"forged"),
         }),
     };
-    liar.send(&1, forged.to_bytes()).await.unwrap();
+    liar.send(&1, forged.to_bytes().into()).await.unwrap();
     let rejected = wait_for(
         || victim.quic.stats().rejected_spoofed == 1,
         Duration::from_secs(5),

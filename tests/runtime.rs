@@ -256,13 +256,17 @@ async fn forged_senders_get_no_send_task() {
 #[tokio::test]
 async fn a_message_for_several_peers_is_encoded_once() {
     // Node 0 alone, its frames caught: 2 eager peers get each payload, 3 lazy ones the same
-    // IHave batches. Each of those is one frame (one buffer) shared by its receivers.
+    // IHave batches. Each of those is one frame (one head) shared by its receivers, and a
+    // payload is never copied.
     let (transport, mut frames) = memberlist_plumtree::ChannelTransport::unbounded();
     let node = PlumtreeMemberlist::new(0u64, config(0), NoopDelegate).unwrap();
     node.start(transport).unwrap();
     node.add_peers(1..=5);
+    let mut payloads = Vec::new();
     for _ in 0..32 {
-        node.broadcast(vec![7u8; 64]).await.unwrap();
+        let payload = bytes::Bytes::from(vec![7u8; 64]);
+        let at = payload.as_ptr();
+        payloads.push((node.broadcast(payload).await.unwrap(), at));
     }
     // Every batch has left (full, or at the IHave interval).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -271,8 +275,18 @@ async fn a_message_for_several_peers_is_encoded_once() {
     while let Ok(Some((to, frame))) =
         tokio::time::timeout(Duration::from_millis(10), frames.recv()).await
     {
-        let envelope = Envelope::<u64>::decode(&frame, &config(0).decode_limits()).unwrap();
-        sent.push((envelope.message, frame.as_ptr() as usize, to));
+        let envelope =
+            Envelope::<u64>::decode(&frame.to_bytes(), &config(0).decode_limits()).unwrap();
+        let (head, payload) = frame.into_parts();
+        if let Message::Gossip(g) = &envelope.message {
+            assert_eq!(
+                payload.len(),
+                g.payload.len(),
+                "the payload is the second part"
+            );
+            assert!(payloads.contains(&(g.id, payload.as_ptr())), "not a copy");
+        }
+        sent.push((envelope.message, head.as_ptr() as usize, to));
     }
     let ihaves = sent
         .iter()

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use memberlist::Memberlist;
 use memberlist::delegate::Delegate;
 use memberlist::transport::Transport as MlTransport;
 
 use super::bridge::PeerBook;
 use super::delegate::{FRAMES_TAG, PlumtreeNodeDelegate};
-use crate::NodeId;
 use crate::runtime::{Transport, TransportError};
+use crate::{Frame, NodeId};
 
 /// Sends Plumtree frames with memberlist's `send_reliable`, to the address memberlist knows for
 /// the peer; the receiving [`PlumtreeNodeDelegate`] hands them to its node.
@@ -63,20 +63,22 @@ where
     /// Each user message costs memberlist a TCP connection: carry up to 64 frames in one.
     const MAX_BATCH: usize = 64;
 
-    async fn send(&self, to: &T::Id, frame: Bytes) -> Result<(), TransportError> {
+    async fn send(&self, to: &T::Id, frame: Frame) -> Result<(), TransportError> {
         self.send_batch(to, vec![frame]).await
     }
 
     /// All frames in one user message: one connection instead of one per frame.
-    async fn send_batch(&self, to: &T::Id, frames: Vec<Bytes>) -> Result<(), TransportError> {
+    async fn send_batch(&self, to: &T::Id, frames: Vec<Frame>) -> Result<(), TransportError> {
         let address = self.book.address(to).ok_or(TransportError::Unreachable)?;
         let len = 1 + frames.iter().map(|f| 4 + f.len()).sum::<usize>();
         let mut message = BytesMut::with_capacity(len);
         message.put_u8(FRAMES_TAG);
-        for frame in &frames {
+        for frame in frames {
             // Frames are bounded by max_message_size (at most 16 MiB), far below u32::MAX.
             message.put_u32(frame.len() as u32);
-            message.put_slice(frame);
+            let (head, payload) = frame.into_parts();
+            message.put_slice(&head);
+            message.put_slice(&payload);
         }
         self.memberlist
             .send_reliable(&address, message.freeze())

@@ -126,6 +126,14 @@ impl<I: NodeId> Envelope<I> {
     /// Appends the wire form of this envelope to `buf`.
     pub fn encode(&self, buf: &mut BytesMut) {
         buf.reserve(self.encoded_len());
+        self.encode_head(buf);
+        if let Message::Gossip(g) = &self.message {
+            buf.put_slice(&g.payload);
+        }
+    }
+
+    /// Appends the wire form up to a Gossip's payload (all of it for other messages).
+    pub(super) fn encode_head(&self, buf: &mut BytesMut) {
         buf.put_u8(WIRE_VERSION);
         self.sender.encode(buf);
         match &self.message {
@@ -136,7 +144,6 @@ impl<I: NodeId> Envelope<I> {
                 varint::put(buf, g.round.into());
                 buf.put_u32(g.heaviest);
                 varint::put(buf, g.payload.len() as u64);
-                buf.put_slice(&g.payload);
             }
             Message::IHave(ihave) => {
                 buf.put_u8(KIND_IHAVE);
@@ -174,6 +181,17 @@ impl<I: NodeId> Envelope<I> {
     /// [`DecodeError`] for anything [`encode`](Self::encode) would not have written under these
     /// limits.
     pub fn decode(frame: &Bytes, limits: &DecodeLimits) -> Result<Self, DecodeError> {
+        Self::decode_split(frame, &Bytes::new(), limits)
+    }
+
+    /// Decodes `frame` followed by `payload`, when `frame` ends exactly where a Gossip's payload
+    /// starts and `payload` is all of it (as [`Frame`](super::Frame)s this crate encodes are);
+    /// anything else is an error, though the joined bytes may decode.
+    pub(super) fn decode_split(
+        frame: &Bytes,
+        payload: &Bytes,
+        limits: &DecodeLimits,
+    ) -> Result<Self, DecodeError> {
         let mut input: &[u8] = frame;
         let [version] = take::<1>(&mut input)?;
         if version != WIRE_VERSION {
@@ -195,17 +213,24 @@ impl<I: NodeId> Envelope<I> {
                     });
                 }
                 let len = len as usize;
-                if input.len() < len {
+                let payload = if payload.is_empty() {
+                    if input.len() < len {
+                        return Err(DecodeError::Truncated);
+                    }
+                    let start = frame.len() - input.len();
+                    input = &input[len..];
+                    frame.slice(start..start + len)
+                } else if input.is_empty() && payload.len() == len {
+                    payload.clone()
+                } else {
                     return Err(DecodeError::Truncated);
-                }
-                let start = frame.len() - input.len();
-                input = &input[len..];
+                };
                 Message::Gossip(Gossip {
                     id,
                     origin,
                     round,
                     heaviest,
-                    payload: frame.slice(start..start + len),
+                    payload,
                 })
             }
             KIND_IHAVE => {
@@ -251,8 +276,8 @@ impl<I: NodeId> Envelope<I> {
             KIND_PRUNE => Message::Prune,
             other => return Err(DecodeError::UnknownKind(other)),
         };
-        if !input.is_empty() {
-            return Err(DecodeError::TrailingBytes(input.len()));
+        if !input.is_empty() || (kind != KIND_GOSSIP && !payload.is_empty()) {
+            return Err(DecodeError::TrailingBytes(input.len() + payload.len()));
         }
         Ok(Envelope { sender, message })
     }

@@ -2,6 +2,7 @@
 //! their binary encoding.
 
 mod codec;
+mod frame;
 mod id;
 mod types;
 mod varint;
@@ -9,5 +10,6 @@ mod varint;
 #[cfg(feature = "quic")]
 pub(crate) use codec::KIND_GOSSIP;
 pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
+pub use frame::Frame;
 pub use id::{MESSAGE_ID_LEN, MessageId};
 pub use types::{Announcement, Envelope, Gossip, Graft, IHave, Message, MessageKind};

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
+use crate::Frame;
+
 /// The first bytes of every stream we open: a marker, the stream format version, the lane.
 pub(crate) const STREAM_MAGIC: [u8; 3] = [0xB7, b'Q', 1];
 
@@ -48,7 +50,7 @@ impl Link {
     /// Writes one length-prefixed frame on `lane`'s stream. Returns once quinn has buffered it
     /// (waiting while the peer's flow-control window is full: that is the backpressure a slow
     /// peer exerts on its own send task).
-    pub(crate) async fn write(&self, lane: Lane, frame: Bytes) -> Result<(), LinkError> {
+    pub(crate) async fn write(&self, lane: Lane, frame: Frame) -> Result<(), LinkError> {
         let mut stream = self.lanes[lane as usize].lock().await;
         let stream = match &mut *stream {
             Some(stream) => stream,
@@ -62,7 +64,8 @@ impl Link {
             }
         };
         let len = u32::try_from(frame.len()).expect("checked against max_frame_size");
-        let mut chunks = [Bytes::copy_from_slice(&len.to_be_bytes()), frame];
+        let (head, payload) = frame.into_parts();
+        let mut chunks = [Bytes::copy_from_slice(&len.to_be_bytes()), head, payload];
         stream.write_all_chunks(&mut chunks).await?;
         Ok(())
     }

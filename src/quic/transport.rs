@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
-use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,7 +15,7 @@ use super::stats::{Counters, QuicStats};
 use super::tls::{ALPN, QuicTls, TlsError, certificate_name};
 use crate::message::KIND_GOSSIP;
 use crate::runtime::{NodeInputs, Transport, TransportError};
-use crate::{ConfigError, NodeId};
+use crate::{ConfigError, Frame, NodeId};
 
 /// Application error codes we close QUIC connections with.
 pub(crate) mod close_code {
@@ -354,7 +353,7 @@ impl<I: NodeId> Transport<I> for QuicTransport<I> {
         }
     }
 
-    async fn send(&self, to: &I, frame: Bytes) -> Result<(), TransportError> {
+    async fn send(&self, to: &I, frame: Frame) -> Result<(), TransportError> {
         let shared = &self.shared;
         if frame.len() > shared.config.max_frame_size {
             // The peer would close the connection on it (same config assumed on every node).
@@ -363,7 +362,7 @@ impl<I: NodeId> Transport<I> for QuicTransport<I> {
                 frame.len()
             )));
         }
-        let lane = if frame.get(shared.kind_offset) == Some(&KIND_GOSSIP) {
+        let lane = if frame.get(shared.kind_offset) == Some(KIND_GOSSIP) {
             Lane::Payload
         } else {
             Lane::Control

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -19,7 +19,7 @@ use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::message::{Gossip, Graft, IHave};
 use crate::proto::{Delivery, Event, Plumtree};
-use crate::{Envelope, Message, MessageId, NodeId};
+use crate::{Envelope, Frame, Message, MessageId, NodeId};
 
 /// Membership changes and queries: rare, never dropped.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ const BROADCAST_BATCH: usize = 8;
 /// An instant far enough away to stand for "no timer".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
-/// Bytes in one block that frames are cut from (`Driver::encode`).
+/// Bytes in one block that frame heads are cut from (`Driver::encode`).
 const FRAME_BLOCK: usize = 16 * 1024;
 
 /// How often gauges are refreshed.
@@ -238,8 +238,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         self.outbox.shutdown().await;
     }
 
-    fn on_frame(&mut self, now: std::time::Instant, frame: Bytes) {
-        match Envelope::<I>::decode(&frame, &self.limits) {
+    fn on_frame(&mut self, now: std::time::Instant, frame: Frame) {
+        match Envelope::<I>::decode_frame(&frame, &self.limits) {
             Ok(envelope) => {
                 self.metrics.received(envelope.message.kind(), frame.len());
                 if let Message::Graft(Graft { id: Some(id) }) = envelope.message {
@@ -327,18 +327,17 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         true
     }
 
-    /// Encodes a frame into the current block. Frames cut from one block share its allocation
-    /// and its reference count: no allocation of their own, and copies (a payload pushed to
-    /// several peers, the payload a receiver slices out and caches) cost an atomic increment
-    /// instead of the allocation of a shared header. A block is freed when its last frame is;
-    /// frames larger than a block get one of their own.
-    fn encode(&mut self, envelope: &Envelope<I>) -> Bytes {
-        let len = envelope.encoded_len();
+    /// Encodes a frame, its head cut from the current block; a Gossip's payload is the frame's
+    /// second part, not a copy (see [`Frame`]). Heads cut from one block share its allocation and
+    /// its reference count: no allocation of their own, and a frame sent to several peers costs
+    /// an atomic increment per copy. A block is freed when its last head is; heads larger than a
+    /// block (large IHave batches) get one of their own.
+    fn encode(&mut self, envelope: &Envelope<I>) -> Frame {
+        let len = envelope.head_len();
         if self.block.capacity() < len {
             self.block = BytesMut::with_capacity(len.max(FRAME_BLOCK));
         }
-        envelope.encode(&mut self.block);
-        self.block.split().freeze()
+        envelope.encode_frame(&mut self.block)
     }
 
     fn publish(&mut self) {
@@ -377,8 +376,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
 /// peer, and so, while the lazy neighbours' batches fill in step (they do while the tree is
 /// stable), does each IHave batch; the two interleave, hence one of each.
 struct RecentFrames<I> {
-    gossip: Option<(Gossip<I>, Bytes)>,
-    ihave: Option<(IHave, Bytes)>,
+    gossip: Option<(Gossip<I>, Frame)>,
+    ihave: Option<(IHave, Frame)>,
 }
 
 impl<I> Default for RecentFrames<I> {
@@ -393,7 +392,7 @@ impl<I> Default for RecentFrames<I> {
 impl<I: NodeId> RecentFrames<I> {
     /// The frame of `message` if it was just sent. Payloads are not compared byte by byte: one
     /// id, round and path weight is one frame.
-    fn frame_of(&self, message: &Message<I>) -> Option<Bytes> {
+    fn frame_of(&self, message: &Message<I>) -> Option<Frame> {
         match (message, &self.gossip, &self.ihave) {
             (Message::Gossip(g), Some((last, frame)), _)
                 if g.id == last.id && g.round == last.round && g.heaviest == last.heaviest =>
@@ -407,7 +406,7 @@ impl<I: NodeId> RecentFrames<I> {
         }
     }
 
-    fn keep(&mut self, message: Message<I>, frame: Bytes) {
+    fn keep(&mut self, message: Message<I>, frame: Frame) {
         match message {
             Message::Gossip(g) => self.gossip = Some((g, frame)),
             Message::IHave(i) => self.ihave = Some((i, frame)),

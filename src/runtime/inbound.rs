@@ -13,10 +13,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-
 use super::budget::{self, BudgetReceiver, BudgetSender, Unavailable};
 use super::node::Counters;
+use crate::Frame;
 
 /// What a queued frame costs beyond its bytes: its handle and its slot in the channel, so that a
 /// flood of tiny frames is bounded too.
@@ -52,11 +51,11 @@ pub(crate) fn channel(bytes: usize, counters: Arc<Counters>) -> (FrameSink, Inbo
 
 /// The protocol task's end of the queue: it gives the bytes back with `release` after each
 /// turn. Dropping it closes the queue: waiting senders get [`InboundError::Closed`].
-pub(crate) type Inbound = BudgetReceiver<Bytes>;
+pub(crate) type Inbound = BudgetReceiver<Frame>;
 
 /// Bytes a frame takes of the budget. A frame larger than the whole budget takes all of it, so
 /// that it still passes once the queue is empty (decoding rejects what is over the limits).
-fn cost(frame: &Bytes, limit: usize) -> u32 {
+fn cost(frame: &Frame, limit: usize) -> u32 {
     // `limit` fits in u32 (see `channel`).
     frame.len().saturating_add(FRAME_OVERHEAD).min(limit) as u32
 }
@@ -65,7 +64,7 @@ fn cost(frame: &Bytes, limit: usize) -> u32 {
 /// [`PlumtreeMemberlist::frame_sink`](super::PlumtreeMemberlist::frame_sink)).
 #[derive(Clone, Debug)]
 pub struct FrameSink {
-    frames: BudgetSender<Bytes>,
+    frames: BudgetSender<Frame>,
     limit: usize,
     pub(crate) counters: Arc<Counters>,
 }
@@ -80,7 +79,8 @@ impl FrameSink {
     ///
     /// # Cancel safety
     /// Cancel safe: if cancelled, the frame was not handed over.
-    pub async fn send_wait(&self, frame: Bytes) -> Result<(), InboundError> {
+    pub async fn send_wait(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
+        let frame = frame.into();
         let reserved = self.frames.reserve(cost(&frame, self.limit)).await;
         reserved
             .map_err(|_| InboundError::Closed)?
@@ -98,7 +98,7 @@ impl FrameSink {
 
     /// Hands a frame over if the inbound queue has room, or gives it back (nothing counted:
     /// the caller sends it another way).
-    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Bytes> {
+    pub(crate) fn try_send(&self, frame: Frame) -> Result<(), Frame> {
         match self.frames.try_reserve(cost(&frame, self.limit)) {
             Ok(reserved) => reserved.push(frame),
             Err(_) => Err(frame),
@@ -109,7 +109,8 @@ impl FrameSink {
     ///
     /// # Errors
     /// As `handle_frame`.
-    pub fn send(&self, frame: Bytes) -> Result<(), InboundError> {
+    pub fn send(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
+        let frame = frame.into();
         match self.frames.try_reserve(cost(&frame, self.limit)) {
             Ok(reserved) => reserved.push(frame).map_err(|_| InboundError::Closed),
             Err(Unavailable::Full) => {
@@ -127,8 +128,8 @@ impl FrameSink {
 mod tests {
     use super::*;
 
-    fn frame(len: usize) -> Bytes {
-        Bytes::from(vec![0; len])
+    fn frame(len: usize) -> Frame {
+        Frame::from(bytes::Bytes::from(vec![0; len]))
     }
 
     #[test]

@@ -6,14 +6,13 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::inbound::{FrameSink, InboundError};
 use super::node::PlumtreeMemberlist;
 use super::transport::{Transport, TransportError};
-use crate::NodeId;
+use crate::{Frame, NodeId};
 
 /// An in-process network. Each node joins with [`LocalNetwork::join`] and starts with the
 /// transport it returns.
@@ -130,7 +129,7 @@ impl<I: NodeId> LocalNetwork<I> {
 }
 
 /// Frames on their way over one delayed link, each with the instant it arrives.
-type Link = mpsc::Sender<(Instant, Bytes)>;
+type Link = mpsc::Sender<(Instant, Frame)>;
 
 /// Frames one delayed link holds in flight; a sender waits beyond that, as on a full TCP window.
 const LINK_CAPACITY: usize = 1024;
@@ -145,7 +144,7 @@ pub struct LocalTransport<I> {
 }
 
 impl<I: NodeId> Transport<I> for LocalTransport<I> {
-    async fn send(&self, to: &I, frame: Bytes) -> Result<(), TransportError> {
+    async fn send(&self, to: &I, frame: Frame) -> Result<(), TransportError> {
         let sink = self.network.sink(to).ok_or(TransportError::Unreachable)?;
         if self.network.lost() {
             return Ok(());
@@ -170,7 +169,7 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
     }
 
     /// Without latency or loss, straight into the receiver's inbound queue if it has room.
-    fn try_send(&self, to: &I, frame: Bytes) -> Result<(), Bytes> {
+    fn try_send(&self, to: &I, frame: Frame) -> Result<(), Frame> {
         let inner = &self.network.inner;
         if inner.loss > 0.0 || !inner.latency.start.is_zero() || !inner.latency.end.is_zero() {
             return Err(frame);
@@ -185,7 +184,7 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
 
 /// A task that delivers one link's frames in order, each at its instant.
 fn spawn_link(sink: FrameSink) -> Link {
-    let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(LINK_CAPACITY);
+    let (tx, mut rx) = mpsc::channel::<(Instant, Frame)>(LINK_CAPACITY);
     tokio::spawn(async move {
         while let Some((at, frame)) = rx.recv().await {
             tokio::time::sleep_until(at).await;

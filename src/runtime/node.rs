@@ -14,7 +14,7 @@ use super::options::RuntimeConfig;
 use super::requests::{self, RequestSender, Requests};
 use super::transport::Transport;
 use crate::proto::{Delivery, Plumtree, Stats};
-use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeConfig};
+use crate::{BroadcastError, ConfigError, Frame, MessageId, NodeId, PlumtreeConfig};
 
 /// Why [`PlumtreeMemberlist::start`] failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -255,12 +255,13 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         self.link.remove_peer(peer.clone());
     }
 
-    /// Hands the node a frame received from the network. Never waits.
+    /// Hands the node a frame received from the network (a `Bytes` of its wire form, or a
+    /// [`Frame`] as another node's transport gave it). Never waits.
     ///
     /// # Errors
     /// [`InboundError::Full`] when the inbound queue is full (the frame is dropped and counted),
     /// [`InboundError::Closed`] after shutdown.
-    pub fn handle_frame(&self, frame: Bytes) -> Result<(), InboundError> {
+    pub fn handle_frame(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
         self.link.sink.send(frame)
     }
 

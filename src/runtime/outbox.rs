@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::transport::Transport;
+use crate::Frame;
 
 /// Most bytes in one batch (see `Transport::MAX_BATCH`): past it no further frame is added (the
 /// first always goes), so that a batch stays a reasonable message for transports that send it
@@ -36,8 +36,8 @@ pub(crate) enum Lane {
 
 #[derive(Debug)]
 struct PeerQueue {
-    control: mpsc::Sender<Bytes>,
-    payload: mpsc::Sender<Bytes>,
+    control: mpsc::Sender<Frame>,
+    payload: mpsc::Sender<Frame>,
     /// Milliseconds since `Outbox::epoch` when the task last handed a frame to the transport,
     /// or was given work while idle.
     progress: Arc<AtomicU64>,
@@ -73,7 +73,7 @@ where
     }
 
     /// Sends or queues `frame` for `to`; false if that queue is full and the frame was dropped.
-    pub(crate) fn push(&mut self, to: &I, lane: Lane, frame: Bytes) -> bool {
+    pub(crate) fn push(&mut self, to: &I, lane: Lane, frame: Frame) -> bool {
         let queue = match self.queues.get(to) {
             Some(queue) => queue,
             None => {
@@ -169,8 +169,8 @@ where
     }
 
     fn spawn(&self, peer: I) -> PeerQueue {
-        let (control, mut control_rx) = mpsc::channel::<Bytes>(self.capacity);
-        let (payload, mut payload_rx) = mpsc::channel::<Bytes>(self.capacity);
+        let (control, mut control_rx) = mpsc::channel::<Frame>(self.capacity);
+        let (payload, mut payload_rx) = mpsc::channel::<Frame>(self.capacity);
         let progress = Arc::new(AtomicU64::new(self.elapsed_ms()));
         let pending = Arc::new(AtomicUsize::new(0));
         let transport = Arc::clone(&self.transport);
@@ -242,15 +242,15 @@ mod tests {
     }
 
     impl Transport<u64> for EveryOther {
-        async fn send(&self, _: &u64, frame: Bytes) -> Result<(), TransportError> {
+        async fn send(&self, _: &u64, frame: Frame) -> Result<(), TransportError> {
             tokio::task::yield_now().await;
-            self.arrived.lock().unwrap().push(frame[0]);
+            self.arrived.lock().unwrap().push(frame.get(0).unwrap());
             Ok(())
         }
 
-        fn try_send(&self, _: &u64, frame: Bytes) -> Result<(), Bytes> {
+        fn try_send(&self, _: &u64, frame: Frame) -> Result<(), Frame> {
             if self.direct.fetch_xor(true, Ordering::Relaxed) {
-                self.arrived.lock().unwrap().push(frame[0]);
+                self.arrived.lock().unwrap().push(frame.get(0).unwrap());
                 Ok(())
             } else {
                 Err(frame)
@@ -263,7 +263,8 @@ mod tests {
         let transport = Arc::new(EveryOther::default());
         let mut outbox = Outbox::new(Arc::clone(&transport), 256, Duration::from_secs(1));
         for i in 0..=255u8 {
-            assert!(outbox.push(&1, Lane::Payload, Bytes::from(vec![i])));
+            let frame = Frame::from(bytes::Bytes::from(vec![i]));
+            assert!(outbox.push(&1, Lane::Payload, frame));
             if i % 8 == 0 {
                 tokio::task::yield_now().await; // let the task drain now and then
             }

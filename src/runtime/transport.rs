@@ -3,10 +3,10 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::NodeInputs;
+use crate::Frame;
 
 /// Why a frame could not be handed to the network.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +23,10 @@ pub enum TransportError {
     Other(String),
 }
 
-/// Carries encoded frames ([`Envelope`](crate::Envelope)s) to peers.
+/// Carries encoded [`Frame`]s to peers.
+///
+/// A frame comes in up to two parts, its head and a Gossip's payload, so that relaying a payload
+/// never copies it; on the wire they are one frame, the head first (see [`Frame`]).
 ///
 /// # Implementer notes
 /// The runtime calls `send` from one task per peer, so calls for different peers run
@@ -49,7 +52,7 @@ pub trait Transport<I>: Send + Sync + 'static {
     }
 
     /// Sends one frame to `to`.
-    fn send(&self, to: &I, frame: Bytes)
+    fn send(&self, to: &I, frame: Frame)
     -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Hands `frame` to `to` at once if that needs no waiting, or gives it back.
@@ -59,7 +62,7 @@ pub trait Transport<I>: Send + Sync + 'static {
     /// saves a task switch per frame where handing over is cheap and never blocks (a channel,
     /// [`LocalNetwork`](super::LocalNetwork)). The default gives every frame back. Report
     /// failures other than "would wait" by giving the frame back too: `send` reports them.
-    fn try_send(&self, to: &I, frame: Bytes) -> Result<(), Bytes> {
+    fn try_send(&self, to: &I, frame: Frame) -> Result<(), Frame> {
         let _ = to;
         Err(frame)
     }
@@ -70,7 +73,7 @@ pub trait Transport<I>: Send + Sync + 'static {
     fn send_batch(
         &self,
         to: &I,
-        frames: Vec<Bytes>,
+        frames: Vec<Frame>,
     ) -> impl Future<Output = Result<(), TransportError>> + Send
     where
         I: Sync,
@@ -89,9 +92,11 @@ pub trait Transport<I>: Send + Sync + 'static {
 
 /// A transport that hands every frame to you, through a channel, as `(peer, frame)`.
 ///
-/// Use it to carry frames over a transport of your own, or in tests. Pass each frame that
-/// arrives from the network to [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame)
-/// on the receiving node.
+/// Use it to carry frames over a transport of your own, or in tests. Write a frame's two parts
+/// one after the other ([`Frame::into_parts`]), or take it in one buffer ([`Frame::to_bytes`]);
+/// pass each frame that arrives from the network to
+/// [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame) on the receiving
+/// node (in one process, the frame itself: nothing is copied).
 ///
 /// # Examples
 /// ```
@@ -101,8 +106,9 @@ pub trait Transport<I>: Send + Sync + 'static {
 /// let (transport, mut frames) = ChannelTransport::<u64>::bounded(1024);
 /// # drop(transport);
 /// while let Some((peer, frame)) = frames.recv().await {
-///     // send `frame` to `peer` your way
-/// #   let _ = (peer, frame);
+///     let (head, payload) = frame.into_parts();
+///     // send `head`, then `payload`, to `peer` your way
+/// #   let _ = (peer, head, payload);
 /// }
 /// # });
 /// ```
@@ -121,8 +127,8 @@ impl<I> Clone for ChannelTransport<I> {
 
 #[derive(Debug)]
 enum Sender<I> {
-    Bounded(mpsc::Sender<(I, Bytes)>),
-    Unbounded(mpsc::UnboundedSender<(I, Bytes)>),
+    Bounded(mpsc::Sender<(I, Frame)>),
+    Unbounded(mpsc::UnboundedSender<(I, Frame)>),
 }
 
 impl<I> Clone for Sender<I> {
@@ -142,8 +148,8 @@ pub struct ChannelReceiver<I> {
 
 #[derive(Debug)]
 enum Receiver<I> {
-    Bounded(mpsc::Receiver<(I, Bytes)>),
-    Unbounded(mpsc::UnboundedReceiver<(I, Bytes)>),
+    Bounded(mpsc::Receiver<(I, Frame)>),
+    Unbounded(mpsc::UnboundedReceiver<(I, Frame)>),
 }
 
 impl<I> ChannelReceiver<I> {
@@ -151,7 +157,7 @@ impl<I> ChannelReceiver<I> {
     ///
     /// # Cancel safety
     /// Cancel safe: a frame is never lost by dropping this future.
-    pub async fn recv(&mut self) -> Option<(I, Bytes)> {
+    pub async fn recv(&mut self) -> Option<(I, Frame)> {
         match &mut self.rx {
             Receiver::Bounded(rx) => rx.recv().await,
             Receiver::Unbounded(rx) => rx.recv().await,
@@ -193,7 +199,7 @@ impl<I: Send + Sync + 'static> ChannelTransport<I> {
 }
 
 impl<I: Clone + Send + Sync + 'static> Transport<I> for ChannelTransport<I> {
-    async fn send(&self, to: &I, frame: Bytes) -> Result<(), TransportError> {
+    async fn send(&self, to: &I, frame: Frame) -> Result<(), TransportError> {
         let item = (to.clone(), frame);
         match &self.tx {
             Sender::Bounded(tx) => tx.send(item).await.map_err(|_| TransportError::Closed),
@@ -201,7 +207,7 @@ impl<I: Clone + Send + Sync + 'static> Transport<I> for ChannelTransport<I> {
         }
     }
 
-    fn try_send(&self, to: &I, frame: Bytes) -> Result<(), Bytes> {
+    fn try_send(&self, to: &I, frame: Frame) -> Result<(), Frame> {
         let item = (to.clone(), frame);
         match &self.tx {
             Sender::Bounded(tx) => tx.try_send(item).map_err(|e| e.into_inner().1),
