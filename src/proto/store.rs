@@ -1,10 +1,13 @@
 //! [`MessageStore`]: the ids we have delivered (the seen set) and the payloads we keep to answer
 //! Grafts (the cache), in one table.
 //!
-//! Both are bounded and forget their oldest entries first. Entries are only added at the back of
-//! each order queue and removed from the front, so insertion order is age order and every bound
-//! is enforced in O(1) amortized time per insert. One table serves both because a new payload is
-//! checked, marked seen and cached in a single hash probe; the hot path touches memory less.
+//! Both are bounded and forget their oldest entries first. One queue holds every id in arrival
+//! order (which is age order); the seen set forgets from its front, and the cache drops payloads
+//! at a cursor that walks it from the front too, so every bound is enforced in O(1) amortized
+//! time per insert. One table serves both because a new payload is checked, marked seen and
+//! cached in a single hash probe, and one queue because both age from the same instant: each
+//! insert writes one queue entry instead of two (on the hot path, those writes to fresh memory
+//! cost about as much as the table probe).
 //!
 //! The cache is a subset of the seen set: both record an id at the same instant and the config
 //! requires the seen set to be at least as large and as long-lived, so the seen set never
@@ -60,10 +63,13 @@ pub(crate) struct MessageStore<I> {
     records: HashMap<MessageId, Record<I>, foldhash::fast::RandomState>,
     /// Answers most "seen?" questions without touching `records`.
     windows: SeqWindows,
-    /// Every id in `records` with the instant it expires, oldest first.
-    seen_order: VecDeque<(Instant, MessageId)>,
-    /// Every id whose record holds a payload, with the instant the payload expires, oldest first.
-    cache_order: VecDeque<(Instant, MessageId)>,
+    /// Every id in `records` with the instant it was first seen, oldest first.
+    order: VecDeque<(Instant, MessageId)>,
+    /// How many entries at the front of `order` the cache has passed: their payloads are gone.
+    /// Every payload still cached belongs to an entry at or after this index.
+    uncached: usize,
+    /// Payloads cached, and their bytes.
+    cache_len: usize,
     cache_bytes: usize,
     limits: Limits,
     /// How long a payload stays cached: `cache_ttl`, or less (adaptive cache retention).
@@ -75,8 +81,9 @@ impl<I> MessageStore<I> {
         Self {
             records: HashMap::default(),
             windows: SeqWindows::default(),
-            seen_order: VecDeque::new(),
-            cache_order: VecDeque::new(),
+            order: VecDeque::new(),
+            uncached: 0,
+            cache_len: 0,
             cache_bytes: 0,
             retention: limits.cache_ttl,
             limits,
@@ -88,11 +95,6 @@ impl<I> MessageStore<I> {
         self.retention = retention.min(self.limits.cache_ttl);
     }
 
-    /// When a cached payload that would expire at `expiry` under `cache_ttl` leaves the cache.
-    fn uncache_at(&self, expiry: Instant) -> Instant {
-        expiry - self.limits.cache_ttl + self.retention
-    }
-
     /// Ids remembered as seen.
     pub(crate) fn seen_len(&self) -> usize {
         self.records.len()
@@ -100,7 +102,7 @@ impl<I> MessageStore<I> {
 
     /// Payloads cached, and their total size in bytes.
     pub(crate) fn cache_usage(&self) -> (usize, usize) {
-        (self.cache_order.len(), self.cache_bytes)
+        (self.cache_len, self.cache_bytes)
     }
 
     pub(crate) fn contains(&self, id: &MessageId) -> bool {
@@ -134,18 +136,15 @@ impl<I> MessageStore<I> {
             Entry::Vacant(slot) => slot.insert(Record { seen, cached }),
         };
         self.windows.insert(&id);
-        self.seen_order.push_back((now + self.limits.seen_ttl, id));
+        self.order.push_back((now, id));
         if keep {
+            self.cache_len += 1;
             self.cache_bytes += weight;
-            self.cache_order
-                .push_back((now + self.limits.cache_ttl, id));
         }
-        while self.cache_order.len() > self.limits.cache_len
-            || self.cache_bytes > self.limits.cache_bytes
-        {
-            self.uncache_oldest();
-        }
-        while self.seen_order.len() > self.limits.seen_len {
+        while (self.cache_len > self.limits.cache_len || self.cache_bytes > self.limits.cache_bytes)
+            && self.uncache_next()
+        {}
+        while self.order.len() > self.limits.seen_len {
             self.forget_oldest();
         }
         None
@@ -153,57 +152,64 @@ impl<I> MessageStore<I> {
 
     /// Drops what has outlived its ttl.
     pub(crate) fn expire(&mut self, now: Instant) {
-        while self
-            .cache_order
-            .front()
-            .is_some_and(|&(expiry, _)| self.uncache_at(expiry) <= now)
-        {
-            self.uncache_oldest();
+        while self.next_uncache().is_some_and(|at| at <= now) {
+            self.uncache_next();
         }
-        while self
-            .seen_order
-            .front()
-            .is_some_and(|&(expiry, _)| expiry <= now)
-        {
+        while self.next_forget().is_some_and(|at| at <= now) {
             self.forget_oldest();
         }
     }
 
     /// When the next entry expires.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        let cache = self
-            .cache_order
-            .front()
-            .map(|&(expiry, _)| self.uncache_at(expiry));
-        let seen = self.seen_order.front().map(|&(expiry, _)| expiry);
-        cache.into_iter().chain(seen).min()
+        self.next_uncache()
+            .into_iter()
+            .chain(self.next_forget())
+            .min()
     }
 
-    fn uncache_oldest(&mut self) {
-        let Some((_, id)) = self.cache_order.pop_front() else {
-            return;
+    /// When the cache passes its next entry (which may hold no payload: one too large to cache).
+    fn next_uncache(&self) -> Option<Instant> {
+        let &(at, _) = self.order.get(self.uncached)?;
+        Some(at + self.retention)
+    }
+
+    fn next_forget(&self) -> Option<Instant> {
+        let &(at, _) = self.order.front()?;
+        Some(at + self.limits.seen_ttl)
+    }
+
+    /// Passes the cache over its next entry, dropping the payload it holds; false at the end.
+    fn uncache_next(&mut self) -> bool {
+        let Some(&(_, id)) = self.order.get(self.uncached) else {
+            return false;
         };
+        self.uncached += 1;
         if let Some(cached) = self.records.get_mut(&id).and_then(|r| r.cached.take()) {
+            self.cache_len -= 1;
             self.cache_bytes -= cached.payload.len();
         }
+        true
     }
 
     fn forget_oldest(&mut self) {
-        let Some((_, id)) = self.seen_order.pop_front() else {
+        let Some((_, id)) = self.order.pop_front() else {
             return;
         };
         let record = self.records.remove(&id);
         if record.is_some() {
             self.windows.remove(&id);
         }
-        if let Some(Record {
+        if self.uncached > 0 {
+            self.uncached -= 1;
+        } else if let Some(Record {
             cached: Some(cached),
             ..
         }) = record
         {
-            // Only with limits the config forbids; keep the cache queue consistent anyway.
+            // Only with limits the config forbids (a seen set smaller than the cache).
+            self.cache_len -= 1;
             self.cache_bytes -= cached.payload.len();
-            self.cache_order.retain(|&(_, cached_id)| cached_id != id);
         }
     }
 }
@@ -304,6 +310,43 @@ mod tests {
                         proptest::prop_assert_eq!(s.seen(&probe).is_some(), truth);
                     }
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Under inserts of any size (some over the byte budget), waits and retention changes,
+        /// the cache's counts match the payloads its records hold, every bound holds, the newest
+        /// payload is cached if it fits, and nothing outlives its ttl after `expire`.
+        #[test]
+        fn cache_bookkeeping_matches_the_records(
+            steps in proptest::collection::vec((0usize..60, 0u64..40, 0u8..10), 1..300),
+        ) {
+            let t = Instant::now();
+            let mut s = MessageStore::new(limits(20, 8, 100));
+            let mut clock = Duration::ZERO;
+            for (seq, (len, wait, knob)) in (0u64..).zip(steps) {
+                clock += Duration::from_millis(wait);
+                let now = t + clock;
+                if knob == 0 {
+                    s.set_retention(Duration::from_millis(u64::from(len as u8) * 2));
+                }
+                s.expire(now);
+                for (id, record) in &s.records {
+                    let at = record.seen.at;
+                    proptest::prop_assert!(at + s.limits.seen_ttl > now, "{id:?} outlived the seen ttl");
+                    proptest::prop_assert!(record.cached.is_none() || at + s.retention > now);
+                }
+                s.insert(at(now), id(seq), payload(len));
+                let held: Vec<usize> = s
+                    .records
+                    .values()
+                    .filter_map(|r| r.cached.as_ref().map(|c| c.payload.len()))
+                    .collect();
+                proptest::prop_assert_eq!(s.cache_usage(), (held.len(), held.iter().sum()));
+                proptest::prop_assert!(held.len() <= 8 && s.cache_usage().1 <= 100);
+                proptest::prop_assert!(s.seen_len() <= 20 && s.seen_len() == s.order.len());
+                proptest::prop_assert_eq!(s.cached(&id(seq)).is_some(), len <= 100);
             }
         }
     }
