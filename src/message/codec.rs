@@ -242,24 +242,23 @@ impl<I: NodeId> Envelope<I> {
                 if runs > max as u64 {
                     return Err(too_many(runs));
                 }
-                // Each run takes at least 26 bytes: check before reserving for them.
-                let runs = runs as usize;
-                if input.len() < runs.saturating_mul(MESSAGE_ID_LEN + 2) {
-                    return Err(DecodeError::Truncated);
-                }
-                let mut entries = Vec::with_capacity(runs);
+                // Read the runs twice: once to check them and count their entries, then to
+                // expand them into a vector allocated once, at its final size.
+                let mut count = 0u64;
+                let mut scan = input;
                 for _ in 0..runs {
-                    let id = message_id(&mut input)?;
-                    let round = round(&mut input)?;
-                    let more = varint::get(&mut input)?;
-                    let count = (entries.len() as u64)
-                        .saturating_add(more)
-                        .saturating_add(1);
+                    let (id, _, more) = run(&mut scan)?;
+                    count = count.saturating_add(more).saturating_add(1);
                     if count > max as u64 {
                         return Err(too_many(count));
                     }
-                    let last = id.seq().checked_add(more).ok_or(DecodeError::RunOverflow)?;
-                    entries.extend((id.seq()..=last).map(|seq| Announcement {
+                    id.seq().checked_add(more).ok_or(DecodeError::RunOverflow)?;
+                }
+                // At most `max` entries: within `MAX_IHAVE_BATCH_SIZE`.
+                let mut entries = Vec::with_capacity(count as usize);
+                for _ in 0..runs {
+                    let (id, round, more) = run(&mut input)?;
+                    entries.extend((id.seq()..=id.seq() + more).map(|seq| Announcement {
                         id: MessageId::new(id.origin(), id.incarnation(), seq),
                         round,
                     }));
@@ -310,6 +309,11 @@ fn runs(entries: &[Announcement]) -> impl Iterator<Item = (Announcement, u64)> +
         rest = &tail[more..];
         Some((*first, more as u64))
     })
+}
+
+/// One IHave run: its first id, round, and how many ids follow.
+fn run(input: &mut &[u8]) -> Result<(MessageId, u32, u64), DecodeError> {
+    Ok((message_id(input)?, round(input)?, varint::get(input)?))
 }
 
 fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {

@@ -75,8 +75,11 @@ pub(crate) struct Driver<I: NodeId, T> {
     /// lane. A turn takes up to `INBOUND_BATCH` frames: keeping only the last Graft sent the
     /// answers to the others into the payload queues they were meant to skip.
     answering: Vec<(I, MessageId)>,
-    /// Frames are cut from blocks of `FRAME_BLOCK` bytes, see `encode`.
+    /// Frame heads are cut from blocks of `FRAME_BLOCK` bytes, see `encode`.
     block: BytesMut,
+    /// Notices the last turn handed over: the next turn's vector starts that large instead of
+    /// growing through several reallocations.
+    notices_last: usize,
 }
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
@@ -93,6 +96,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             published: Instant::now(),
             answering: Vec::new(),
             block: BytesMut::new(),
+            notices_last: 0,
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -260,7 +264,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     /// delivery task is gone (the node is shutting down).
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
-        let mut notices = Vec::new();
+        let mut notices = Vec::with_capacity(self.notices_last);
         let mut recent = RecentFrames::default();
         while let Some(transmit) = self.core.poll_transmit() {
             if !self.core.is_member(&transmit.to) {
@@ -318,6 +322,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         }
         // One hand-off per turn: a send (and often a wake of the delivery task) per event cost
         // more than the delegate calls themselves.
+        self.notices_last = notices.len();
         if !notices.is_empty() && self.notices.send(notices).await.is_err() {
             return false;
         }
