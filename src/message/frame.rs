@@ -20,7 +20,7 @@ use crate::NodeId;
 /// once sends [`into_parts`](Self::into_parts) as they are; one that needs a single buffer takes
 /// [`to_bytes`](Self::to_bytes). A frame received from the network is one part:
 /// `Frame::from(bytes)`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Frame {
     head: Bytes,
     payload: Bytes,
@@ -37,7 +37,8 @@ impl Frame {
         self.len() == 0
     }
 
-    /// The byte at `index` of the wire form.
+    /// The byte at `index` of the wire form (a transport may read the message kind to pick a
+    /// lane, as QUIC does).
     pub fn get(&self, index: usize) -> Option<u8> {
         match index.checked_sub(self.head.len()) {
             None => self.head.get(index).copied(),
@@ -73,6 +74,8 @@ impl From<Bytes> for Frame {
     }
 }
 
+// Frames are built and read by the runtime only.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 impl<I: NodeId> Envelope<I> {
     /// Bytes [`encode_frame`](Self::encode_frame) writes into its buffer: all but a Gossip's
     /// payload.
