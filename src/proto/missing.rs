@@ -8,7 +8,10 @@
 //! announcer list that the payload then removes (a third of the core's time under load). Only
 //! an announcement still unanswered when it is due becomes an entry, and is grafted at once.
 //! The waiting queue is bounded by `max_missing * max_announcers` announcements, and its due
-//! times only grow, because time never goes back and the wait is a fixed `graft_timeout`.
+//! times only grow, because time never goes back and the wait is a fixed `graft_timeout`. It
+//! holds announcements as they arrive, in runs (one peer's announcements of the next sequence
+//! numbers of one origin, at one round and due at one instant: what an IHave run carries), so
+//! that a batch of 16 is one entry to write instead of 16.
 //!
 //! Entries are bounded twice: at most `max_missing` ids and `max_announcers` announcers per id.
 //! Each id has exactly one timer, kept in an ordered map so that removing an id cancels its
@@ -51,15 +54,36 @@ pub(crate) enum Announced {
 /// An announcement waiting for its graft timer.
 #[derive(Debug)]
 pub(crate) struct Waiting<I> {
-    pub(crate) due: Instant,
     pub(crate) id: MessageId,
     pub(crate) announcer: Announcer<I>,
+}
+
+/// Waiting announcements of `first` and the `more` ids that follow it, from one announcer.
+#[derive(Debug)]
+struct WaitingRun<I> {
+    due: Instant,
+    first: MessageId,
+    more: u64,
+    announcer: Announcer<I>,
+}
+
+impl<I: PartialEq> WaitingRun<I> {
+    /// Whether `id`, announced by `announcer` and due at `due`, extends this run.
+    fn continues(&self, due: Instant, id: &MessageId, announcer: &Announcer<I>) -> bool {
+        self.due == due
+            && id.origin() == self.first.origin()
+            && id.incarnation() == self.first.incarnation()
+            && self.first.seq().checked_add(self.more + 1) == Some(id.seq())
+            && self.announcer == *announcer
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Missing<I> {
     /// Announcements of ids without an entry, oldest (and so first due) first.
-    waiting: VecDeque<Waiting<I>>,
+    waiting: VecDeque<WaitingRun<I>>,
+    /// Announcements in `waiting`.
+    waiting_len: usize,
     entries: HashMap<MessageId, Entry<I>, foldhash::fast::RandomState>,
     timers: BTreeMap<(Instant, u64), MessageId>,
     next_timer: u64,
@@ -67,10 +91,11 @@ pub(crate) struct Missing<I> {
     max_announcers: usize,
 }
 
-impl<I: PartialEq> Missing<I> {
+impl<I: Clone + PartialEq> Missing<I> {
     pub(crate) fn new(max_entries: usize, max_announcers: usize) -> Self {
         Self {
             waiting: VecDeque::new(),
+            waiting_len: 0,
             entries: HashMap::default(),
             timers: BTreeMap::new(),
             next_timer: 0,
@@ -91,21 +116,45 @@ impl<I: PartialEq> Missing<I> {
     /// than that of any announcement already waiting. False if the queue is full (the
     /// announcement is dropped).
     pub(crate) fn wait(&mut self, due: Instant, id: MessageId, announcer: Announcer<I>) -> bool {
-        if self.waiting.len() >= self.max_entries.saturating_mul(self.max_announcers) {
+        if self.waiting_len >= self.max_entries.saturating_mul(self.max_announcers) {
             return false;
         }
         debug_assert!(self.waiting.back().is_none_or(|w| w.due <= due));
-        self.waiting.push_back(Waiting { due, id, announcer });
+        self.waiting_len += 1;
+        match self.waiting.back_mut() {
+            Some(run) if run.continues(due, &id, &announcer) => run.more += 1,
+            _ => self.waiting.push_back(WaitingRun {
+                due,
+                first: id,
+                more: 0,
+                announcer,
+            }),
+        }
         true
     }
 
     /// Takes the oldest waiting announcement if it is due at `now`.
     pub(crate) fn pop_waiting(&mut self, now: Instant) -> Option<Waiting<I>> {
-        if self.waiting.front()?.due <= now {
-            self.waiting.pop_front()
-        } else {
-            None
+        let run = self.waiting.front_mut()?;
+        if run.due > now {
+            return None;
         }
+        self.waiting_len -= 1;
+        if run.more == 0 {
+            let run = self.waiting.pop_front()?;
+            return Some(Waiting {
+                id: run.first,
+                announcer: run.announcer,
+            });
+        }
+        let first = run.first;
+        // The run's ids are consecutive and its last is a real id: no overflow.
+        run.first = MessageId::new(first.origin(), first.incarnation(), first.seq() + 1);
+        run.more -= 1;
+        Some(Waiting {
+            id: first,
+            announcer: run.announcer.clone(),
+        })
     }
 
     /// Records that `peer` offers `id`; a new id's timer fires at `deadline`.
@@ -270,5 +319,44 @@ mod tests {
         assert!(m.pop_waiting(t0 + ms(1)).is_none(), "the next is not due");
         assert_eq!(m.next_deadline(), Some(t0 + ms(2)));
         assert_eq!(m.len(), 0, "waiting announcements are not entries");
+    }
+
+    #[test]
+    fn waiting_announcements_are_kept_in_runs_and_given_back_one_by_one() {
+        let t0 = Instant::now();
+        let a = |peer, round| Announcer { peer, round };
+        let mut m = Missing::new(4, 2); // room for 8 waiting announcements
+        let arrivals = [
+            (t0, id(1), a('a', 0)),
+            (t0, id(2), a('a', 0)), // continues the first run
+            (t0, id(3), a('a', 0)),
+            (t0, id(5), a('a', 0)),                            // a gap
+            (t0, id(6), a('b', 0)),                            // another peer
+            (t0, id(7), a('b', 1)),                            // another round
+            (t0 + Duration::from_millis(1), id(8), a('b', 1)), // due later
+            (
+                t0 + Duration::from_millis(1),
+                MessageId::new(9, 0, 9),
+                a('b', 1),
+            ), // another origin
+        ];
+        for (due, id, announcer) in arrivals.clone() {
+            assert!(m.wait(due, id, announcer));
+        }
+        assert_eq!(m.waiting.len(), 6, "ids 1 to 3 in one run");
+        assert!(
+            !m.wait(t0 + Duration::from_millis(1), id(9), a('b', 1)),
+            "8 announcements: full"
+        );
+        let mut popped = Vec::new();
+        while let Some(w) = m.pop_waiting(t0 + Duration::from_millis(1)) {
+            popped.push((w.id, w.announcer));
+        }
+        let expected: Vec<_> = arrivals.into_iter().map(|(_, id, a)| (id, a)).collect();
+        assert_eq!(popped, expected, "each announcement back, in arrival order");
+        assert!(
+            m.wait(t0 + Duration::from_millis(2), id(10), a('a', 0)),
+            "room again"
+        );
     }
 }
