@@ -20,6 +20,24 @@ use crate::NodeId;
 /// once sends [`into_parts`](Self::into_parts) as they are; one that needs a single buffer takes
 /// [`to_bytes`](Self::to_bytes). A frame received from the network is one part:
 /// `Frame::from(bytes)`.
+///
+/// # Examples
+/// ```
+/// use memberlist_plumtree::{Envelope, Frame, Message};
+///
+/// /// How a stream transport might write a frame: its length, then its parts.
+/// fn write(frame: Frame, out: &mut Vec<u8>) {
+///     out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+///     let (head, payload) = frame.into_parts();
+///     out.extend_from_slice(&head);
+///     out.extend_from_slice(&payload);
+/// }
+///
+/// let wire = Envelope { sender: 7u64, message: Message::Prune }.to_bytes();
+/// let mut out = Vec::new();
+/// write(Frame::from(wire.clone()), &mut out); // as received: one part
+/// assert_eq!(&out[4..], &wire[..]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Frame {
     head: Bytes,
