@@ -104,8 +104,8 @@ impl<I: NodeId> Envelope<I> {
         }
     }
 
-    /// Encodes the head into `buf` and cuts it off; a Gossip's payload becomes the second part
-    /// without being copied.
+    /// Encodes the head into `buf`, which must hold nothing else (it is cut off whole), and
+    /// makes a Gossip's payload the second part without copying it.
     pub(crate) fn encode_frame(&self, buf: &mut BytesMut) -> Frame {
         self.encode_head(buf);
         let payload = match &self.message {
