@@ -252,16 +252,18 @@ impl<I: NodeId> Envelope<I> {
                     if count > max as u64 {
                         return Err(too_many(count));
                     }
-                    id.seq().checked_add(more).ok_or(DecodeError::RunOverflow)?;
+                    id.after(more).ok_or(DecodeError::RunOverflow)?;
                 }
                 // At most `max` entries: within `MAX_IHAVE_BATCH_SIZE`.
                 let mut entries = Vec::with_capacity(count as usize);
                 for _ in 0..runs {
                     let (id, round, more) = run(&mut input)?;
-                    entries.extend((id.seq()..=id.seq() + more).map(|seq| Announcement {
-                        id: MessageId::new(id.origin(), id.incarnation(), seq),
-                        round,
-                    }));
+                    // Checked above: every id of the run exists.
+                    entries.extend(
+                        (0..=more)
+                            .filter_map(|k| id.after(k))
+                            .map(|id| Announcement { id, round }),
+                    );
                 }
                 Message::IHave(IHave { entries })
             }
@@ -299,12 +301,7 @@ fn runs(entries: &[Announcement]) -> impl Iterator<Item = (Announcement, u64)> +
         let more = tail
             .iter()
             .zip(1u64..)
-            .take_while(|(a, k)| {
-                a.round == first.round
-                    && a.id.origin() == first.id.origin()
-                    && a.id.incarnation() == first.id.incarnation()
-                    && first.id.seq().checked_add(*k) == Some(a.id.seq())
-            })
+            .take_while(|(a, k)| a.round == first.round && first.id.after(*k) == Some(a.id))
             .count();
         rest = &tail[more..];
         Some((*first, more as u64))

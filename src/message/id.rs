@@ -47,6 +47,16 @@ impl MessageId {
         self.seq
     }
 
+    /// The id `k` broadcasts after this one from the same origin and incarnation, if its
+    /// sequence number fits. Runs of consecutive ids (IHave runs on the wire, waiting
+    /// announcements) are kept as a first id and a count.
+    pub(crate) const fn after(&self, k: u64) -> Option<Self> {
+        match self.seq.checked_add(k) {
+            Some(seq) => Some(Self::new(self.origin, self.incarnation, seq)),
+            None => None,
+        }
+    }
+
     /// The wire form: the three parts, big-endian.
     pub fn to_bytes(&self) -> [u8; MESSAGE_ID_LEN] {
         let mut out = [0; MESSAGE_ID_LEN];

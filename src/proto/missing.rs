@@ -71,9 +71,7 @@ impl<I: PartialEq> WaitingRun<I> {
     /// Whether `id`, announced by `announcer` and due at `due`, extends this run.
     fn continues(&self, due: Instant, id: &MessageId, announcer: &Announcer<I>) -> bool {
         self.due == due
-            && id.origin() == self.first.origin()
-            && id.incarnation() == self.first.incarnation()
-            && self.first.seq().checked_add(self.more + 1) == Some(id.seq())
+            && self.first.after(self.more + 1) == Some(*id)
             && self.announcer == *announcer
     }
 }
@@ -140,21 +138,21 @@ impl<I: Clone + PartialEq> Missing<I> {
             return None;
         }
         self.waiting_len -= 1;
-        if run.more == 0 {
-            let run = self.waiting.pop_front()?;
-            return Some(Waiting {
-                id: run.first,
+        let id = run.first;
+        match id.after(1).filter(|_| run.more > 0) {
+            Some(next) => {
+                run.first = next;
+                run.more -= 1;
+                Some(Waiting {
+                    id,
+                    announcer: run.announcer.clone(),
+                })
+            }
+            None => self.waiting.pop_front().map(|run| Waiting {
+                id,
                 announcer: run.announcer,
-            });
+            }),
         }
-        let first = run.first;
-        // The run's ids are consecutive and its last is a real id: no overflow.
-        run.first = MessageId::new(first.origin(), first.incarnation(), first.seq() + 1);
-        run.more -= 1;
-        Some(Waiting {
-            id: first,
-            announcer: run.announcer.clone(),
-        })
     }
 
     /// Records that `peer` offers `id`; a new id's timer fires at `deadline`.
