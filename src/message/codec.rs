@@ -110,12 +110,11 @@ impl<I: NodeId> Envelope<I> {
                     + g.payload.len()
             }
             Message::IHave(ihave) => {
-                varint::len(runs(&ihave.entries).count() as u64)
-                    + runs(&ihave.entries)
-                        .map(|(a, more)| {
-                            MESSAGE_ID_LEN + varint::len(a.round.into()) + varint::len(more)
-                        })
-                        .sum::<usize>()
+                let (count, bytes) = runs(&ihave.entries).fold((0u64, 0), |(n, len), (a, more)| {
+                    let run = MESSAGE_ID_LEN + varint::len(a.round.into()) + varint::len(more);
+                    (n + 1, len + run)
+                });
+                varint::len(count) + bytes
             }
             Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
             Message::Prune => 0,
