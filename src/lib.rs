@@ -115,9 +115,10 @@ pub use error::{BroadcastError, ConfigError};
 pub use memberlist;
 #[cfg(feature = "memberlist")]
 pub use membership::{
-    BridgeConfig, IntoMemberlistDelegate, META_MAX_SIZE, MemberlistStack, MemberlistTransport,
+    BridgeConfig, GuardStats, Guarded, GuardedListener, GuardedOptions, GuardedReader,
+    GuardedStream, IntoMemberlistDelegate, META_MAX_SIZE, MemberlistStack, MemberlistTransport,
     MetaError, NodeMeta, PeerInfo, PlumtreeNodeDelegate, StackBuilder, StackError, StackMemberlist,
-    TcpStack, TcpTransport,
+    StreamGuard, TcpStack, TcpTransport,
 };
 #[cfg(all(feature = "memberlist", feature = "quic"))]
 pub use membership::{QuicMemberlistTransport, QuicStack};

@@ -383,3 +383,60 @@ async fn memberlist_over_quic_authenticates_members_and_carries_broadcasts() {
         node.shutdown().await.expect("clean shutdown");
     }
 }
+
+/// Frames riding on memberlist are grouped into user messages that the receiver's stream guard
+/// accepts: 64 payloads of 15 KiB sent at once would make one message of almost 1 MiB, ten times
+/// the 96 KiB limit set here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_batches_fit_the_receivers_stream_guard() {
+    let guard = memberlist_plumtree::StreamGuard::default()
+        .with_max_message_size(96 * 1024)
+        .with_max_inflight_bytes(1 << 20);
+    let mut nodes = Vec::new();
+    let mut seeds = Vec::new();
+    for id in 0..2u64 {
+        let recorder = Recorder::default();
+        let node = MemberlistStack::builder(id)
+            .seeds(seeds.clone())
+            .config(
+                PlumtreeConfig::lan()
+                    .with_rng_seed(Some(id))
+                    .with_max_message_size(16 * 1024),
+            )
+            .stream_guard(guard.clone())
+            .memberlist_options(swim())
+            .build(recorder.clone())
+            .await
+            .expect("starts");
+        seeds.push(address(&node));
+        nodes.push((node, recorder));
+    }
+    wait_for("membership", Duration::from_secs(10), || {
+        nodes.iter().all(|(node, _)| node.members().len() == 1)
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..64u8 {
+        ids.push(nodes[0].0.broadcast(vec![i; 15 * 1024]).await.unwrap());
+    }
+    wait_for("every delivery", Duration::from_secs(20), || {
+        nodes[1].1.has_all(&ids)
+    })
+    .await;
+    let refused = nodes[1].0.guard_stats().expect("guarded");
+    assert_eq!(refused.oversize, 0, "{refused:?}");
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test]
+async fn a_stream_guard_too_small_for_the_frames_is_a_config_error() {
+    let built = MemberlistStack::builder(1u64)
+        .config(PlumtreeConfig::lan().with_max_message_size(1 << 20))
+        .stream_guard(memberlist_plumtree::StreamGuard::default().with_max_message_size(1 << 20))
+        .build(Recorder::default())
+        .await;
+    assert!(
+        matches!(built, Err(memberlist_plumtree::StackError::Config(_))),
+        "{built:?}"
+    );
+}

@@ -13,12 +13,14 @@ use memberlist::transport::{Id, Transport as MlTransport};
 
 use super::bridge::BridgeConfig;
 use super::delegate::PlumtreeNodeDelegate;
+use super::guard::{Guarded, GuardedOptions, Shared, StreamGuard};
 use super::stack::{MemberlistStack, StackError};
 use crate::runtime::{PlumtreeDelegate, RuntimeConfig};
 use crate::{NodeId, NoopDelegate, PlumtreeConfig, PlumtreeMemberlist};
 
-/// memberlist's UDP+TCP transport on tokio, addressed by socket address.
-pub type TcpTransport<I> = TokioNetTransport<I, TokioSocketAddrResolver, TokioTcp>;
+/// memberlist's UDP+TCP transport on tokio, addressed by socket address, its streams read
+/// within a [`StreamGuard`]'s limits.
+pub type TcpTransport<I> = TokioNetTransport<I, TokioSocketAddrResolver, Guarded<TokioTcp>>;
 
 /// The stack [`StackBuilder`] builds: memberlist over UDP+TCP, no memberlist delegate of the
 /// application's own.
@@ -51,6 +53,7 @@ pub struct StackBuilder<I> {
     runtime: RuntimeConfig,
     bridge: BridgeConfig,
     memberlist: Options,
+    guard: StreamGuard,
     #[cfg(feature = "quic")]
     quic: Option<crate::QuicTransport<I>>,
 }
@@ -68,6 +71,7 @@ impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
             runtime: RuntimeConfig::default(),
             bridge: BridgeConfig::default(),
             memberlist: Options::lan(),
+            guard: StreamGuard::default(),
             #[cfg(feature = "quic")]
             quic: None,
         }
@@ -86,6 +90,9 @@ setters! { impl<I> StackBuilder<I>;
     bridge: bridge: BridgeConfig;
     /// memberlist's own options (probe and gossip intervals, suspicion, encryption...).
     memberlist_options: memberlist: Options;
+    /// Limits on memberlist's TCP streams: message size, read timeout, open connections
+    /// (see [`Guarded`]).
+    stream_guard: guard: StreamGuard;
 }
 
 impl<I: NodeId + Id + Data> StackBuilder<I> {
@@ -119,9 +126,18 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         self,
         delegate: PD,
     ) -> Result<TcpStack<I, PD>, StackError> {
-        let mut transport = NetTransportOptions::new(self.id.clone());
+        let layer = GuardedOptions::new((), self.guard.clone())?;
+        let frames_fit = self.config.max_message_size.saturating_add(FRAME_HEADROOM);
+        if self.frames_ride_on_memberlist() && frames_fit > self.guard.max_message_size {
+            return Err(crate::ConfigError::Inconsistent(
+                "PlumtreeConfig::max_message_size leaves no room for a frame within StreamGuard::max_message_size",
+            )
+            .into());
+        }
+        let shared = std::sync::Arc::clone(layer.shared());
+        let mut transport = NetTransportOptions::with_stream_layer_options(self.id.clone(), layer);
         transport.add_bind_address(self.bind);
-        self.build_on(delegate, transport).await
+        self.build_on(delegate, transport, Some(shared)).await
     }
 
     /// As [`build`](Self::build), with memberlist itself over QUIC: membership traffic is
@@ -147,13 +163,21 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
             quinn,
         );
         transport.add_bind_address(self.bind);
-        self.build_on(delegate, transport).await
+        self.build_on(delegate, transport, None).await
+    }
+
+    fn frames_ride_on_memberlist(&self) -> bool {
+        #[cfg(feature = "quic")]
+        return self.quic.is_none();
+        #[cfg(not(feature = "quic"))]
+        true
     }
 
     async fn build_on<PD, T>(
         self,
         delegate: PD,
         transport: T::Options,
+        guard: Option<Arc<Shared>>,
     ) -> Result<MemberlistStack<I, PD, T, VoidDelegate<I, SocketAddr>>, StackError>
     where
         PD: PlumtreeDelegate<I>,
@@ -182,7 +206,10 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
             memberlist::Memberlist::with_delegate(node_delegate, transport, self.memberlist)
                 .await
                 .map_err(|e| StackError::Memberlist(e.to_string()))?;
-        let stack = MemberlistStack::new(plumtree, memberlist)?;
+        let mut stack = MemberlistStack::new(plumtree, memberlist)?;
+        if let Some(guard) = guard {
+            stack.set_guard(guard);
+        }
         #[cfg(feature = "quic")]
         let started = match self.quic {
             Some(quic) => {
@@ -201,6 +228,10 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         Ok(stack)
     }
 }
+
+/// Room for a frame's head and memberlist's framing (tag, length, label, encryption) around the
+/// largest payload, when frames ride on memberlist.
+const FRAME_HEADROOM: usize = 64 * 1024;
 
 /// The QUIC address to publish: the one configured, else the transport's own, else (for a
 /// transport on `0.0.0.0`) memberlist's bind address with the transport's port.

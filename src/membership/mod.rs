@@ -13,6 +13,7 @@
 mod bridge;
 mod builder;
 mod delegate;
+mod guard;
 mod meta;
 #[cfg(feature = "quic")]
 mod quic;
@@ -22,6 +23,9 @@ mod transport;
 pub use bridge::{BridgeConfig, PeerInfo};
 pub use builder::{StackBuilder, TcpStack, TcpTransport};
 pub use delegate::{IntoMemberlistDelegate, PlumtreeNodeDelegate};
+pub use guard::{
+    GuardStats, Guarded, GuardedListener, GuardedOptions, GuardedReader, GuardedStream, StreamGuard,
+};
 pub use meta::{META_MAX_SIZE, MetaError, NodeMeta};
 #[cfg(feature = "quic")]
 pub use quic::{QuicMemberlistTransport, QuicStack};

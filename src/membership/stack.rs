@@ -11,6 +11,7 @@ use memberlist::transport::{Id, Transport as MlTransport};
 
 use super::bridge::{PeerBook, PeerInfo};
 use super::delegate::PlumtreeNodeDelegate;
+use super::guard::{GuardStats, Shared};
 use super::transport::MemberlistTransport;
 use crate::runtime::{PlumtreeDelegate, Transport};
 use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeMemberlist, StartError};
@@ -65,6 +66,8 @@ where
     plumtree: Arc<PlumtreeMemberlist<I, PD>>,
     memberlist: StackMemberlist<T, D>,
     book: Arc<PeerBook<I, T::ResolvedAddress>>,
+    /// The stream guard of a stack built over guarded TCP, for its counters and message limit.
+    guard: Option<Arc<Shared>>,
 }
 
 impl<I: NodeId + Id + Data, PD, T: MlTransport<Id = I>, D> std::fmt::Debug
@@ -107,7 +110,18 @@ where
             plumtree,
             memberlist,
             book,
+            guard: None,
         })
+    }
+
+    pub(crate) fn set_guard(&mut self, guard: Arc<Shared>) {
+        self.guard = Some(guard);
+    }
+
+    /// What the stream guard has refused so far, for a stack built with
+    /// [`builder`](Self::builder) over TCP (`None` otherwise).
+    pub fn guard_stats(&self) -> Option<GuardStats> {
+        self.guard.as_ref().map(|guard| guard.stats())
     }
 
     /// Starts the Plumtree node's tasks, sending frames through `transport`: a
@@ -131,7 +145,11 @@ where
 
     /// A transport that carries Plumtree frames as memberlist reliable user messages.
     pub fn memberlist_transport(&self) -> MemberlistTransport<T, D> {
-        MemberlistTransport::new(self.memberlist.clone(), Arc::clone(&self.book))
+        let limit = self
+            .guard
+            .as_ref()
+            .map_or(usize::MAX, |guard| guard.max_message_size());
+        MemberlistTransport::new(self.memberlist.clone(), Arc::clone(&self.book), limit)
     }
 
     /// Joins the cluster through `seeds` (any one reachable seed is enough). Returns how many

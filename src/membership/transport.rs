@@ -13,6 +13,10 @@ use super::delegate::{FRAMES_TAG, PlumtreeNodeDelegate};
 use crate::runtime::{Transport, TransportError};
 use crate::{Frame, NodeId};
 
+/// Bytes memberlist adds around a user message on a stream: tag and length, a label (at most
+/// 257 bytes) and encryption (34 bytes with AES-GCM).
+const MEMBERLIST_FRAMING: usize = 1024;
+
 /// Sends Plumtree frames with memberlist's `send_reliable`, to the address memberlist knows for
 /// the peer; the receiving [`PlumtreeNodeDelegate`] hands them to its node.
 ///
@@ -28,6 +32,9 @@ where
 {
     memberlist: Memberlist<T, PlumtreeNodeDelegate<T::Id, T::ResolvedAddress, D>>,
     book: Arc<PeerBook<T::Id, T::ResolvedAddress>>,
+    /// Most bytes of frames in one user message: what the receiver's stream guard accepts,
+    /// less room for memberlist's framing.
+    batch_bytes: usize,
 }
 
 impl<T: MlTransport, D> std::fmt::Debug for MemberlistTransport<T, D>
@@ -50,8 +57,35 @@ where
     pub(crate) fn new(
         memberlist: Memberlist<T, PlumtreeNodeDelegate<T::Id, T::ResolvedAddress, D>>,
         book: Arc<PeerBook<T::Id, T::ResolvedAddress>>,
+        message_limit: usize,
     ) -> Self {
-        Self { memberlist, book }
+        Self {
+            memberlist,
+            book,
+            batch_bytes: message_limit.saturating_sub(MEMBERLIST_FRAMING),
+        }
+    }
+
+    /// Sends `frames` as one user message.
+    async fn send_message(
+        &self,
+        address: &T::ResolvedAddress,
+        frames: &[Frame],
+    ) -> Result<(), TransportError> {
+        let len = 1 + frames.iter().map(|f| 4 + f.len()).sum::<usize>();
+        let mut message = BytesMut::with_capacity(len);
+        message.put_u8(FRAMES_TAG);
+        for frame in frames {
+            // Frames are bounded by max_message_size (at most 16 MiB), far below u32::MAX.
+            message.put_u32(frame.len() as u32);
+            let (head, payload) = frame.clone().into_parts();
+            message.put_slice(&head);
+            message.put_slice(&payload);
+        }
+        self.memberlist
+            .send_reliable(address, message.freeze())
+            .await
+            .map_err(|e| TransportError::Other(e.to_string()))
     }
 }
 
@@ -67,22 +101,20 @@ where
         self.send_batch(to, vec![frame]).await
     }
 
-    /// All frames in one user message: one connection instead of one per frame.
+    /// The frames in as few user messages as the receiver's message limit allows: one
+    /// connection each instead of one per frame.
     async fn send_batch(&self, to: &T::Id, frames: Vec<Frame>) -> Result<(), TransportError> {
         let address = self.book.address(to).ok_or(TransportError::Unreachable)?;
-        let len = 1 + frames.iter().map(|f| 4 + f.len()).sum::<usize>();
-        let mut message = BytesMut::with_capacity(len);
-        message.put_u8(FRAMES_TAG);
-        for frame in frames {
-            // Frames are bounded by max_message_size (at most 16 MiB), far below u32::MAX.
-            message.put_u32(frame.len() as u32);
-            let (head, payload) = frame.into_parts();
-            message.put_slice(&head);
-            message.put_slice(&payload);
+        let mut start = 0;
+        let mut bytes = 1;
+        for (i, frame) in frames.iter().enumerate() {
+            let cost = 4 + frame.len();
+            if i > start && bytes + cost > self.batch_bytes {
+                self.send_message(&address, &frames[start..i]).await?;
+                (start, bytes) = (i, 1);
+            }
+            bytes += cost;
         }
-        self.memberlist
-            .send_reliable(&address, message.freeze())
-            .await
-            .map_err(|e| TransportError::Other(e.to_string()))
+        self.send_message(&address, &frames[start..]).await
     }
 }

@@ -1,0 +1,234 @@
+//! The stream layer, listener and stream of [`Guarded`]: each wraps memberlist-net's own and
+//! puts a [`GuardedReader`] in front of memberlist's decoder.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use memberlist::net::stream_layer::{Listener, PromisedStream, StreamLayer};
+use memberlist::proto::{ProtoReader, ProtoWriter};
+use memberlist::transport::Connection;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::reader::GuardedReader;
+use super::{GuardStats, Refusal, Shared, StreamGuard};
+use crate::ConfigError;
+
+/// A memberlist-net stream layer (TCP, TLS) whose streams are read within a [`StreamGuard`]'s
+/// limits. See the [module docs](super) for what it prevents.
+///
+/// # Examples
+/// memberlist over guarded TCP, built by hand (what
+/// [`MemberlistStack::builder`](crate::MemberlistStack::builder) does for you):
+/// ```
+/// use memberlist_plumtree::memberlist::net::NetTransportOptions;
+/// use memberlist_plumtree::memberlist::tokio::{TokioSocketAddrResolver, TokioTcp};
+/// use memberlist_plumtree::{Guarded, GuardedOptions, StreamGuard};
+///
+/// let layer = GuardedOptions::new((), StreamGuard::default())?;
+/// let stats = layer.clone();
+/// let mut transport: NetTransportOptions<u64, TokioSocketAddrResolver, Guarded<TokioTcp>> =
+///     NetTransportOptions::with_stream_layer_options(7, layer);
+/// transport.add_bind_address("127.0.0.1:0".parse()?);
+/// // Pass `transport` to memberlist::Memberlist::with_delegate; `stats.stats()` counts refusals.
+/// assert_eq!(stats.stats().oversize, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Guarded<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Options of a [`Guarded`] stream layer: the wrapped layer's options and the limits. Clones
+/// share their counters, so a clone kept before handing the options to memberlist reads them.
+#[derive(Clone, Debug)]
+pub struct GuardedOptions<O> {
+    inner: O,
+    shared: Arc<Shared>,
+}
+
+impl<O: Default> Default for GuardedOptions<O> {
+    /// The wrapped layer's default options with [`StreamGuard::default`]'s limits.
+    fn default() -> Self {
+        Self {
+            inner: O::default(),
+            shared: Shared::new(StreamGuard::default()),
+        }
+    }
+}
+
+impl<O> GuardedOptions<O> {
+    /// The wrapped layer's options (`()` for TCP) with `guard`'s limits.
+    ///
+    /// # Errors
+    /// As [`StreamGuard::validate`].
+    pub fn new(inner: O, guard: StreamGuard) -> Result<Self, ConfigError> {
+        guard.validate()?;
+        Ok(Self {
+            inner,
+            shared: Shared::new(guard),
+        })
+    }
+
+    /// What the layer built from these options has refused so far.
+    pub fn stats(&self) -> GuardStats {
+        self.shared.stats()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl<S: StreamLayer> StreamLayer for Guarded<S> {
+    type Runtime = S::Runtime;
+    type Listener = GuardedListener<S::Listener>;
+    type Stream = GuardedStream<S::Stream>;
+    type Options = GuardedOptions<S::Options>;
+
+    async fn new(options: Self::Options) -> io::Result<Self> {
+        Ok(Self {
+            inner: S::new(options.inner).await?,
+            shared: options.shared,
+        })
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let stream = self.inner.connect(addr).await?;
+        Ok(GuardedStream::new(stream, &self.shared, None))
+    }
+
+    async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
+        Ok(GuardedListener {
+            inner: self.inner.bind(addr).await?,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    fn is_secure() -> bool {
+        S::is_secure()
+    }
+}
+
+/// The listener of a [`Guarded`] layer: at most `max_inbound_connections` accepted streams are
+/// open at once; one more is closed as soon as it is accepted.
+#[derive(Debug)]
+pub struct GuardedListener<L> {
+    inner: L,
+    shared: Arc<Shared>,
+}
+
+impl<L: Listener> Listener for GuardedListener<L> {
+    type Stream = GuardedStream<L::Stream>;
+
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        loop {
+            let (stream, from) = self.inner.accept().await?;
+            match Arc::clone(&self.shared.connections).try_acquire_owned() {
+                Ok(slot) => {
+                    return Ok((GuardedStream::new(stream, &self.shared, Some(slot)), from));
+                }
+                Err(_) => {
+                    // Closed at once, so the listen backlog keeps moving under a flood.
+                    self.shared.refused(Refusal::Connection);
+                    tracing::debug!(%from, "memberlist connection refused: too many open");
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr()
+    }
+
+    async fn shutdown(&self) -> io::Result<()> {
+        self.inner.shutdown().await
+    }
+}
+
+/// A stream of a [`Guarded`] layer: the wrapped stream, split, with a [`GuardedReader`] in
+/// front of its read half.
+pub struct GuardedStream<C: Connection> {
+    reader: GuardedReader<C::Reader>,
+    writer: C::Writer,
+    local: SocketAddr,
+    peer: SocketAddr,
+    _stream: PhantomData<fn() -> C>,
+}
+
+impl<C: Connection> std::fmt::Debug for GuardedStream<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedStream")
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: PromisedStream> GuardedStream<C> {
+    fn new(stream: C, shared: &Arc<Shared>, slot: Option<OwnedSemaphorePermit>) -> Self {
+        let (local, peer) = (stream.local_addr(), stream.peer_addr());
+        let (reader, writer) = stream.split();
+        Self {
+            reader: GuardedReader::new(reader, Arc::clone(shared), slot),
+            writer,
+            local,
+            peer,
+            _stream: PhantomData,
+        }
+    }
+}
+
+impl<C: Connection> Connection for GuardedStream<C>
+where
+    C::Reader: Unpin,
+{
+    type Reader = GuardedReader<C::Reader>;
+    type Writer = C::Writer;
+
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        (self.reader, self.writer)
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf).await
+    }
+
+    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.reader.read_exact(buf).await
+    }
+
+    async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.peek(buf).await
+    }
+
+    async fn peek_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.reader.peek_exact(buf).await
+    }
+
+    async fn write_all(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.writer.write_all(payload).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush().await
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        self.writer.close().await
+    }
+}
+
+impl<C: PromisedStream> PromisedStream for GuardedStream<C> {
+    type Instant = C::Instant;
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}

@@ -1,0 +1,379 @@
+//! Hostile bytes against a default `MemberlistStack` (memberlist over UDP+TCP): connections that
+//! end or hang inside a message header, huge length claims, connection floods and random
+//! datagrams. The node under attack runs on a runtime of its own with two workers, so that a
+//! wedged node fails a test (a broadcast does not arrive in time) instead of hanging it.
+//!
+//! The tests take turns (one lock): the memory test reads the process's resident size.
+#![cfg(feature = "memberlist")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use memberlist_plumtree::memberlist::Options;
+use memberlist_plumtree::{Delivery, MemberlistStack, PlumtreeConfig, PlumtreeDelegate, TcpStack};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Hands each delivered payload to the test thread.
+#[derive(Clone)]
+struct Inbox(mpsc::SyncSender<Vec<u8>>);
+
+impl PlumtreeDelegate<u64> for Inbox {
+    fn on_deliver(&self, delivery: Delivery<u64>) {
+        let _ = self.0.try_send(delivery.payload.to_vec());
+    }
+}
+
+/// A node on a two-worker runtime of its own; the runtime is abandoned (not joined) at the end,
+/// so that a node whose workers spin cannot hang the test.
+struct Host {
+    runtime: Option<tokio::runtime::Runtime>,
+    node: Option<TcpStack<u64, Inbox>>,
+    inbox: mpsc::Receiver<Vec<u8>>,
+    address: SocketAddr,
+}
+
+fn swim() -> Options {
+    Options::lan()
+        .with_timeout(Duration::from_secs(2))
+        .with_probe_interval(Duration::from_millis(200))
+        .with_gossip_interval(Duration::from_millis(50))
+        .with_push_pull_interval(Duration::from_secs(2))
+}
+
+impl Host {
+    fn start(id: u64, seeds: &[SocketAddr]) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (tx, inbox) = mpsc::sync_channel(100_000);
+        let seeds = seeds.to_vec();
+        let built = runtime.block_on(async move {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                MemberlistStack::builder(id)
+                    .seeds(seeds)
+                    .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
+                    .memberlist_options(swim())
+                    .build(Inbox(tx)),
+            )
+            .await
+        });
+        let node = match built {
+            Ok(Ok(node)) => node,
+            Ok(Err(error)) => {
+                runtime.shutdown_background();
+                return Err(format!("node {id}: {error}"));
+            }
+            Err(_) => {
+                runtime.shutdown_background();
+                return Err(format!("node {id}: build timed out"));
+            }
+        };
+        let address = *node.memberlist().advertise_address();
+        Ok(Self {
+            runtime: Some(runtime),
+            node: Some(node),
+            inbox,
+            address,
+        })
+    }
+
+    fn node(&self) -> &TcpStack<u64, Inbox> {
+        self.node.as_ref().expect("running")
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("running")
+    }
+
+    /// Starts a broadcast on the node's own runtime (a wedged node never runs it).
+    fn broadcast(&self, payload: Vec<u8>) {
+        let node = self.node().plumtree().clone();
+        self.runtime().spawn(async move {
+            let _ = node.broadcast(payload).await;
+        });
+    }
+
+    /// Whether `payload` is delivered here within `limit`.
+    fn receives(&self, payload: &[u8], limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.inbox.recv_timeout(left) {
+                Ok(got) if got == payload => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Waits until the node counts `n` peers.
+    fn wait_members(&self, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.node().members().len() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let (Some(runtime), Some(node)) = (self.runtime.take(), self.node.take()) {
+            // Waited for from this thread, not with the node's own timers: the workers of a
+            // wedged node never run them. Such a node is abandoned with its runtime.
+            let (done, stopped) = mpsc::channel();
+            runtime.spawn(async move {
+                let _ = node.shutdown().await;
+                let _ = done.send(());
+            });
+            let _ = stopped.recv_timeout(Duration::from_secs(3));
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Two joined nodes: the target of the attack and a witness on another runtime.
+fn pair() -> (Host, Host) {
+    let target = Host::start(1, &[]).expect("target starts");
+    let witness = Host::start(2, &[target.address]).expect("witness starts");
+    assert!(target.wait_members(1, Duration::from_secs(10)), "joined");
+    assert!(witness.wait_members(1, Duration::from_secs(10)), "joined");
+    (target, witness)
+}
+
+/// Broadcasts flow both ways between `target` and `witness` (each within `limit`).
+fn flows(target: &Host, witness: &Host, tag: &str, limit: Duration) -> Result<(), String> {
+    let out = format!("{tag}: from the target").into_bytes();
+    target.broadcast(out.clone());
+    if !witness.receives(&out, limit) {
+        return Err(format!("{tag}: the target's broadcast did not arrive"));
+    }
+    let back = format!("{tag}: to the target").into_bytes();
+    witness.broadcast(back.clone());
+    if !target.receives(&back, limit) {
+        return Err(format!("{tag}: the target delivered nothing"));
+    }
+    Ok(())
+}
+
+fn connect(to: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&to, Duration::from_secs(2)).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    stream
+}
+
+/// The first bytes of each kind of memberlist message, cut inside its header: plain (a user
+/// message: tag 9, then a varint length), labeled (12), compound (1), checksummed (13),
+/// compressed (14) and encrypted (15).
+const HEADER_PREFIXES: &[&[u8]] = &[
+    &[0x09],
+    &[0x09, 0x80],
+    &[0x09, 0xff, 0xff],
+    &[0x02, 0x80, 0x80, 0x80],
+    &[0x0c],
+    &[0x0c, 0x05, b'a'],
+    &[0x01],
+    &[0x01, 0x02, 0x00],
+    &[0x0d, 0x01, 0x00],
+    &[0x0e, 0x00],
+    &[0x0f],
+    &[0x0f, 0x01, 0x00, 0x00],
+];
+
+#[test]
+fn connections_that_end_or_hang_inside_a_header_do_not_wedge_the_node() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (target, witness) = pair();
+    let mut hanging = Vec::new();
+    for prefix in HEADER_PREFIXES {
+        // Two of each: one per worker of the target's runtime.
+        for _ in 0..2 {
+            let mut closed = connect(target.address);
+            closed.write_all(prefix).expect("write");
+            drop(closed);
+            let mut open = connect(target.address);
+            open.write_all(prefix).expect("write");
+            hanging.push(open);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        flows(
+            &target,
+            &witness,
+            &format!("after {prefix:02x?}"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    }
+    drop(hanging);
+    let refused = target.node().guard_stats().expect("a guarded stack");
+    // Each prefix came twice on a connection that closed.
+    assert!(
+        refused.truncated >= 2 * HEADER_PREFIXES.len() as u64,
+        "{refused:?}"
+    );
+    settles();
+}
+
+/// CPU time this process has used (user and system), from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse::<u64>().expect("ticks"))
+        .sum();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// The node is idle again: over one quiet second, the process uses under a third of a core.
+fn settles() {
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_time().saturating_sub(before);
+    assert!(
+        used < Duration::from_millis(330),
+        "{used:?} of CPU in one quiet second: something spins"
+    );
+}
+
+/// Resident set size of this process, in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("rss");
+    pages * 4096
+}
+
+#[test]
+fn a_huge_length_claim_is_refused_before_it_is_allocated() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (target, witness) = pair();
+    let before = rss();
+    // A user message claiming 1 GiB (varint 0x80 0x80 0x80 0x80 0x04), then data as fast as
+    // the node takes it: 256 MiB at most.
+    let mut stream = connect(target.address);
+    stream
+        .write_all(&[0x09, 0x80, 0x80, 0x80, 0x80, 0x04])
+        .unwrap();
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let mut written = 0usize;
+    while written < 256 << 20 {
+        match stream.write(&chunk) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    let grown = rss().saturating_sub(before);
+    // The largest message the stack accepts by default, plus room for the runtime's own noise.
+    let bound = (8 << 20) + (32 << 20);
+    assert!(
+        written < 64 << 20,
+        "the node took {} MiB of a message claiming 1 GiB",
+        written >> 20
+    );
+    assert!(
+        grown < bound,
+        "the process grew by {} MiB (bound {} MiB)",
+        grown >> 20,
+        bound >> 20
+    );
+    drop(stream);
+    let refused = target.node().guard_stats().expect("a guarded stack");
+    assert_eq!(refused.oversize, 1, "{refused:?}");
+    flows(&target, &witness, "after the claim", Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_new_node_joins_through_a_node_under_a_connection_flood() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (target, witness) = pair();
+    let mut rng = fastrand::Rng::with_seed(18);
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let mut stream = connect(target.address);
+        stream.write_all(&[rng.u8(..)]).expect("write");
+        idle.push(stream);
+    }
+    for _ in 0..300 {
+        let mut stream = connect(target.address);
+        let junk: Vec<u8> = (0..64).map(|_| rng.u8(..)).collect();
+        let _ = stream.write_all(&junk);
+    }
+    let started = Instant::now();
+    let newcomer = Host::start(3, &[target.address]).expect("a new node joins through the target");
+    assert!(
+        newcomer.wait_members(2, Duration::from_secs(10).saturating_sub(started.elapsed())),
+        "the new node learned of both members within 10 s"
+    );
+    flows(&target, &witness, "under the flood", Duration::from_secs(5)).unwrap();
+    let hello = b"to the newcomer".to_vec();
+    target.broadcast(hello.clone());
+    assert!(newcomer.receives(&hello, Duration::from_secs(5)));
+    drop(idle);
+}
+
+#[test]
+fn random_datagrams_and_streams_for_ten_seconds() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (target, witness) = pair();
+    let mut rng = fastrand::Rng::with_seed(1818);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut rounds = 0u32;
+    while Instant::now() < until {
+        for _ in 0..50 {
+            let len = rng.usize(1..1400);
+            let mut datagram: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            // Half of them look like memberlist messages at first glance.
+            if rng.bool() {
+                datagram[0] = rng.u8(1..16);
+            }
+            let _ = udp.send_to(&datagram, target.address);
+        }
+        for _ in 0..5 {
+            let mut stream = connect(target.address);
+            let len = rng.usize(1..4096);
+            let mut junk: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            junk[0] = rng.u8(1..16);
+            let _ = stream.write_all(&junk);
+            if rng.bool() {
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(10)));
+                let _ = stream.read(&mut [0u8; 64]);
+            }
+        }
+        rounds += 1;
+        if rounds % 20 == 0 {
+            flows(
+                &target,
+                &witness,
+                &format!("round {rounds}"),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    flows(&target, &witness, "after the noise", Duration::from_secs(5)).unwrap();
+    settles();
+}
