@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::{Recorder, all_deliver, wait_for};
-use memberlist_plumtree::message::Graft;
+use memberlist_plumtree::message::{Gossip, Graft};
 use memberlist_plumtree::{
     BroadcastError, Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig,
     PlumtreeMemberlist,
@@ -221,31 +222,46 @@ async fn latency_and_loss_are_repaired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_senders_get_no_send_task() {
+async fn frames_from_non_members_are_dropped_and_counted() {
     let handle = tokio::runtime::Handle::current();
     let network = LocalNetwork::new();
-    let (nodes, _) = cluster(2, &network);
+    let (nodes, recorders) = cluster(2, &network);
     let id = nodes[0].broadcast(vec![1u8; 16]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(all_deliver(&recorders, &[id], Duration::from_secs(5)).await);
     let tasks = handle.metrics().num_alive_tasks();
-    // Grafts for a cached payload from 100 ids nobody knows: each would be answered.
+    // From 100 ids nobody knows: grafts for a cached payload (each would be answered) and
+    // payloads of their own (each would be delivered and relayed).
     for stranger in 1000..1100u64 {
         let graft = Envelope {
             sender: stranger,
             message: Message::Graft(Graft { id: Some(id) }),
         };
         nodes[0].handle_frame(graft.to_bytes()).unwrap();
+        let forged = Envelope {
+            sender: stranger,
+            message: Message::Gossip(Gossip {
+                id: MessageId::new(stranger, 0, 0),
+                origin: stranger,
+                round: 0,
+                heaviest: 0,
+                payload: Bytes::from_static(b"forged"),
+            }),
+        };
+        nodes[0].handle_frame(forged.to_bytes()).unwrap();
     }
-    let dropped = || async { nodes[0].stats().await.unwrap().outbound_dropped };
+    let refused = || async { nodes[0].stats().await.unwrap().protocol.from_non_members };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while dropped().await < 100 && tokio::time::Instant::now() < deadline {
+    while refused().await < 200 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(refused().await, 200, "every stranger's frame is counted");
+    let stats = nodes[0].stats().await.unwrap();
     assert_eq!(
-        dropped().await,
-        100,
-        "every answer to a stranger is dropped and counted"
+        stats.outbound_dropped, 0,
+        "nothing was even produced for them"
     );
+    assert_eq!(stats.protocol.delivered, 1, "no forged payload delivered");
+    assert_eq!(recorders[1].count(), 1, "nor relayed");
     assert_eq!(
         handle.metrics().num_alive_tasks(),
         tasks,

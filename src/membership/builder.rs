@@ -8,6 +8,7 @@ use memberlist::Options;
 use memberlist::delegate::VoidDelegate;
 use memberlist::net::NetTransportOptions;
 use memberlist::proto::Data;
+use memberlist::proto::{EncryptionAlgorithm, SecretKey};
 use memberlist::tokio::{TokioNetTransport, TokioSocketAddrResolver, TokioTcp};
 use memberlist::transport::{Id, Transport as MlTransport};
 
@@ -54,6 +55,8 @@ pub struct StackBuilder<I> {
     bridge: BridgeConfig,
     memberlist: Options,
     guard: StreamGuard,
+    /// The primary key and the older keys still accepted.
+    keyring: Option<(SecretKey, Vec<SecretKey>)>,
     #[cfg(feature = "quic")]
     quic: Option<crate::QuicTransport<I>>,
 }
@@ -72,6 +75,7 @@ impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
             bridge: BridgeConfig::default(),
             memberlist: Options::lan(),
             guard: StreamGuard::default(),
+            keyring: None,
             #[cfg(feature = "quic")]
             quic: None,
         }
@@ -100,6 +104,45 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
     #[must_use]
     pub fn seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.seeds = seeds.into_iter().collect();
+        self
+    }
+
+    /// Encrypts and authenticates every memberlist message with `key` (AES-GCM; a 16, 24 or
+    /// 32-byte key): membership gossip, probes, state exchanges and the Plumtree frames that ride
+    /// on memberlist. Messages not sealed with a key of the keyring are refused, so a node
+    /// without the key can neither join nor broadcast. Every member needs the same key; see
+    /// [`keyring`](Self::keyring) to rotate it and docs/security.md for what it covers.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use memberlist_plumtree::memberlist::proto::SecretKey;
+    /// use memberlist_plumtree::{MemberlistStack, NoopDelegate};
+    ///
+    /// # async fn run(key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+    /// let stack = MemberlistStack::builder(7u64)
+    ///     .bind("10.0.0.7:7946".parse()?)
+    ///     .secret_key(SecretKey::Aes256(key))
+    ///     .build(NoopDelegate)
+    ///     .await?;
+    /// # Ok(()) }
+    /// # let _ = run;
+    /// ```
+    #[must_use]
+    pub fn secret_key(self, key: SecretKey) -> Self {
+        self.keyring(key, [])
+    }
+
+    /// As [`secret_key`](Self::secret_key), with older keys that are still accepted (never used
+    /// to seal): the keyring during a rotation. Rotate a running cluster through
+    /// `stack.memberlist().keyring()`: insert the new key on every member, then make it primary
+    /// (`use_key`) on every member, then remove the old one.
+    #[must_use]
+    pub fn keyring(
+        mut self,
+        primary: SecretKey,
+        older: impl IntoIterator<Item = SecretKey>,
+    ) -> Self {
+        self.keyring = Some((primary, older.into_iter().collect()));
         self
     }
 
@@ -133,6 +176,12 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
                 "PlumtreeConfig::max_message_size leaves no room for a frame within StreamGuard::max_message_size",
             )
             .into());
+        }
+        if !self.bind.ip().is_loopback() && self.keyring.is_none() {
+            tracing::warn!(
+                bind = %self.bind,
+                "memberlist over UDP+TCP without a keyring: anyone who reaches this address can join the cluster and broadcast; set StackBuilder::secret_key or use build_quic (docs/security.md)"
+            );
         }
         let shared = std::sync::Arc::clone(layer.shared());
         let mut transport = NetTransportOptions::with_stream_layer_options(self.id.clone(), layer);
@@ -202,10 +251,26 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         }
         let node_delegate =
             PlumtreeNodeDelegate::new(&plumtree, NoopDelegate).with_bridge(bridge)?;
-        let memberlist =
-            memberlist::Memberlist::with_delegate(node_delegate, transport, self.memberlist)
-                .await
-                .map_err(|e| StackError::Memberlist(e.to_string()))?;
+        let mut options = self.memberlist;
+        let older = match self.keyring {
+            Some((primary, older)) => {
+                options = options
+                    .with_primary_key(primary)
+                    .with_encryption_algo(EncryptionAlgorithm::NoPadding)
+                    .with_gossip_verify_outgoing(true)
+                    .with_gossip_verify_incoming(true);
+                older
+            }
+            None => Vec::new(),
+        };
+        let memberlist = memberlist::Memberlist::with_delegate(node_delegate, transport, options)
+            .await
+            .map_err(|e| StackError::Memberlist(e.to_string()))?;
+        if let Some(keyring) = memberlist.keyring() {
+            for key in older {
+                keyring.insert(key);
+            }
+        }
         let mut stack = MemberlistStack::new(plumtree, memberlist)?;
         if let Some(guard) = guard {
             stack.set_guard(guard);

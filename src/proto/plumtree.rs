@@ -268,6 +268,14 @@ impl<I: NodeId> Plumtree<I> {
             tracing::debug!(?from, "ignored a message claiming to come from this node");
             return;
         }
+        // Only members take part: a stranger's payload is not delivered or relayed, its
+        // announcements and grafts are not answered. A member whose join we have not heard of
+        // yet is refused too; what it sent reaches us through the members that know it.
+        if !self.peers.is_member(&from) {
+            self.stats.from_non_members += 1;
+            tracing::debug!(?from, "ignored a message from a non-member");
+            return;
+        }
         match message {
             Message::Gossip(gossip) => self.on_gossip(now, from, gossip),
             Message::IHave(ihave) => self.on_ihave(now, from, ihave),

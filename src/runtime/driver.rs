@@ -355,6 +355,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             cache_bytes,
             queued: self.outbox.depth(),
             duplicates: self.core.stats().duplicates,
+            from_non_members: self.core.stats().from_non_members,
             dropped_inbound: self.counters.inbound_dropped.load(Ordering::Relaxed),
         });
     }

@@ -25,6 +25,7 @@ mod imp {
         dropped_outbound: Counter,
         dropped_inbound: Counter,
         decode_errors: Counter,
+        non_members: Counter,
         eager: Gauge,
         lazy: Gauge,
         cache_entries: Gauge,
@@ -50,6 +51,7 @@ mod imp {
                 dropped_outbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "outbound"),
                 dropped_inbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "inbound"),
                 decode_errors: one("plumtree_decode_errors_total"),
+                non_members: one("plumtree_non_member_messages_total"),
                 eager: level("plumtree_eager_peers"),
                 lazy: level("plumtree_lazy_peers"),
                 cache_entries: level("plumtree_cache_entries"),
@@ -89,6 +91,7 @@ mod imp {
             self.queued.set(levels.queued as f64);
             self.duplicates.absolute(levels.duplicates);
             self.dropped_inbound.absolute(levels.dropped_inbound);
+            self.non_members.absolute(levels.from_non_members);
         }
     }
 }
@@ -127,4 +130,5 @@ pub(crate) struct Levels {
     pub(crate) queued: usize,
     pub(crate) duplicates: u64,
     pub(crate) dropped_inbound: u64,
+    pub(crate) from_non_members: u64,
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests that run live nodes.
 #![allow(dead_code)] // each test crate uses a different subset
 
+#[cfg(feature = "memberlist")]
+pub mod host;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

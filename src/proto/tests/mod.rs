@@ -315,18 +315,35 @@ fn max_peers_evicts_a_lazy_neighbour_for_an_eager_link() {
 }
 
 #[test]
-fn messages_from_self_and_non_members_do_not_change_neighbours() {
+fn messages_from_self_and_non_members_are_ignored() {
     let t = Instant::now();
     let mut n = node(t);
     n.handle_message(t, ME, gossip(1, 0));
     assert_eq!(n.stats().invalid_messages, 1);
-    n.handle_message(t, 42, gossip(2, 0));
-    let (_, ev) = drain(&mut n);
-    assert_eq!(
-        deliveries(&ev).len(),
-        1,
-        "a stranger's payload is still delivered"
+    // A payload from a member, so that a graft for it could be answered.
+    n.handle_message(t, 1, gossip(1, 0));
+    let _ = drain(&mut n);
+    for message in [
+        gossip(2, 0),
+        ihave(&[(3, 0)]),
+        Message::Graft(Graft { id: Some(id(1)) }),
+        Message::Prune,
+    ] {
+        n.handle_message(t, 42, message);
+    }
+    n.handle_timeout(t + Duration::from_secs(5));
+    let (tx, ev) = drain(&mut n);
+    assert!(
+        ev.is_empty(),
+        "a stranger's payload is not delivered: {ev:?}"
     );
+    // Only the announcements of the member's payload go out (to the lazy peers).
+    let relayed_or_answered = tx.iter().any(|t| match &t.message {
+        Message::IHave(ihave) => t.to == 42 || ihave.entries.iter().any(|a| a.id != id(1)),
+        _ => true,
+    });
+    assert!(!relayed_or_answered, "{tx:?}");
+    assert_eq!(n.stats().from_non_members, 4);
     assert_eq!(n.peer_role(&42), None);
 }
 
