@@ -121,7 +121,10 @@ pub use membership::{
     StreamGuard, TcpStack, TcpTransport,
 };
 #[cfg(all(feature = "memberlist", feature = "quic"))]
-pub use membership::{QuicMemberlistTransport, QuicStack};
+pub use membership::{
+    GuardedAcceptor, GuardedConnection, GuardedConnector, GuardedQuic, QuicMemberlistTransport,
+    QuicStack,
+};
 pub use message::{DecodeError, DecodeLimits, Envelope, Frame, Message, MessageId, MessageKind};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};

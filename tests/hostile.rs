@@ -218,3 +218,90 @@ fn random_datagrams_and_streams_for_ten_seconds() {
     flows(&target, &witness, "after the noise", Duration::from_secs(5)).unwrap();
     settles();
 }
+
+/// memberlist over QUIC (`build_quic`) authenticates every peer, so only a holder of a cluster
+/// certificate gets as far as a stream: an insider. One that stops inside a header must still
+/// not wedge the node.
+#[cfg(feature = "quic")]
+#[test]
+fn a_certified_peer_that_stops_inside_a_header_does_not_wedge_a_quic_node() {
+    use memberlist_plumtree::memberlist::quic::stream_layer::{
+        QuicConnection, QuicConnector, StreamLayer,
+    };
+    use memberlist_plumtree::memberlist::tokio::TokioQuinn;
+    use memberlist_plumtree::memberlist::transport::Connection;
+    use memberlist_plumtree::{ClusterCa, QuicConfig};
+
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let ca = ClusterCa::generate().unwrap();
+    let target = Host::start_quic(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
+    let witness =
+        Host::start_quic(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("witness");
+    assert!(target.wait_members(1, Duration::from_secs(10)));
+    assert!(witness.wait_members(1, Duration::from_secs(10)));
+    // The insider's own runtime; its connections stay open until the end of the test.
+    let insider = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = ca
+        .node_tls(&66u64)
+        .unwrap()
+        .memberlist_quinn_options(&QuicConfig::lan())
+        .unwrap();
+    let to = target.address;
+    let held = insider.block_on(async move {
+        let layer = TokioQuinn::new(options).await.unwrap();
+        let (_, acceptor, connector) = layer.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut held = Vec::new();
+        for prefix in HEADER_PREFIXES {
+            for _ in 0..2 {
+                let connection = connector
+                    .connect(to)
+                    .await
+                    .unwrap_or_else(|e| panic!("the node stopped accepting: {e}"));
+                let (mut stream, _) = connection.open_bi().await.unwrap();
+                stream.write_all(prefix).await.unwrap();
+                stream.flush().await.unwrap();
+                held.push((connection, stream));
+            }
+        }
+        (held, acceptor, connector, layer)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    flows(
+        &target,
+        &witness,
+        "after the insider",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    drop(held);
+    insider.shutdown_background();
+    settles();
+}
+
+#[cfg(feature = "quic")]
+#[test]
+fn random_datagrams_at_a_quic_node() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let ca = memberlist_plumtree::ClusterCa::generate().unwrap();
+    let target = Host::start_quic(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
+    let witness =
+        Host::start_quic(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("witness");
+    assert!(witness.wait_members(1, Duration::from_secs(10)));
+    let mut rng = fastrand::Rng::with_seed(1819);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        for _ in 0..50 {
+            let len = rng.usize(1..1400);
+            let datagram: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            let _ = udp.send_to(&datagram, target.address);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    flows(&target, &witness, "after the noise", Duration::from_secs(5)).unwrap();
+    settles();
+}

@@ -207,12 +207,14 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         let quinn = tls
             .memberlist_quinn_options(config)
             .map_err(|e| StackError::Memberlist(e.to_string()))?;
+        let layer = GuardedOptions::new(quinn, self.guard.clone())?;
+        let shared = std::sync::Arc::clone(layer.shared());
         let mut transport = memberlist::quic::QuicTransportOptions::with_stream_layer_options(
             self.id.clone(),
-            quinn,
+            layer,
         );
         transport.add_bind_address(self.bind);
-        self.build_on(delegate, transport, None).await
+        self.build_on(delegate, transport, Some(shared)).await
     }
 
     fn frames_ride_on_memberlist(&self) -> bool {

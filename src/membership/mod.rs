@@ -26,6 +26,8 @@ pub use delegate::{IntoMemberlistDelegate, PlumtreeNodeDelegate};
 pub use guard::{
     GuardStats, Guarded, GuardedListener, GuardedOptions, GuardedReader, GuardedStream, StreamGuard,
 };
+#[cfg(feature = "quic")]
+pub use guard::{GuardedAcceptor, GuardedConnection, GuardedConnector, GuardedQuic};
 pub use meta::{META_MAX_SIZE, MetaError, NodeMeta};
 #[cfg(feature = "quic")]
 pub use quic::{QuicMemberlistTransport, QuicStack};

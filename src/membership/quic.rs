@@ -7,11 +7,14 @@ use memberlist::delegate::VoidDelegate;
 use memberlist::quic::stream_layer::quinn::Options as QuinnOptions;
 use memberlist::tokio::{TokioQuicTransport, TokioQuinn, TokioSocketAddrResolver};
 
+use super::guard::GuardedQuic;
 use super::stack::MemberlistStack;
 use crate::{MEMBERS_NAME, QuicConfig, QuicTls, TlsError};
 
-/// memberlist's QUIC transport on tokio (quinn), addressed by socket address.
-pub type QuicMemberlistTransport<I> = TokioQuicTransport<I, TokioSocketAddrResolver, TokioQuinn>;
+/// memberlist's QUIC transport on tokio (quinn), addressed by socket address, its streams read
+/// within a [`StreamGuard`](super::StreamGuard)'s limits.
+pub type QuicMemberlistTransport<I> =
+    TokioQuicTransport<I, TokioSocketAddrResolver, GuardedQuic<TokioQuinn>>;
 
 /// The stack [`StackBuilder::build_quic`](super::StackBuilder::build_quic) builds: memberlist over
 /// QUIC with mutual TLS, no memberlist delegate of the application's own.

@@ -2,12 +2,14 @@
 //! check (a broadcast does not arrive in time) instead of hanging the test.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use memberlist_plumtree::memberlist::Options;
 use memberlist_plumtree::memberlist::proto::SecretKey;
-use memberlist_plumtree::{Delivery, MemberlistStack, PlumtreeConfig, PlumtreeDelegate, TcpStack};
+use memberlist_plumtree::{
+    Delivery, MemberlistStack, PlumtreeConfig, PlumtreeDelegate, PlumtreeMemberlist, TcpStack,
+};
 
 /// Hands each delivered payload to the test thread.
 #[derive(Clone)]
@@ -23,7 +25,7 @@ impl PlumtreeDelegate<u64> for Inbox {
 /// so that a node whose workers spin cannot hang the test.
 pub struct Host {
     runtime: Option<tokio::runtime::Runtime>,
-    node: Option<TcpStack<u64, Inbox>>,
+    stack: Option<Stack>,
     inbox: mpsc::Receiver<Vec<u8>>,
     pub address: SocketAddr,
 }
@@ -34,6 +36,21 @@ fn swim() -> Options {
         .with_probe_interval(Duration::from_millis(200))
         .with_gossip_interval(Duration::from_millis(50))
         .with_push_pull_interval(Duration::from_secs(2))
+}
+
+/// The stack a host runs.
+enum Stack {
+    Tcp(TcpStack<u64, Inbox>),
+    #[cfg(feature = "quic")]
+    Quic(memberlist_plumtree::QuicStack<u64, Inbox>),
+}
+
+/// A builder with the loopback SWIM timing these tests use.
+fn builder(id: u64, seeds: Vec<SocketAddr>) -> memberlist_plumtree::StackBuilder<u64> {
+    MemberlistStack::builder(id)
+        .seeds(seeds)
+        .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
+        .memberlist_options(swim())
 }
 
 impl Host {
@@ -47,31 +64,50 @@ impl Host {
         seeds: &[SocketAddr],
         key: Option<SecretKey>,
     ) -> Result<Self, String> {
+        let seeds = seeds.to_vec();
+        Self::launch(id, move |inbox| async move {
+            let builder = builder(id, seeds);
+            let builder = match key {
+                Some(key) => builder.secret_key(key),
+                None => builder,
+            };
+            builder.build(inbox).await.map(Stack::Tcp)
+        })
+    }
+
+    /// A node whose memberlist runs over QUIC with `tls` (`build_quic`).
+    #[cfg(feature = "quic")]
+    pub fn start_quic(
+        id: u64,
+        seeds: &[SocketAddr],
+        tls: memberlist_plumtree::QuicTls,
+    ) -> Result<Self, String> {
+        let seeds = seeds.to_vec();
+        Self::launch(id, move |inbox| async move {
+            let config = memberlist_plumtree::QuicConfig::lan();
+            builder(id, seeds)
+                .build_quic(inbox, &tls, &config)
+                .await
+                .map(Stack::Quic)
+        })
+    }
+
+    fn launch<F, Fut>(id: u64, build: F) -> Result<Self, String>
+    where
+        F: FnOnce(Inbox) -> Fut,
+        Fut: std::future::Future<Output = Result<Stack, memberlist_plumtree::StackError>>,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
         let (tx, inbox) = mpsc::sync_channel(100_000);
-        let seeds = seeds.to_vec();
         let built = runtime.block_on(async move {
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                {
-                    let builder = MemberlistStack::builder(id).seeds(seeds);
-                    match key {
-                        Some(key) => builder.secret_key(key),
-                        None => builder,
-                    }
-                }
-                .config(PlumtreeConfig::lan().with_rng_seed(Some(id)))
-                .memberlist_options(swim())
-                .build(Inbox(tx)),
-            )
-            .await
+            tokio::time::timeout(Duration::from_secs(10), build(Inbox(tx))).await
         });
-        let node = match built {
-            Ok(Ok(node)) => node,
+        let stack = match built {
+            Ok(Ok(stack)) => stack,
             Ok(Err(error)) => {
                 runtime.shutdown_background();
                 return Err(format!("node {id}: {error}"));
@@ -81,17 +117,42 @@ impl Host {
                 return Err(format!("node {id}: build timed out"));
             }
         };
-        let address = *node.memberlist().advertise_address();
+        let address = match &stack {
+            Stack::Tcp(node) => *node.memberlist().advertise_address(),
+            #[cfg(feature = "quic")]
+            Stack::Quic(node) => *node.memberlist().advertise_address(),
+        };
         Ok(Self {
             runtime: Some(runtime),
-            node: Some(node),
+            stack: Some(stack),
             inbox,
             address,
         })
     }
 
+    /// The TCP stack (panics for a QUIC one).
     pub fn node(&self) -> &TcpStack<u64, Inbox> {
-        self.node.as_ref().expect("running")
+        match self.stack.as_ref().expect("running") {
+            Stack::Tcp(node) => node,
+            #[cfg(feature = "quic")]
+            Stack::Quic(_) => panic!("a QUIC stack"),
+        }
+    }
+
+    pub fn plumtree(&self) -> Arc<PlumtreeMemberlist<u64, Inbox>> {
+        match self.stack.as_ref().expect("running") {
+            Stack::Tcp(node) => node.plumtree().clone(),
+            #[cfg(feature = "quic")]
+            Stack::Quic(node) => node.plumtree().clone(),
+        }
+    }
+
+    pub fn members(&self) -> Vec<u64> {
+        match self.stack.as_ref().expect("running") {
+            Stack::Tcp(node) => node.members(),
+            #[cfg(feature = "quic")]
+            Stack::Quic(node) => node.members(),
+        }
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -100,7 +161,7 @@ impl Host {
 
     /// Starts a broadcast on the node's own runtime (a wedged node never runs it).
     pub fn broadcast(&self, payload: Vec<u8>) {
-        let node = self.node().plumtree().clone();
+        let node = self.plumtree();
         self.runtime().spawn(async move {
             let _ = node.broadcast(payload).await;
         });
@@ -123,7 +184,7 @@ impl Host {
     pub fn wait_members(&self, n: usize, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if self.node().members().len() >= n {
+            if self.members().len() >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -134,12 +195,16 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if let (Some(runtime), Some(node)) = (self.runtime.take(), self.node.take()) {
+        if let (Some(runtime), Some(stack)) = (self.runtime.take(), self.stack.take()) {
             // Waited for from this thread, not with the node's own timers: the workers of a
             // wedged node never run them. Such a node is abandoned with its runtime.
             let (done, stopped) = mpsc::channel();
             runtime.spawn(async move {
-                let _ = node.shutdown().await;
+                let _ = match &stack {
+                    Stack::Tcp(node) => node.shutdown().await,
+                    #[cfg(feature = "quic")]
+                    Stack::Quic(node) => node.shutdown().await,
+                };
                 let _ = done.send(());
             });
             let _ = stopped.recv_timeout(Duration::from_secs(3));

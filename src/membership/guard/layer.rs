@@ -80,6 +80,10 @@ impl<O> GuardedOptions<O> {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
+
+    pub(super) fn into_parts(self) -> (O, Arc<Shared>) {
+        (self.inner, self.shared)
+    }
 }
 
 impl<S: StreamLayer> StreamLayer for Guarded<S> {
@@ -89,9 +93,10 @@ impl<S: StreamLayer> StreamLayer for Guarded<S> {
     type Options = GuardedOptions<S::Options>;
 
     async fn new(options: Self::Options) -> io::Result<Self> {
+        let (inner, shared) = options.into_parts();
         Ok(Self {
-            inner: S::new(options.inner).await?,
-            shared: options.shared,
+            inner: S::new(inner).await?,
+            shared,
         })
     }
 
@@ -170,6 +175,19 @@ impl<C: Connection> std::fmt::Debug for GuardedStream<C> {
 impl<C: PromisedStream> GuardedStream<C> {
     fn new(stream: C, shared: &Arc<Shared>, slot: Option<OwnedSemaphorePermit>) -> Self {
         let (local, peer) = (stream.local_addr(), stream.peer_addr());
+        Self::wrap(stream, shared, slot, local, peer)
+    }
+}
+
+impl<C: Connection> GuardedStream<C> {
+    /// Splits `stream` and puts a [`GuardedReader`] in front of its read half.
+    pub(super) fn wrap(
+        stream: C,
+        shared: &Arc<Shared>,
+        slot: Option<OwnedSemaphorePermit>,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Self {
         let (reader, writer) = stream.split();
         Self {
             reader: GuardedReader::new(reader, Arc::clone(shared), slot),

@@ -22,11 +22,13 @@
 //! copy of the header (at most 11 bytes, plus a label) and one to four small reads per message.
 //!
 //! [`MemberlistStack::builder`](super::MemberlistStack::builder) uses it for every stack it
-//! builds over TCP. Once a memberlist-proto release with the fix exists, the spin guard is
+//! builds: [`Guarded`] over TCP, `GuardedQuic` (feature `quic`) over memberlist's QUIC. Once a memberlist-proto release with the fix exists, the spin guard is
 //! redundant; the length, time and connection bounds are not.
 
 mod header;
 mod layer;
+#[cfg(feature = "quic")]
+mod quic;
 mod reader;
 
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 pub use layer::{Guarded, GuardedListener, GuardedOptions, GuardedStream};
+#[cfg(feature = "quic")]
+pub use quic::{GuardedAcceptor, GuardedConnection, GuardedConnector, GuardedQuic};
 pub use reader::GuardedReader;
 
 use crate::ConfigError;
