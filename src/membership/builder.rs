@@ -124,6 +124,7 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
     ///     .secret_key(SecretKey::Aes256(key))
     ///     .build(NoopDelegate)
     ///     .await?;
+    /// assert!(stack.memberlist().encryption_enabled());
     /// # Ok(()) }
     /// # let _ = run;
     /// ```
@@ -162,7 +163,9 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
     /// # Errors
     /// [`StackError::Config`] for a config that does not validate (or a QUIC transport whose
     /// address cannot be published: both it and memberlist bound to unspecified addresses and
-    /// no `transport_addr` given), [`StackError::Memberlist`] if memberlist cannot bind,
+    /// no `transport_addr` given; or, with frames over memberlist, a
+    /// `PlumtreeConfig::max_message_size` that leaves no room for a frame under
+    /// `StreamGuard::max_message_size`), [`StackError::Memberlist`] if memberlist cannot bind,
     /// [`StackError::Join`] if seeds were given and none answered (the node is shut down
     /// again), [`StackError::Start`] outside a tokio runtime.
     pub async fn build<PD: PlumtreeDelegate<I>>(
@@ -170,13 +173,6 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         delegate: PD,
     ) -> Result<TcpStack<I, PD>, StackError> {
         let layer = GuardedOptions::new((), self.guard.clone())?;
-        let frames_fit = self.config.max_message_size.saturating_add(FRAME_HEADROOM);
-        if self.frames_ride_on_memberlist() && frames_fit > self.guard.max_message_size {
-            return Err(crate::ConfigError::Inconsistent(
-                "PlumtreeConfig::max_message_size leaves no room for a frame within StreamGuard::max_message_size",
-            )
-            .into());
-        }
         if !self.bind.ip().is_loopback() && self.keyring.is_none() {
             tracing::warn!(
                 bind = %self.bind,
@@ -235,6 +231,13 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         T: MlTransport<Id = I, Address = SocketAddr, ResolvedAddress = SocketAddr>,
     {
         tokio::runtime::Handle::try_current().map_err(|_| crate::StartError::NoRuntime)?;
+        let frame_room = self.config.max_message_size.saturating_add(FRAME_HEADROOM);
+        if self.frames_ride_on_memberlist() && frame_room > self.guard.max_message_size {
+            return Err(crate::ConfigError::Inconsistent(
+                "PlumtreeConfig::max_message_size leaves no room for a frame within StreamGuard::max_message_size",
+            )
+            .into());
+        }
         let plumtree = Arc::new(PlumtreeMemberlist::with_runtime_config(
             self.id.clone(),
             self.config,

@@ -88,3 +88,71 @@ async fn shutting_the_node_down_ends_every_transport_task() {
         .await
         .unwrap();
 }
+
+/// A certified peer that opens every stream it may, on many connections, and stops each inside
+/// a frame's length: its streams wait (quinn allows it 8 per connection), nothing spins, and
+/// another peer's frames still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_stopped_inside_a_length_hold_no_one_else_up() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::lan();
+    let quic = QuicTransport::bind(
+        1u64,
+        "127.0.0.1:0".parse().unwrap(),
+        config.clone(),
+        &ca.node_tls(&1u64).unwrap(),
+    )
+    .unwrap();
+    let node = PlumtreeMemberlist::new(1u64, PlumtreeConfig::lan(), NoopDelegate).unwrap();
+    node.start(quic.clone()).unwrap();
+    let connect = |id: u64| {
+        let tls = ca
+            .node_tls(&id)
+            .unwrap()
+            .client_config(config.transport_config(), tls::ALPN)
+            .unwrap();
+        let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        client.set_default_client_config(tls);
+        let to = quic.local_addr();
+        async move {
+            client
+                .connect(to, &certificate_name(&1u64).unwrap())
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    let [a, b, c] = link::STREAM_MAGIC;
+    let mut held = Vec::new();
+    let mut connections = Vec::new();
+    for _ in 0..20 {
+        let connection = connect(9).await;
+        for _ in 0..8 {
+            let mut stream = connection.open_uni().await.unwrap();
+            stream.write_all(&[a, b, c, 1, 0, 0]).await.unwrap(); // half a length
+            held.push(stream);
+        }
+        connections.push(connection);
+    }
+    let honest = connect(8).await;
+    let mut stream = honest.open_uni().await.unwrap();
+    let frame = crate::Envelope {
+        sender: 8u64,
+        message: crate::Message::Prune,
+    }
+    .to_bytes();
+    stream.write_all(&[a, b, c, 1]).await.unwrap();
+    stream
+        .write_all(&(frame.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&frame).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while quic.stats().frames_received == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(quic.stats().frames_received, 1, "the honest peer's frame");
+    drop((held, connections));
+    node.shutdown().await;
+    quic.close().await;
+}
