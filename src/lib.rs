@@ -122,8 +122,9 @@ pub use membership::{
 };
 #[cfg(all(feature = "memberlist", feature = "quic"))]
 pub use membership::{
-    GuardedAcceptor, GuardedConnection, GuardedConnector, GuardedQuic, QuicMemberlistTransport,
-    QuicStack,
+    GuardedAcceptor, GuardedConnection, GuardedConnector, GuardedQuic, MAX_HANDSHAKES,
+    QuicMemberlistTransport, QuicStack, TlsConnection, TlsLayer, TlsListener,
+    TlsMemberlistTransport, TlsOptions, TlsReader, TlsStack,
 };
 pub use message::{DecodeError, DecodeLimits, Envelope, Frame, Message, MessageId, MessageKind};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};

@@ -305,3 +305,39 @@ fn random_datagrams_at_a_quic_node() {
     flows(&target, &witness, "after the noise", Duration::from_secs(5)).unwrap();
     settles();
 }
+
+/// memberlist-net's own TLS listener runs each handshake inside `accept`, without a timeout: one
+/// silent connection would stop every later one. `build_tls`'s listener must not.
+#[cfg(feature = "quic")]
+#[test]
+fn a_tls_node_takes_new_members_while_connections_never_finish_a_handshake() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let ca = memberlist_plumtree::ClusterCa::generate().unwrap();
+    let target = Host::start_tls(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
+    let mut rng = fastrand::Rng::with_seed(20);
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let mut stream = connect(target.address);
+        stream.write_all(&[rng.u8(..)]).expect("write");
+        idle.push(stream);
+    }
+    for _ in 0..300 {
+        let mut stream = connect(target.address);
+        let junk: Vec<u8> = (0..64).map(|_| rng.u8(..)).collect();
+        let _ = stream.write_all(&junk);
+    }
+    let started = Instant::now();
+    let newcomer =
+        Host::start_tls(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("joins");
+    assert!(newcomer.wait_members(1, Duration::from_secs(10)));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    flows(
+        &target,
+        &newcomer,
+        "under the flood",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    drop(idle);
+    settles();
+}

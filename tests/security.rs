@@ -162,3 +162,25 @@ fn a_key_rotation_keeps_the_cluster_together() {
     // A node with only the old key is refused now.
     assert!(Host::start_with(3, &[target.address], Some(KEY)).is_err());
 }
+
+/// memberlist's streams over TLS (`build_tls`): members broadcast; a node whose certificate comes
+/// from another CA cannot join; frames written to the port in plaintext go nowhere.
+#[cfg(feature = "quic")]
+#[test]
+fn over_tls_only_certified_nodes_join_and_plaintext_is_refused() {
+    use memberlist_plumtree::ClusterCa;
+
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let ca = ClusterCa::generate().unwrap();
+    let target = Host::start_tls(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
+    let witness =
+        Host::start_tls(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("witness");
+    assert!(target.wait_members(1, Duration::from_secs(10)));
+    assert!(witness.wait_members(1, Duration::from_secs(10)));
+    flows(&target, &witness, "over TLS", Duration::from_secs(5)).unwrap();
+    let stranger = ClusterCa::generate().unwrap().node_tls(&3u64).unwrap();
+    assert!(Host::start_tls(3, &[target.address], stranger).is_err());
+    inject(target.address, &forged(2, 4000, b"plaintext to TLS"));
+    assert!(!target.receives(b"plaintext to TLS", Duration::from_secs(2)));
+    assert_eq!(target.members(), [2]);
+}

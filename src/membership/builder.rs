@@ -213,6 +213,39 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         self.build_on(delegate, transport, Some(shared)).await
     }
 
+    /// As [`build`](Self::build), with memberlist's TCP streams over TLS 1.3: every stream
+    /// (state exchanges, and the Plumtree frames that ride on memberlist) is encrypted and both
+    /// ends are authenticated by `tls` (certificates must carry
+    /// [`MEMBERS_NAME`](crate::MEMBERS_NAME), as [`ClusterCa`](crate::ClusterCa)'s do).
+    /// memberlist's UDP probes and gossip stay outside TLS: add [`secret_key`](Self::secret_key)
+    /// to cover them, or use [`build_quic`](Self::build_quic) (docs/security.md). Handshakes
+    /// must finish within `config.connect_timeout`.
+    ///
+    /// # Errors
+    /// As `build`, and [`StackError::Memberlist`] for certificates rustls rejects.
+    #[cfg(feature = "quic")]
+    pub async fn build_tls<PD: PlumtreeDelegate<I>>(
+        self,
+        delegate: PD,
+        tls: &crate::QuicTls,
+        config: &crate::QuicConfig,
+    ) -> Result<super::TlsStack<I, PD>, StackError> {
+        let options = tls
+            .memberlist_tls_options(config)
+            .map_err(|e| StackError::Memberlist(e.to_string()))?;
+        if !self.bind.ip().is_loopback() && self.keyring.is_none() {
+            tracing::warn!(
+                bind = %self.bind,
+                "memberlist's UDP probes and gossip travel outside TLS: without a keyring anyone who reaches this address can forge membership news; set StackBuilder::secret_key too (docs/security.md)"
+            );
+        }
+        let layer = GuardedOptions::new(options, self.guard.clone())?;
+        let shared = std::sync::Arc::clone(layer.shared());
+        let mut transport = NetTransportOptions::with_stream_layer_options(self.id.clone(), layer);
+        transport.add_bind_address(self.bind);
+        self.build_on(delegate, transport, Some(shared)).await
+    }
+
     fn frames_ride_on_memberlist(&self) -> bool {
         #[cfg(feature = "quic")]
         return self.quic.is_none();

@@ -18,6 +18,8 @@ mod meta;
 #[cfg(feature = "quic")]
 mod quic;
 mod stack;
+#[cfg(feature = "quic")]
+mod tls;
 mod transport;
 
 pub use bridge::{BridgeConfig, PeerInfo};
@@ -32,4 +34,9 @@ pub use meta::{META_MAX_SIZE, MetaError, NodeMeta};
 #[cfg(feature = "quic")]
 pub use quic::{QuicMemberlistTransport, QuicStack};
 pub use stack::{MemberlistStack, StackError, StackMemberlist};
+#[cfg(feature = "quic")]
+pub use tls::{
+    MAX_HANDSHAKES, TlsConnection, TlsLayer, TlsListener, TlsMemberlistTransport, TlsOptions,
+    TlsReader, TlsStack,
+};
 pub use transport::MemberlistTransport;

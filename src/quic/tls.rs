@@ -191,12 +191,11 @@ impl QuicTls {
         Arc::new(rustls::crypto::ring::default_provider())
     }
 
-    /// quinn's server side: TLS 1.3 only, a client certificate from our CA required.
-    pub(crate) fn server_config(
+    /// rustls's server side: TLS 1.3 only, a client certificate from our CA required.
+    pub(crate) fn rustls_server_config(
         &self,
-        transport: Arc<quinn::TransportConfig>,
         alpn: &[u8],
-    ) -> Result<quinn::ServerConfig, TlsError> {
+    ) -> Result<rustls::ServerConfig, TlsError> {
         let provider = Self::provider();
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::clone(&self.roots),
@@ -211,19 +210,14 @@ impl QuicTls {
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(config_error)?;
         tls.alpn_protocols = vec![alpn.to_vec()];
-        let crypto =
-            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(config_error)?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        server.transport_config(transport);
-        Ok(server)
+        Ok(tls)
     }
 
-    /// quinn's client side: the server must prove the name we dial; we present our certificate.
-    pub(crate) fn client_config(
+    /// rustls's client side: the server must prove the name we dial; we present our certificate.
+    pub(crate) fn rustls_client_config(
         &self,
-        transport: Arc<quinn::TransportConfig>,
         alpn: &[u8],
-    ) -> Result<quinn::ClientConfig, TlsError> {
+    ) -> Result<rustls::ClientConfig, TlsError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(Self::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(config_error)?
@@ -231,6 +225,30 @@ impl QuicTls {
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(config_error)?;
         tls.alpn_protocols = vec![alpn.to_vec()];
+        Ok(tls)
+    }
+
+    /// quinn's server side: [`rustls_server_config`](Self::rustls_server_config) over QUIC.
+    pub(crate) fn server_config(
+        &self,
+        transport: Arc<quinn::TransportConfig>,
+        alpn: &[u8],
+    ) -> Result<quinn::ServerConfig, TlsError> {
+        let tls = self.rustls_server_config(alpn)?;
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(config_error)?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server.transport_config(transport);
+        Ok(server)
+    }
+
+    /// quinn's client side: [`rustls_client_config`](Self::rustls_client_config) over QUIC.
+    pub(crate) fn client_config(
+        &self,
+        transport: Arc<quinn::TransportConfig>,
+        alpn: &[u8],
+    ) -> Result<quinn::ClientConfig, TlsError> {
+        let tls = self.rustls_client_config(alpn)?;
         let crypto =
             quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(config_error)?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));

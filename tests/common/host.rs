@@ -43,6 +43,21 @@ enum Stack {
     Tcp(TcpStack<u64, Inbox>),
     #[cfg(feature = "quic")]
     Quic(memberlist_plumtree::QuicStack<u64, Inbox>),
+    #[cfg(feature = "quic")]
+    Tls(memberlist_plumtree::TlsStack<u64, Inbox>),
+}
+
+/// Runs `$body` with `$node` bound to whichever stack `$stack` holds.
+macro_rules! on_stack {
+    ($stack:expr, $node:ident => $body:expr) => {
+        match $stack {
+            Stack::Tcp($node) => $body,
+            #[cfg(feature = "quic")]
+            Stack::Quic($node) => $body,
+            #[cfg(feature = "quic")]
+            Stack::Tls($node) => $body,
+        }
+    };
 }
 
 /// A builder with the loopback SWIM timing these tests use.
@@ -92,6 +107,23 @@ impl Host {
         })
     }
 
+    /// A node whose memberlist streams run over TLS with `tls` (`build_tls`).
+    #[cfg(feature = "quic")]
+    pub fn start_tls(
+        id: u64,
+        seeds: &[SocketAddr],
+        tls: memberlist_plumtree::QuicTls,
+    ) -> Result<Self, String> {
+        let seeds = seeds.to_vec();
+        Self::launch(id, move |inbox| async move {
+            let config = memberlist_plumtree::QuicConfig::lan();
+            builder(id, seeds)
+                .build_tls(inbox, &tls, &config)
+                .await
+                .map(Stack::Tls)
+        })
+    }
+
     fn launch<F, Fut>(id: u64, build: F) -> Result<Self, String>
     where
         F: FnOnce(Inbox) -> Fut,
@@ -117,11 +149,7 @@ impl Host {
                 return Err(format!("node {id}: build timed out"));
             }
         };
-        let address = match &stack {
-            Stack::Tcp(node) => *node.memberlist().advertise_address(),
-            #[cfg(feature = "quic")]
-            Stack::Quic(node) => *node.memberlist().advertise_address(),
-        };
+        let address = on_stack!(&stack, node => *node.memberlist().advertise_address());
         Ok(Self {
             runtime: Some(runtime),
             stack: Some(stack),
@@ -135,24 +163,21 @@ impl Host {
         match self.stack.as_ref().expect("running") {
             Stack::Tcp(node) => node,
             #[cfg(feature = "quic")]
-            Stack::Quic(_) => panic!("a QUIC stack"),
+            _ => panic!("not a TCP stack"),
         }
     }
 
     pub fn plumtree(&self) -> Arc<PlumtreeMemberlist<u64, Inbox>> {
-        match self.stack.as_ref().expect("running") {
-            Stack::Tcp(node) => node.plumtree().clone(),
-            #[cfg(feature = "quic")]
-            Stack::Quic(node) => node.plumtree().clone(),
-        }
+        on_stack!(self.stack.as_ref().expect("running"), node => node.plumtree().clone())
+    }
+
+    pub fn guard_stats(&self) -> memberlist_plumtree::GuardStats {
+        on_stack!(self.stack.as_ref().expect("running"), node => node.guard_stats())
+            .expect("a guarded stack")
     }
 
     pub fn members(&self) -> Vec<u64> {
-        match self.stack.as_ref().expect("running") {
-            Stack::Tcp(node) => node.members(),
-            #[cfg(feature = "quic")]
-            Stack::Quic(node) => node.members(),
-        }
+        on_stack!(self.stack.as_ref().expect("running"), node => node.members())
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -200,11 +225,7 @@ impl Drop for Host {
             // wedged node never run them. Such a node is abandoned with its runtime.
             let (done, stopped) = mpsc::channel();
             runtime.spawn(async move {
-                let _ = match &stack {
-                    Stack::Tcp(node) => node.shutdown().await,
-                    #[cfg(feature = "quic")]
-                    Stack::Quic(node) => node.shutdown().await,
-                };
+                let _ = on_stack!(&stack, node => node.shutdown().await);
                 let _ = done.send(());
             });
             let _ = stopped.recv_timeout(Duration::from_secs(3));
