@@ -66,7 +66,7 @@ where
     plumtree: Arc<PlumtreeMemberlist<I, PD>>,
     memberlist: StackMemberlist<T, D>,
     book: Arc<PeerBook<I, T::ResolvedAddress>>,
-    /// The stream guard of a stack built over guarded TCP, for its counters and message limit.
+    /// The stream guard of a stack made by the builder, for its counters and message limit.
     guard: Option<Arc<Shared>>,
 }
 
@@ -118,8 +118,9 @@ where
         self.guard = Some(guard);
     }
 
-    /// What the stream guard has refused so far, for a stack built with
-    /// [`builder`](Self::builder) over TCP (`None` otherwise).
+    /// What the stream guard has refused so far, for a stack made by
+    /// [`builder`](Self::builder) (`build`, `build_tls` or `build_quic`); `None` for one made
+    /// with [`new`](Self::new), whose transport the stack does not know.
     pub fn guard_stats(&self) -> Option<GuardStats> {
         self.guard.as_ref().map(|guard| guard.stats())
     }

@@ -78,9 +78,9 @@ where
         for frame in frames {
             // Frames are bounded by max_message_size (at most 16 MiB), far below u32::MAX.
             message.put_u32(frame.len() as u32);
-            let (head, payload) = frame.clone().into_parts();
-            message.put_slice(&head);
-            message.put_slice(&payload);
+            let (head, payload) = frame.parts();
+            message.put_slice(head);
+            message.put_slice(payload);
         }
         self.memberlist
             .send_reliable(address, message.freeze())

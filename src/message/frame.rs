@@ -70,6 +70,12 @@ impl Frame {
         (self.head, self.payload)
     }
 
+    /// The head and the payload, borrowed.
+    #[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
+    pub(crate) fn parts(&self) -> (&Bytes, &Bytes) {
+        (&self.head, &self.payload)
+    }
+
     /// The wire form in one buffer: free for a frame of one part, a copy otherwise.
     pub fn to_bytes(&self) -> Bytes {
         if self.payload.is_empty() {
