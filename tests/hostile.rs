@@ -267,6 +267,15 @@ fn a_certified_peer_that_stops_inside_a_header_does_not_wedge_a_quic_node() {
                 held.push((connection, stream));
             }
         }
+        // A user message claiming 1 GiB, then 1 MiB of it.
+        let connection = connector.connect(to).await.unwrap();
+        let (mut stream, _) = connection.open_bi().await.unwrap();
+        stream
+            .write_all(&[0x09, 0x80, 0x80, 0x80, 0x80, 0x04])
+            .await
+            .unwrap();
+        let _ = stream.write_all(&[0x5a; 1 << 20]).await;
+        held.push((connection, stream));
         (held, acceptor, connector, layer)
     });
     std::thread::sleep(Duration::from_millis(200));
@@ -277,6 +286,7 @@ fn a_certified_peer_that_stops_inside_a_header_does_not_wedge_a_quic_node() {
         Duration::from_secs(5),
     )
     .unwrap();
+    assert_eq!(target.guard_stats().oversize, 1, "the 1 GiB claim");
     drop(held);
     insider.shutdown_background();
     settles();
