@@ -268,9 +268,10 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         let mut recent = RecentFrames::default();
         while let Some(transmit) = self.core.poll_transmit() {
             if !self.core.is_member(&transmit.to) {
-                // The core answers strangers (a Graft, an announcement) but a send task per
-                // unknown id would let forged sender ids spawn tasks without bound: only members
-                // get queues. A peer not yet known retries once membership catches up.
+                // Only members get send queues: a task per unknown id would let forged ids spawn
+                // tasks without bound. The core ignores messages from non-members, so it should
+                // never address one; this keeps the rule should that change (issue 19 moves the
+                // decision to one layer).
                 self.outbound_dropped += 1;
                 self.metrics.dropped_outbound();
                 tracing::debug!(to = ?transmit.to, "not sending to a non-member");
