@@ -145,22 +145,29 @@ fn a_huge_length_claim_is_refused_before_it_is_allocated() {
     flows(&target, &witness, "after the claim", Duration::from_secs(5)).unwrap();
 }
 
-#[test]
-fn a_new_node_joins_through_a_node_under_a_connection_flood() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let (target, witness) = pair();
-    let mut rng = fastrand::Rng::with_seed(18);
+/// The flood of the issue: 300 connections that send one byte and stay open (returned, to be
+/// held), and 300 that send 64 random bytes and close.
+fn flood(to: std::net::SocketAddr, seed: u64) -> Vec<std::net::TcpStream> {
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut idle = Vec::new();
     for _ in 0..300 {
-        let mut stream = connect(target.address);
+        let mut stream = connect(to);
         stream.write_all(&[rng.u8(..)]).expect("write");
         idle.push(stream);
     }
     for _ in 0..300 {
-        let mut stream = connect(target.address);
+        let mut stream = connect(to);
         let junk: Vec<u8> = (0..64).map(|_| rng.u8(..)).collect();
         let _ = stream.write_all(&junk);
     }
+    idle
+}
+
+#[test]
+fn a_new_node_joins_through_a_node_under_a_connection_flood() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (target, witness) = pair();
+    let idle = flood(target.address, 18);
     let started = Instant::now();
     let newcomer = Host::start(3, &[target.address]).expect("a new node joins through the target");
     assert!(
@@ -324,18 +331,7 @@ fn a_tls_node_takes_new_members_while_connections_never_finish_a_handshake() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let ca = memberlist_plumtree::ClusterCa::generate().unwrap();
     let target = Host::start_tls(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
-    let mut rng = fastrand::Rng::with_seed(20);
-    let mut idle = Vec::new();
-    for _ in 0..300 {
-        let mut stream = connect(target.address);
-        stream.write_all(&[rng.u8(..)]).expect("write");
-        idle.push(stream);
-    }
-    for _ in 0..300 {
-        let mut stream = connect(target.address);
-        let junk: Vec<u8> = (0..64).map(|_| rng.u8(..)).collect();
-        let _ = stream.write_all(&junk);
-    }
+    let idle = flood(target.address, 20);
     let started = Instant::now();
     let newcomer =
         Host::start_tls(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("joins");
