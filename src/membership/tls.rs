@@ -44,7 +44,7 @@ pub type TlsStack<I, PD> = super::MemberlistStack<
 >;
 
 /// TLS handshakes in progress at once on one listener; further connections are closed at once.
-pub const MAX_HANDSHAKES: usize = 256;
+pub const MAX_HANDSHAKES: usize = 1024;
 
 /// ALPN of memberlist's TLS streams, distinct from the QUIC ones.
 const TLS_ALPN: &[u8] = b"memberlist-plumtree-swim-tls/1";
