@@ -13,6 +13,8 @@ use std::net::UdpSocket;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "quic")]
+use common::host::{Certified, certified_pair};
 use common::host::{Host, connect, flows, pair};
 
 static TURN: Mutex<()> = Mutex::new(());
@@ -241,11 +243,7 @@ fn a_certified_peer_that_stops_inside_a_header_does_not_wedge_a_quic_node() {
 
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let ca = ClusterCa::generate().unwrap();
-    let target = Host::start_quic(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
-    let witness =
-        Host::start_quic(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("witness");
-    assert!(target.wait_members(1, Duration::from_secs(10)));
-    assert!(witness.wait_members(1, Duration::from_secs(10)));
+    let (target, witness) = certified_pair(&ca, Certified::Quic);
     // The insider's own runtime; its connections stay open until the end of the test.
     let insider = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -304,10 +302,7 @@ fn a_certified_peer_that_stops_inside_a_header_does_not_wedge_a_quic_node() {
 fn random_datagrams_at_a_quic_node() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let ca = memberlist_plumtree::ClusterCa::generate().unwrap();
-    let target = Host::start_quic(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
-    let witness =
-        Host::start_quic(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("witness");
-    assert!(witness.wait_members(1, Duration::from_secs(10)));
+    let (target, witness) = certified_pair(&ca, Certified::Quic);
     let mut rng = fastrand::Rng::with_seed(1819);
     let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let until = Instant::now() + Duration::from_secs(5);
@@ -330,11 +325,17 @@ fn random_datagrams_at_a_quic_node() {
 fn a_tls_node_takes_new_members_while_connections_never_finish_a_handshake() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let ca = memberlist_plumtree::ClusterCa::generate().unwrap();
-    let target = Host::start_tls(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
+    let target =
+        Host::start_certified(1, &[], ca.node_tls(&1u64).unwrap(), Certified::Tls).expect("target");
     let idle = flood(target.address, 20);
     let started = Instant::now();
-    let newcomer =
-        Host::start_tls(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("joins");
+    let newcomer = Host::start_certified(
+        2,
+        &[target.address],
+        ca.node_tls(&2u64).unwrap(),
+        Certified::Tls,
+    )
+    .expect("joins");
     assert!(newcomer.wait_members(1, Duration::from_secs(10)));
     assert!(started.elapsed() < Duration::from_secs(10));
     flows(

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+#[cfg(feature = "quic")]
+use common::host::{Certified, certified_pair};
 use common::host::{Host, connect, flows, pair, pair_with};
 use memberlist_plumtree::memberlist::proto::{Message as MlMessage, ProtoEncoder, SecretKey};
 use memberlist_plumtree::message::Gossip;
@@ -172,14 +174,10 @@ fn over_tls_only_certified_nodes_join_and_plaintext_is_refused() {
 
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let ca = ClusterCa::generate().unwrap();
-    let target = Host::start_tls(1, &[], ca.node_tls(&1u64).unwrap()).expect("target");
-    let witness =
-        Host::start_tls(2, &[target.address], ca.node_tls(&2u64).unwrap()).expect("witness");
-    assert!(target.wait_members(1, Duration::from_secs(10)));
-    assert!(witness.wait_members(1, Duration::from_secs(10)));
+    let (target, witness) = certified_pair(&ca, Certified::Tls);
     flows(&target, &witness, "over TLS", Duration::from_secs(5)).unwrap();
     let stranger = ClusterCa::generate().unwrap().node_tls(&3u64).unwrap();
-    assert!(Host::start_tls(3, &[target.address], stranger).is_err());
+    assert!(Host::start_certified(3, &[target.address], stranger, Certified::Tls).is_err());
     inject(target.address, &forged(2, 4000, b"plaintext to TLS"));
     assert!(!target.receives(b"plaintext to TLS", Duration::from_secs(2)));
     assert_eq!(target.members(), [2]);

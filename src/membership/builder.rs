@@ -163,8 +163,8 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
     /// # Errors
     /// [`StackError::Config`] for a config that does not validate (or a QUIC transport whose
     /// address cannot be published: both it and memberlist bound to unspecified addresses and
-    /// no `transport_addr` given; or, with frames over memberlist, a
-    /// `PlumtreeConfig::max_message_size` that leaves no room for a frame under
+    /// no `transport_addr` given; or, with frames over memberlist, a `PlumtreeConfig` whose
+    /// longest frame (the largest payload, or the fullest IHave) does not fit in
     /// `StreamGuard::max_message_size`), [`StackError::Memberlist`] if memberlist cannot bind,
     /// [`StackError::Join`] if seeds were given and none answered (the node is shut down
     /// again), [`StackError::Start`] outside a tokio runtime.
@@ -264,10 +264,14 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         T: MlTransport<Id = I, Address = SocketAddr, ResolvedAddress = SocketAddr>,
     {
         tokio::runtime::Handle::try_current().map_err(|_| crate::StartError::NoRuntime)?;
-        let frame_room = self.config.max_message_size.saturating_add(FRAME_HEADROOM);
+        let frame_room = self
+            .config
+            .decode_limits()
+            .max_frame_len()
+            .saturating_add(super::transport::MEMBERLIST_FRAMING);
         if self.frames_ride_on_memberlist() && frame_room > self.guard.max_message_size {
             return Err(crate::ConfigError::Inconsistent(
-                "PlumtreeConfig::max_message_size leaves no room for a frame within StreamGuard::max_message_size",
+                "the config's longest frame (max_message_size, ihave_batch_size) does not fit in StreamGuard::max_message_size",
             )
             .into());
         }
@@ -331,10 +335,6 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         Ok(stack)
     }
 }
-
-/// Room for a frame's head and memberlist's framing (tag, length, label, encryption) around the
-/// largest payload, when frames ride on memberlist.
-const FRAME_HEADROOM: usize = 64 * 1024;
 
 /// The QUIC address to publish: the one configured, else the transport's own, else (for a
 /// transport on `0.0.0.0`) memberlist's bind address with the transport's port.

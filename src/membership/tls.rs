@@ -21,8 +21,8 @@ use memberlist::net::stream_layer::{Listener, PromisedStream, StreamLayer};
 use memberlist::proto::{ProtoReader, ProtoWriter};
 use memberlist::tokio::TokioRuntime;
 use memberlist::transport::Connection;
-use tokio::sync::{Mutex, Semaphore, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::{MEMBERS_NAME, QuicConfig, QuicTls, TlsError};
@@ -139,13 +139,14 @@ impl StreamLayer for TlsLayer {
 }
 
 /// Accepts TCP connections and completes each handshake in a task of its own, within the
-/// timeout; finished streams go to the listener.
+/// timeout; finished streams go to the listener. The handshake tasks belong to this one: when
+/// the listener stops it, they stop with it.
 async fn accept_loop(
     tcp: tokio::net::TcpListener,
     options: TlsOptions,
     done: mpsc::Sender<(TlsConnection, SocketAddr)>,
 ) {
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let mut handshakes = JoinSet::new();
     loop {
         let (stream, from) = match tcp.accept().await {
             Ok(accepted) => accepted,
@@ -156,17 +157,17 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&handshakes).try_acquire_owned() else {
+        while handshakes.try_join_next().is_some() {}
+        if handshakes.len() >= MAX_HANDSHAKES {
             tracing::debug!(%from, "TLS connection refused: too many handshakes in progress");
             continue;
-        };
+        }
         let (acceptor, timeout, done) = (
             options.acceptor.clone(),
             options.handshake_timeout,
             done.clone(),
         );
-        tokio::spawn(async move {
-            let _slot = slot;
+        handshakes.spawn(async move {
             let Ok(local) = stream.local_addr() else {
                 return;
             };

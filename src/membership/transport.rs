@@ -15,7 +15,7 @@ use crate::{Frame, NodeId};
 
 /// Bytes memberlist adds around a user message on a stream: tag and length, a label (at most
 /// 257 bytes) and encryption (34 bytes with AES-GCM).
-const MEMBERLIST_FRAMING: usize = 1024;
+pub(super) const MEMBERLIST_FRAMING: usize = 1024;
 
 /// Sends Plumtree frames with memberlist's `send_reliable`, to the address memberlist knows for
 /// the peer; the receiving [`PlumtreeNodeDelegate`] hands them to its node.

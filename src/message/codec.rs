@@ -97,6 +97,25 @@ pub struct DecodeLimits {
     pub max_announcements: usize,
 }
 
+impl DecodeLimits {
+    /// The longest frame a node with these limits sends or accepts: a Gossip with the largest
+    /// payload, or an IHave with the most announcements, none of them in runs, whichever is
+    /// longer. Node ids count at their largest ([`MAX_NODE_ID_LEN`](crate::MAX_NODE_ID_LEN) and
+    /// a length prefix).
+    #[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
+    pub(crate) fn max_frame_len(&self) -> usize {
+        const ID: usize = crate::MAX_NODE_ID_LEN + 2;
+        const VARINT_32: usize = 5;
+        const VARINT_64: usize = 10;
+        // Version and kind bytes, then the sender.
+        let envelope = 2 + ID;
+        let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + VARINT_64 + self.max_payload;
+        let announcement = MESSAGE_ID_LEN + VARINT_32 + VARINT_64;
+        let ihave = VARINT_64 + self.max_announcements.saturating_mul(announcement);
+        envelope.saturating_add(gossip.max(ihave))
+    }
+}
+
 impl<I: NodeId> Envelope<I> {
     /// Number of bytes [`encode`](Self::encode) appends.
     pub fn encoded_len(&self) -> usize {
@@ -331,6 +350,37 @@ mod tests {
 
     fn id(seq: u64) -> MessageId {
         MessageId::new(1, 2, seq)
+    }
+
+    #[test]
+    fn no_frame_is_longer_than_max_frame_len() {
+        let long = "n".repeat(crate::MAX_NODE_ID_LEN);
+        let limits = DecodeLimits {
+            max_payload: 5000,
+            max_announcements: 300,
+        };
+        let far = |i: u64| MessageId::new(u64::MAX - i, u64::MAX, u64::MAX - 2 * i);
+        let gossip = Message::Gossip(Gossip {
+            id: far(0),
+            origin: long.clone(),
+            round: u32::MAX,
+            heaviest: u32::MAX,
+            payload: Bytes::from(vec![0; limits.max_payload]),
+        });
+        // Every other sequence number: no two announcements form a run.
+        let entries = (0..limits.max_announcements as u64)
+            .map(|i| Announcement {
+                id: far(i),
+                round: u32::MAX,
+            })
+            .collect();
+        for message in [gossip, Message::IHave(IHave { entries })] {
+            let envelope = Envelope {
+                sender: long.clone(),
+                message,
+            };
+            assert!(envelope.encoded_len() <= limits.max_frame_len());
+        }
     }
 
     fn samples() -> Vec<Envelope<u64>> {

@@ -6,35 +6,49 @@ use super::transport::close_code;
 use super::*;
 use crate::{NoopDelegate, PlumtreeConfig, PlumtreeMemberlist};
 
+/// A started node 1 over QUIC, with the CA that certified it.
+fn victim() -> (
+    ClusterCa,
+    PlumtreeMemberlist<u64, NoopDelegate>,
+    QuicTransport<u64>,
+) {
+    let ca = ClusterCa::generate().unwrap();
+    let quic = QuicTransport::bind(
+        1u64,
+        "127.0.0.1:0".parse().unwrap(),
+        QuicConfig::lan(),
+        &ca.node_tls(&1u64).unwrap(),
+    )
+    .unwrap();
+    let node = PlumtreeMemberlist::new(1u64, PlumtreeConfig::lan(), NoopDelegate).unwrap();
+    node.start(quic.clone()).unwrap();
+    (ca, node, quic)
+}
+
+/// A raw connection to `quic` from a client holding `id`'s certificate from `ca`.
+async fn raw_client(ca: &ClusterCa, quic: &QuicTransport<u64>, id: u64) -> quinn::Connection {
+    let client_tls = ca
+        .node_tls(&id)
+        .unwrap()
+        .client_config(QuicConfig::lan().transport_config(), tls::ALPN)
+        .unwrap();
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    client.set_default_client_config(client_tls);
+    client
+        .connect(quic.local_addr(), &certificate_name(&1u64).unwrap())
+        .unwrap()
+        .await
+        .unwrap()
+}
+
 /// A started node 1 and a raw connection to it from a client holding node 9's certificate.
 async fn victim_and_raw_client() -> (
     PlumtreeMemberlist<u64, NoopDelegate>,
     QuicTransport<u64>,
     quinn::Connection,
 ) {
-    let ca = ClusterCa::generate().unwrap();
-    let config = QuicConfig::lan();
-    let quic = QuicTransport::bind(
-        1u64,
-        "127.0.0.1:0".parse().unwrap(),
-        config.clone(),
-        &ca.node_tls(&1u64).unwrap(),
-    )
-    .unwrap();
-    let node = PlumtreeMemberlist::new(1u64, PlumtreeConfig::lan(), NoopDelegate).unwrap();
-    node.start(quic.clone()).unwrap();
-    let client_tls = ca
-        .node_tls(&9u64)
-        .unwrap()
-        .client_config(config.transport_config(), tls::ALPN)
-        .unwrap();
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    client.set_default_client_config(client_tls);
-    let connection = client
-        .connect(quic.local_addr(), &certificate_name(&1u64).unwrap())
-        .unwrap()
-        .await
-        .unwrap();
+    let (ca, node, quic) = victim();
+    let connection = raw_client(&ca, &quic, 9).await;
     (node, quic, connection)
 }
 
@@ -94,39 +108,12 @@ async fn shutting_the_node_down_ends_every_transport_task() {
 /// another peer's frames still arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_stopped_inside_a_length_hold_no_one_else_up() {
-    let ca = ClusterCa::generate().unwrap();
-    let config = QuicConfig::lan();
-    let quic = QuicTransport::bind(
-        1u64,
-        "127.0.0.1:0".parse().unwrap(),
-        config.clone(),
-        &ca.node_tls(&1u64).unwrap(),
-    )
-    .unwrap();
-    let node = PlumtreeMemberlist::new(1u64, PlumtreeConfig::lan(), NoopDelegate).unwrap();
-    node.start(quic.clone()).unwrap();
-    let connect = |id: u64| {
-        let tls = ca
-            .node_tls(&id)
-            .unwrap()
-            .client_config(config.transport_config(), tls::ALPN)
-            .unwrap();
-        let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        client.set_default_client_config(tls);
-        let to = quic.local_addr();
-        async move {
-            client
-                .connect(to, &certificate_name(&1u64).unwrap())
-                .unwrap()
-                .await
-                .unwrap()
-        }
-    };
+    let (ca, node, quic) = victim();
     let [a, b, c] = link::STREAM_MAGIC;
     let mut held = Vec::new();
     let mut connections = Vec::new();
     for _ in 0..20 {
-        let connection = connect(9).await;
+        let connection = raw_client(&ca, &quic, 9).await;
         for _ in 0..8 {
             let mut stream = connection.open_uni().await.unwrap();
             stream.write_all(&[a, b, c, 1, 0, 0]).await.unwrap(); // half a length
@@ -134,7 +121,7 @@ async fn streams_stopped_inside_a_length_hold_no_one_else_up() {
         }
         connections.push(connection);
     }
-    let honest = connect(8).await;
+    let honest = raw_client(&ca, &quic, 8).await;
     let mut stream = honest.open_uni().await.unwrap();
     let frame = crate::Envelope {
         sender: 8u64,

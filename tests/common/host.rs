@@ -47,6 +47,14 @@ enum Stack {
     Tls(memberlist_plumtree::TlsStack<u64, Inbox>),
 }
 
+/// How a certified node runs memberlist.
+#[cfg(feature = "quic")]
+#[derive(Clone, Copy, Debug)]
+pub enum Certified {
+    Quic,
+    Tls,
+}
+
 /// Runs `$body` with `$node` bound to whichever stack `$stack` holds.
 macro_rules! on_stack {
     ($stack:expr, $node:ident => $body:expr) => {
@@ -90,37 +98,29 @@ impl Host {
         })
     }
 
-    /// A node whose memberlist runs over QUIC with `tls` (`build_quic`).
+    /// A node whose memberlist is authenticated by `tls`: over QUIC (`build_quic`) or with its
+    /// TCP streams over TLS (`build_tls`).
     #[cfg(feature = "quic")]
-    pub fn start_quic(
+    pub fn start_certified(
         id: u64,
         seeds: &[SocketAddr],
         tls: memberlist_plumtree::QuicTls,
+        over: Certified,
     ) -> Result<Self, String> {
         let seeds = seeds.to_vec();
         Self::launch(id, move |inbox| async move {
             let config = memberlist_plumtree::QuicConfig::lan();
-            builder(id, seeds)
-                .build_quic(inbox, &tls, &config)
-                .await
-                .map(Stack::Quic)
-        })
-    }
-
-    /// A node whose memberlist streams run over TLS with `tls` (`build_tls`).
-    #[cfg(feature = "quic")]
-    pub fn start_tls(
-        id: u64,
-        seeds: &[SocketAddr],
-        tls: memberlist_plumtree::QuicTls,
-    ) -> Result<Self, String> {
-        let seeds = seeds.to_vec();
-        Self::launch(id, move |inbox| async move {
-            let config = memberlist_plumtree::QuicConfig::lan();
-            builder(id, seeds)
-                .build_tls(inbox, &tls, &config)
-                .await
-                .map(Stack::Tls)
+            let builder = builder(id, seeds);
+            match over {
+                Certified::Quic => builder
+                    .build_quic(inbox, &tls, &config)
+                    .await
+                    .map(Stack::Quic),
+                Certified::Tls => builder
+                    .build_tls(inbox, &tls, &config)
+                    .await
+                    .map(Stack::Tls),
+            }
         })
     }
 
@@ -243,6 +243,18 @@ pub fn pair() -> (Host, Host) {
 pub fn pair_with(key: Option<SecretKey>) -> (Host, Host) {
     let target = Host::start_with(1, &[], key).expect("target starts");
     let witness = Host::start_with(2, &[target.address], key).expect("witness starts");
+    assert!(target.wait_members(1, Duration::from_secs(10)), "joined");
+    assert!(witness.wait_members(1, Duration::from_secs(10)), "joined");
+    (target, witness)
+}
+
+/// As `pair`, both nodes certified by `ca` and run `over` QUIC or TLS.
+#[cfg(feature = "quic")]
+pub fn certified_pair(ca: &memberlist_plumtree::ClusterCa, over: Certified) -> (Host, Host) {
+    let tls = |id: u64| ca.node_tls(&id).expect("certificate");
+    let target = Host::start_certified(1, &[], tls(1), over).expect("target starts");
+    let witness =
+        Host::start_certified(2, &[target.address], tls(2), over).expect("witness starts");
     assert!(target.wait_members(1, Duration::from_secs(10)), "joined");
     assert!(witness.wait_members(1, Duration::from_secs(10)), "joined");
     (target, witness)

@@ -19,7 +19,9 @@
 //!   further ones are closed on accept, so the listen backlog never fills.
 //!
 //! The body of a message is read straight into memberlist's buffer: the guard adds only the
-//! copy of the header (at most 11 bytes, plus a label) and one to four small reads per message.
+//! copy of the header (at most 11 bytes, plus a label) and two to six small reads per message (one
+//! per byte of a plain message's length varint, since reading past the header would take body
+//! bytes that belong in memberlist's buffer).
 //!
 //! [`MemberlistStack::builder`](super::MemberlistStack::builder) uses it for every stack it
 //! builds: [`Guarded`] over TCP, `GuardedQuic` (feature `quic`) over memberlist's QUIC. Once a memberlist-proto release with the fix exists, the spin guard is
