@@ -320,3 +320,47 @@ async fn a_message_for_several_peers_is_encoded_once() {
         }
     }
 }
+
+/// Records the ids it is told were given up.
+#[derive(Clone, Default)]
+struct GiveUps(std::sync::Arc<std::sync::Mutex<Vec<MessageId>>>);
+
+impl memberlist_plumtree::PlumtreeDelegate<u64> for GiveUps {
+    fn on_deliver(&self, _: memberlist_plumtree::Delivery<u64>) {}
+
+    fn on_give_up(&self, id: &MessageId) {
+        self.0.lock().unwrap().push(*id);
+    }
+}
+
+#[tokio::test]
+async fn a_payload_no_announcer_supplies_is_reported_to_the_delegate() {
+    // Node 0's only peer announces a payload and never answers the grafts for it (its frames
+    // go nowhere): after `graft_max_retries` grafts node 0 tells the delegate which one.
+    let (transport, _frames) = memberlist_plumtree::ChannelTransport::unbounded();
+    let gave_up = GiveUps::default();
+    let config = config(0).with_graft_max_retries(2);
+    let node = PlumtreeMemberlist::new(0u64, config, gave_up.clone()).unwrap();
+    node.start(transport).unwrap();
+    node.add_peer(1);
+    let id = MessageId::new(1, 0, 42);
+    let ihave = Envelope {
+        sender: 1u64,
+        message: Message::IHave(memberlist_plumtree::message::IHave {
+            entries: vec![memberlist_plumtree::message::Announcement { id, round: 0 }],
+        }),
+    };
+    node.handle_frame(ihave.to_bytes()).unwrap();
+    // 200 ms graft timer, then 100 and 200 ms retry waits (lan()).
+    assert!(
+        wait_for(
+            || !gave_up.0.lock().unwrap().is_empty(),
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    assert_eq!(*gave_up.0.lock().unwrap(), [id]);
+    let stats = node.stats().await.unwrap();
+    assert_eq!(stats.protocol.grafts_given_up, 1);
+    node.shutdown().await;
+}

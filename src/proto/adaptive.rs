@@ -44,6 +44,15 @@ impl Adaptive {
         config.ihave_interval * self.scale
     }
 
+    /// The longest an announcement may wait for its IHave flush.
+    pub(crate) fn longest_ihave_delay(&self, config: &PlumtreeConfig) -> Duration {
+        if self.ihave {
+            config.ihave_interval * MAX_IHAVE_SCALE
+        } else {
+            config.ihave_interval
+        }
+    }
+
     /// A timed flush happened: stretch the interval if the tree needed no repair since the last.
     pub(crate) fn flushed(&mut self) {
         if self.ihave && !self.repair_seen {
@@ -78,12 +87,7 @@ impl Adaptive {
         if !self.cache {
             return config.message_cache_ttl;
         }
-        let longest_ihave_delay = if self.ihave {
-            config.ihave_interval * MAX_IHAVE_SCALE
-        } else {
-            config.ihave_interval
-        };
-        let repair_window = longest_ihave_delay
+        let repair_window = self.longest_ihave_delay(config)
             + config.graft_timeout
             + config.graft_retry_timeout * config.graft_max_retries;
         (repair_window * 2)

@@ -41,6 +41,7 @@ pub enum PeerRole {
 
 /// Something the application or the runtime may want to know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<I> {
     /// A broadcast to hand to the application; each id is delivered once.
     Deliver(Delivery<I>),
@@ -65,6 +66,15 @@ pub enum Event<I> {
     Demoted {
         /// The peer.
         peer: I,
+    },
+    /// A payload announced to this node did not come: `graft_max_retries` grafts went
+    /// unanswered, or every peer that announced it left. The node stops asking for it, so
+    /// unless a copy still in flight arrives (it is then delivered as usual) the application
+    /// never sees it and should fetch it from its own source of truth. Counted in
+    /// [`Stats::grafts_given_up`].
+    GaveUp {
+        /// The payload's id (its origin's tag and sequence number name the gap).
+        id: MessageId,
     },
 }
 

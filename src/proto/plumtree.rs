@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+mod admission;
 mod prune;
 mod repair;
 
@@ -96,14 +97,15 @@ impl<I: NodeId> Plumtree<I> {
             Some(seed) => fastrand::Rng::with_seed(seed),
             None => fastrand::Rng::new(),
         };
+        let adaptive = Adaptive::new(&config);
         let mut store = MessageStore::new(Limits {
             seen_len: config.seen_max_size,
             seen_ttl: config.seen_ttl,
             cache_len: config.message_cache_max_size,
             cache_bytes: config.message_cache_max_bytes,
             cache_ttl: config.message_cache_ttl,
+            horizon: admission::repair_horizon(&config, &adaptive),
         });
-        let adaptive = Adaptive::new(&config);
         store.set_retention(adaptive.cache_retention(&config));
         Ok(Self {
             ids: IdSource::new(local.tag(), rng.u64(..)),

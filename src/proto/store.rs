@@ -54,6 +54,8 @@ pub(crate) struct Limits {
     pub(crate) cache_len: usize,
     pub(crate) cache_bytes: usize,
     pub(crate) cache_ttl: Duration,
+    /// How long a payload must stay cached for a repair to find it (`room_at`).
+    pub(crate) horizon: Duration,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,11 @@ pub(crate) struct MessageStore<I> {
     limits: Limits,
     /// How long a payload stays cached: `cache_ttl`, or less (adaptive cache retention).
     retention: Duration,
+    /// Index in `order` of the first entry seen less than `horizon` ago, as of the last
+    /// `room_at`: entries age past it in order.
+    young: usize,
+    /// Bytes of the payloads still cached at or after `young`.
+    young_bytes: usize,
 }
 
 impl<I> MessageStore<I> {
@@ -87,6 +94,8 @@ impl<I> MessageStore<I> {
             cache_bytes: 0,
             retention: limits.cache_ttl,
             limits,
+            young: 0,
+            young_bytes: 0,
         }
     }
 
@@ -140,6 +149,7 @@ impl<I> MessageStore<I> {
         if keep {
             self.cache_len += 1;
             self.cache_bytes += weight;
+            self.young_bytes += weight;
         }
         while (self.cache_len > self.limits.cache_len || self.cache_bytes > self.limits.cache_bytes)
             && self.uncache_next()
@@ -148,6 +158,43 @@ impl<I> MessageStore<I> {
             self.forget_oldest();
         }
         None
+    }
+
+    /// When one more id may enter without pushing out of the cache a payload first seen less
+    /// than the horizon ago, counting a payload of up to `room` bytes, and with at most `count`
+    /// ids seen per horizon (a bound of its own when smaller than the cache's); `None` if it may
+    /// now. The instant is the next at which the answer can change unless the store does.
+    pub(crate) fn room_at(&mut self, now: Instant, count: usize, room: usize) -> Option<Instant> {
+        let horizon = self.limits.horizon;
+        while let Some(&(at, id)) = self.order.get(self.young) {
+            if at + horizon > now {
+                break;
+            }
+            if self.young >= self.uncached {
+                if let Some(cached) = self.records.get(&id).and_then(|r| r.cached.as_ref()) {
+                    self.young_bytes -= cached.payload.len();
+                }
+            }
+            self.young += 1;
+        }
+        // The id a new one pushes out of the last `count` seen: with `count` the cache's bound,
+        // the payload the cache would drop.
+        let count = count.min(self.limits.cache_len);
+        let by_count = (self.order.len())
+            .checked_sub(count)
+            .and_then(|i| self.order.get(i))
+            .map(|&(at, _)| at + horizon)
+            .filter(|&at| at > now);
+        // Eviction goes oldest first, so only the young payloads must fit beside the new one
+        // (which, over the whole budget, would not be cached at all). Over it, the next change
+        // is when the oldest young entry ages out.
+        let room = room.min(self.limits.cache_bytes);
+        let by_bytes = if self.young_bytes + room > self.limits.cache_bytes {
+            self.order.get(self.young).map(|&(at, _)| at + horizon)
+        } else {
+            None
+        };
+        by_count.into_iter().chain(by_bytes).max()
     }
 
     /// Drops what has outlived its ttl.
@@ -184,10 +231,14 @@ impl<I> MessageStore<I> {
         let Some(&(_, id)) = self.order.get(self.uncached) else {
             return false;
         };
+        let young = self.uncached >= self.young;
         self.uncached += 1;
         if let Some(cached) = self.records.get_mut(&id).and_then(|r| r.cached.take()) {
             self.cache_len -= 1;
             self.cache_bytes -= cached.payload.len();
+            if young {
+                self.young_bytes -= cached.payload.len();
+            }
         }
         true
     }
@@ -200,6 +251,8 @@ impl<I> MessageStore<I> {
         if record.is_some() {
             self.windows.remove(&id);
         }
+        let young = self.young == 0;
+        self.young = self.young.saturating_sub(1);
         if self.uncached > 0 {
             self.uncached -= 1;
         } else if let Some(Record {
@@ -210,6 +263,9 @@ impl<I> MessageStore<I> {
             // Only with limits the config forbids (a seen set smaller than the cache).
             self.cache_len -= 1;
             self.cache_bytes -= cached.payload.len();
+            if young {
+                self.young_bytes -= cached.payload.len();
+            }
         }
     }
 }
@@ -241,6 +297,7 @@ mod tests {
             cache_len,
             cache_bytes,
             cache_ttl: Duration::from_millis(100),
+            horizon: Duration::from_millis(50),
         }
     }
 
@@ -347,6 +404,55 @@ mod tests {
                 proptest::prop_assert!(held.len() <= 8 && s.cache_usage().1 <= 100);
                 proptest::prop_assert!(s.seen_len() <= 20 && s.seen_len() == s.order.len());
                 proptest::prop_assert_eq!(s.cached(&id(seq)).is_some(), len <= 100);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A caller that inserts only when `room_at` allows (and otherwise waits until its
+        /// instant) never makes the cache drop a payload younger than the horizon by count or
+        /// bytes, and `room_at` never names an instant that has passed.
+        #[test]
+        fn admitted_inserts_never_push_out_a_young_payload(
+            steps in proptest::collection::vec((1usize..40, 0u64..30, proptest::bool::ANY), 1..300),
+            count in 1usize..12,
+        ) {
+            let t = Instant::now();
+            let mut s = MessageStore::new(Limits {
+                cache_ttl: Duration::from_secs(1),
+                ..limits(40, 8, 100)
+            });
+            let mut now = t;
+            for (seq, (len, wait, relayed)) in (0u64..).zip(steps) {
+                now += Duration::from_millis(wait);
+                s.expire(now);
+                // Relayed payloads arrive whatever the admission says; broadcasts wait for it.
+                if !relayed {
+                    // Each wait reaches an instant where the answer may change: wait again
+                    // until there is room (entries only age, so it comes).
+                    while let Some(at) = s.room_at(now, count, 40) {
+                        proptest::prop_assert!(at > now);
+                        now = at;
+                        s.expire(now);
+                    }
+                }
+                let young_before: Vec<MessageId> = s
+                    .records
+                    .iter()
+                    .filter(|(_, r)| r.cached.is_some() && r.seen.at + s.limits.horizon > now)
+                    .map(|(id, _)| *id)
+                    .collect();
+                s.insert(at(now), id(seq), payload(len));
+                s.room_at(now, count, 40);
+                let young_bytes: usize = s.order.range(s.young..)
+                    .filter_map(|(_, id)| s.cached(id).map(|c| c.payload.len()))
+                    .sum();
+                proptest::prop_assert_eq!(s.young_bytes, young_bytes);
+                if !relayed {
+                    for young in young_before {
+                        proptest::prop_assert!(s.cached(&young).is_some(), "{young:?} dropped young");
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 //! [`PlumtreeDelegate`]: where a node hands deliveries and tree changes to the application.
 
+use crate::MessageId;
 use crate::proto::Delivery;
 
 /// Receives what a [`PlumtreeMemberlist`](super::PlumtreeMemberlist) delivers.
@@ -31,6 +32,16 @@ pub trait PlumtreeDelegate<I>: Send + Sync + 'static {
     /// This node sent a Prune to `peer`.
     fn on_prune(&self, peer: &I) {
         let _ = peer;
+    }
+
+    /// A payload announced to this node could not be obtained: its grafts went unanswered (no
+    /// announcer still cached it) or every announcer left. Unless a copy still in flight
+    /// arrives, `on_deliver` will not see `id`; fetch what it carried from the application's
+    /// own source. Also logged as a warning and counted
+    /// ([`Stats::grafts_given_up`](crate::Stats::grafts_given_up),
+    /// `plumtree_payloads_given_up_total`).
+    fn on_give_up(&self, id: &MessageId) {
+        let _ = id;
     }
 }
 

@@ -57,6 +57,9 @@ const FAR: Duration = Duration::from_secs(86_400 * 365);
 /// Bytes in one block that frame heads are cut from (`Driver::encode`).
 const FRAME_BLOCK: usize = 16 * 1024;
 
+/// At most one warning this often for payloads given up.
+const GAVE_UP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How often gauges are refreshed.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -77,6 +80,9 @@ pub(crate) struct Driver<I: NodeId, T> {
     answering: Vec<(I, MessageId)>,
     /// Frame heads are cut from blocks of `FRAME_BLOCK` bytes, see `encode`.
     block: BytesMut,
+    /// When a payload given up was last logged, and how many were given up since.
+    gave_up_logged: Option<Instant>,
+    gave_up_unlogged: u64,
     /// Notices the last turn handed over: the next turn's vector starts that large instead of
     /// growing through several reallocations.
     notices_last: usize,
@@ -97,6 +103,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             answering: Vec::new(),
             block: BytesMut::new(),
             notices_last: 0,
+            gave_up_logged: None,
+            gave_up_unlogged: 0,
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -123,8 +131,11 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         let far = Instant::now() + FAR;
         let timer = tokio::time::sleep_until(far);
         let recheck = tokio::time::sleep_until(far);
-        tokio::pin!(timer, recheck);
+        // When the cache can take the next broadcast (`Plumtree::broadcast_room_at`).
+        let admit = tokio::time::sleep_until(far);
+        tokio::pin!(timer, recheck, admit);
         let mut armed: Option<Instant> = None;
+        let mut admit_armed: Option<Instant> = None;
         let mut rechecking = false;
         // When the node became congested, and when it took its last paced turn since.
         let mut congested_since: Option<Instant> = None;
@@ -136,6 +147,16 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     timer.as_mut().reset(at);
                 }
                 armed = deadline;
+            }
+            // A broadcast enters only when the cache can keep it, and every payload before it,
+            // for as long as a repair may ask for them: past that rate, payloads that needed
+            // repair were lost (issue 24). The wait holds `broadcast().await` back.
+            let admit_at = self.core.broadcast_room_at(now()).map(Instant::from_std);
+            if admit_at != admit_armed {
+                if let Some(at) = admit_at {
+                    admit.as_mut().reset(at);
+                }
+                admit_armed = admit_at;
             }
             let room = self.outbox.has_room();
             if room {
@@ -208,7 +229,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     }
                     frames.release();
                 }
-                Some(request) = broadcasts.recv(), if room => {
+                Some(request) = broadcasts.recv(), if room && admit_at.is_none() => {
                     // Like frames, queued broadcasts go in one turn: the senders' wait for room
                     // then ends once per turn, not once per broadcast. A broadcast queues at
                     // most one frame per peer, and a queue with room is at most half full:
@@ -216,6 +237,9 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     let now = now();
                     self.core.broadcast_as(now, request.id, request.payload);
                     for _ in 1..self.outbox.capacity().div_ceil(4).min(BROADCAST_BATCH) {
+                        if self.core.broadcast_room_at(now).is_some() {
+                            break;
+                        }
                         match broadcasts.try_recv() {
                             Some(request) => {
                                 self.core.broadcast_as(now, request.id, request.payload);
@@ -226,6 +250,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     broadcasts.release();
                 }
                 () = &mut recheck, if rechecking => rechecking = false,
+                () = &mut admit, if admit_armed.is_some() => admit_armed = None,
             }
             if !self.flush().await {
                 break;
@@ -316,8 +341,27 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         }
         self.answering.clear();
         while let Some(event) = self.core.poll_event() {
-            if matches!(event, Event::Deliver(_)) {
-                self.metrics.delivered();
+            match &event {
+                Event::Deliver(_) => self.metrics.delivered(),
+                Event::GaveUp { id } => {
+                    self.metrics.gave_up();
+                    self.gave_up_unlogged += 1;
+                    // One line a second at most: a repair storm gives up thousands at once,
+                    // and the delegate hears of every one.
+                    if self
+                        .gave_up_logged
+                        .is_none_or(|at| at.elapsed() >= GAVE_UP_LOG_INTERVAL)
+                    {
+                        tracing::warn!(
+                            %id,
+                            count = self.gave_up_unlogged,
+                            "gave up payloads that no announcer supplied (count: since the last such line)"
+                        );
+                        self.gave_up_logged = Some(Instant::now());
+                        self.gave_up_unlogged = 0;
+                    }
+                }
+                _ => {}
             }
             notices.push(Notice::Event(event));
         }
@@ -445,7 +489,8 @@ pub(crate) async fn deliver<I: NodeId, D: PlumtreeDelegate<I>>(
                 }
                 Notice::Event(Event::Promoted { peer }) => delegate.on_promote(&peer),
                 Notice::Event(Event::Demoted { peer }) => delegate.on_demote(&peer),
-                Notice::Event(Event::NeighborAdded { .. } | Event::NeighborRemoved { .. }) => {}
+                Notice::Event(Event::GaveUp { id }) => delegate.on_give_up(&id),
+                Notice::Event(_) => {}
                 Notice::Graft(peer) => delegate.on_graft(&peer),
                 Notice::Prune(peer) => delegate.on_prune(&peer),
             }

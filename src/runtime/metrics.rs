@@ -26,6 +26,7 @@ mod imp {
         dropped_inbound: Counter,
         decode_errors: Counter,
         non_members: Counter,
+        given_up: Counter,
         eager: Gauge,
         lazy: Gauge,
         cache_entries: Gauge,
@@ -52,6 +53,7 @@ mod imp {
                 dropped_inbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "inbound"),
                 decode_errors: one("plumtree_decode_errors_total"),
                 non_members: one("plumtree_non_member_messages_total"),
+                given_up: one("plumtree_payloads_given_up_total"),
                 eager: level("plumtree_eager_peers"),
                 lazy: level("plumtree_lazy_peers"),
                 cache_entries: level("plumtree_cache_entries"),
@@ -76,6 +78,10 @@ mod imp {
 
         pub(crate) fn dropped_outbound(&self) {
             self.dropped_outbound.increment(1);
+        }
+
+        pub(crate) fn gave_up(&self) {
+            self.given_up.increment(1);
         }
 
         pub(crate) fn decode_error(&self) {
@@ -112,6 +118,7 @@ mod imp {
         pub(crate) fn received(&self, _: MessageKind, _: usize) {}
         pub(crate) fn delivered(&self) {}
         pub(crate) fn dropped_outbound(&self) {}
+        pub(crate) fn gave_up(&self) {}
         pub(crate) fn decode_error(&self) {}
         pub(crate) fn publish(&self, _: &super::Levels) {}
     }

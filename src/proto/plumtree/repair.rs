@@ -7,7 +7,7 @@ use super::Plumtree;
 use crate::NodeId;
 use crate::message::{Announcement, Graft, IHave, Message};
 use crate::proto::missing::{Announced, Announcer};
-use crate::proto::output::Transmit;
+use crate::proto::output::{Event, Transmit};
 
 impl<I: NodeId> Plumtree<I> {
     /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
@@ -108,7 +108,7 @@ impl<I: NodeId> Plumtree<I> {
             if entry.grafts >= max || entry.announcers.is_empty() {
                 self.missing.remove(&id);
                 self.stats.grafts_given_up += 1;
-                tracing::debug!(%id, "gave up on a missing payload");
+                self.events.push_back(Event::GaveUp { id });
                 continue;
             }
             if entry.grafts == 0 {

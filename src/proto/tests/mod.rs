@@ -9,6 +9,7 @@ use super::{Event, PeerRole, Plumtree, Transmit};
 use crate::PlumtreeConfig;
 use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 
+mod admission;
 mod prune;
 mod repair;
 

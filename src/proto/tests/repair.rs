@@ -75,14 +75,20 @@ fn announced_by_3(c: &PlumtreeConfig) -> (Plumtree<u64>, Instant) {
 fn grafting_gives_up_after_max_retries() {
     let c = config().with_graft_max_retries(2);
     let (mut n, mut at) = announced_by_3(&c);
-    let mut grafts = 0;
+    let (mut grafts, mut gave_up) = (0, vec![]);
     for _ in 0..5 {
         n.handle_timeout(at);
-        grafts += drain(&mut n).0.len();
+        let (transmits, events) = drain(&mut n);
+        grafts += transmits.len();
+        gave_up.extend(events.into_iter().filter_map(|e| match e {
+            Event::GaveUp { id } => Some(id),
+            _ => None,
+        }));
         at += c.graft_retry_timeout;
     }
     assert_eq!(grafts, 2);
     assert_eq!((n.missing_len(), n.stats().grafts_given_up), (0, 1));
+    assert_eq!(gave_up, [id(9)], "the application is told which payload");
 }
 
 #[test]
