@@ -90,7 +90,8 @@ impl QuicTls {
     }
 }
 
-/// memberlist's stream layer over TLS on TCP; see the [module docs](self).
+/// memberlist's stream layer over TLS on TCP; docs/security.md says why it is not
+/// memberlist-net's own.
 #[derive(Debug)]
 pub struct TlsLayer {
     options: TlsOptions,

@@ -31,8 +31,11 @@ use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 ///   [`handle_timeout`](Self::handle_timeout) once [`poll_timeout`](Self::poll_timeout)'s instant
 ///   has passed;
 /// - outputs, to drain after every input: [`poll_transmit`](Self::poll_transmit) (send each to
-///   its peer) and [`poll_event`](Self::poll_event) (deliveries and neighbour changes); then
-///   re-arm one timer at [`poll_timeout`](Self::poll_timeout).
+///   its peer) and [`poll_event`](Self::poll_event) (deliveries, neighbour changes, payloads
+///   given up); then re-arm one timer at [`poll_timeout`](Self::poll_timeout);
+/// - before a broadcast under load, [`broadcast_room_at`](Self::broadcast_room_at): a caller
+///   that broadcasts faster than the cache can keep payloads for repair loses repairs.
+///   `PlumtreeMemberlist` waits for it.
 ///
 /// Every input takes `now`. Time must not go backwards; an earlier `now` is treated as the latest
 /// one seen. With [`PlumtreeConfig::rng_seed`] set, the same inputs give the same outputs.

@@ -205,6 +205,12 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
 
     /// Broadcasts `payload` to the cluster, waiting while the node is congested.
     ///
+    /// The node takes broadcasts no faster than its cache can keep them for repairs
+    /// ([`Plumtree::broadcast_room_at`](crate::Plumtree::broadcast_room_at): about 11,800 a
+    /// second over the whole cluster with `PlumtreeConfig::default()`, more with a larger
+    /// `message_cache_max_size`), nor while a neighbour's send queue is congested; a sender
+    /// faster than that waits here, so that nothing it was told is `Ok` is lost.
+    ///
     /// Returns the payload's id once the node has queued it (at most
     /// [`broadcast_capacity`](RuntimeConfig::broadcast_capacity) wait): the protocol task then
     /// delivers it locally and sends it, also if the node is shut down in between. Naming the

@@ -16,7 +16,7 @@ use super::{GuardStats, Refusal, Shared, StreamGuard};
 use crate::ConfigError;
 
 /// A memberlist-net stream layer (TCP, TLS) whose streams are read within a [`StreamGuard`]'s
-/// limits. See the [module docs](super) for what it prevents.
+/// limits. docs/security.md lists what it prevents.
 ///
 /// # Examples
 /// memberlist over guarded TCP, built by hand (what
