@@ -12,6 +12,10 @@ pub struct Transmit<I> {
     pub to: I,
     /// The message; wrap it in an [`Envelope`](crate::Envelope) naming the local node.
     pub message: Message<I>,
+    /// Whether it must not wait behind payloads pushed down the tree: true for everything but
+    /// a pushed payload (announcements, grafts, prunes, and the payload that answers a graft,
+    /// which is a repair for a peer whose push queue may be full because it is behind).
+    pub urgent: bool,
 }
 
 /// A payload handed to the application.
@@ -64,6 +68,16 @@ pub enum Event<I> {
     },
     /// An eager neighbour became lazy (a Prune was sent or received).
     Demoted {
+        /// The peer.
+        peer: I,
+    },
+    /// This node sent a Graft to `peer` (asking for a payload, or for the link alone).
+    GraftSent {
+        /// The peer.
+        peer: I,
+    },
+    /// This node sent a Prune to `peer`.
+    PruneSent {
         /// The peer.
         peer: I,
     },

@@ -492,6 +492,7 @@ impl<I: NodeId> Plumtree<I> {
                 PeerRole::Eager => self.transmits.push_back(Transmit {
                     to: peer.clone(),
                     message: Message::Gossip(gossip.clone()),
+                    urgent: false,
                 }),
                 PeerRole::Lazy => {
                     neighbor.pending.push(announcement);
@@ -503,6 +504,7 @@ impl<I: NodeId> Plumtree<I> {
                         self.transmits.push_back(Transmit {
                             to: peer.clone(),
                             message: Message::IHave(IHave { entries }),
+                            urgent: true,
                         });
                         self.stats.ihave_sent += 1;
                     } else {
@@ -520,6 +522,8 @@ impl<I: NodeId> Plumtree<I> {
     fn graft(&mut self, peer: &I, id: Option<MessageId>) {
         self.make_eager(peer);
         self.send(peer.clone(), Message::Graft(Graft { id }));
+        self.events
+            .push_back(Event::GraftSent { peer: peer.clone() });
         self.stats.grafts_sent += 1;
     }
 
@@ -589,14 +593,19 @@ impl<I: NodeId> Plumtree<I> {
             if role == PeerRole::Eager {
                 // Tell the peer, or it would never push to us: a node that has not broadcast yet
                 // (one that just joined) would receive nothing.
-                self.send(peer.clone(), Message::Graft(Graft { id: None }));
-                self.stats.grafts_sent += 1;
+                self.graft(&peer, None);
             }
             self.events.push_back(Event::NeighborAdded { peer, role });
         }
     }
 
+    /// Queues a message that must not wait behind pushed payloads: every message but a push
+    /// goes out this way.
     fn send(&mut self, to: I, message: Message<I>) {
-        self.transmits.push_back(Transmit { to, message });
+        self.transmits.push_back(Transmit {
+            to,
+            message,
+            urgent: true,
+        });
     }
 }

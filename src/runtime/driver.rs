@@ -1,25 +1,24 @@
 //! The protocol task: owns the core, feeds it, and carries out what it asks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::delegate::PlumtreeDelegate;
+use super::encode::Encoder;
 use super::inbound::Inbound;
 use super::metrics::{Levels, Metrics};
 use super::node::{Counters, NodeStats};
 use super::options::RuntimeConfig;
 use super::outbox::{Lane, Outbox};
+use super::pacing::Pacing;
 use super::requests::Requests;
 use super::transport::Transport;
 use crate::message::DecodeLimits;
-use crate::message::{Gossip, Graft, IHave};
-use crate::proto::{Delivery, Event, Plumtree};
-use crate::{Envelope, Frame, Message, MessageId, NodeId};
+use crate::proto::{Event, Plumtree};
+use crate::{Envelope, Frame, NodeId};
 
 /// Membership changes and queries: rare, never dropped.
 #[derive(Debug)]
@@ -31,19 +30,8 @@ pub(crate) enum Control<I> {
     Shutdown,
 }
 
-/// What the delivery task hands to the delegate.
-#[derive(Debug)]
-pub(crate) enum Notice<I> {
-    Event(Event<I>),
-    Graft(I),
-    Prune(I),
-}
-
 /// How often a congested node looks again whether its queues have room.
 const CONGESTION_RECHECK: Duration = Duration::from_millis(1);
-
-/// How often a congested node takes one turn of received frames.
-const CONGESTED_PACE: Duration = Duration::from_millis(10);
 
 /// Frames taken from the inbound queue in one turn of the protocol task.
 pub(crate) const INBOUND_BATCH: usize = 64;
@@ -53,9 +41,6 @@ const BROADCAST_BATCH: usize = 8;
 
 /// An instant far enough away to stand for "no timer".
 const FAR: Duration = Duration::from_secs(86_400 * 365);
-
-/// Bytes in one block that frame heads are cut from (`Driver::encode`).
-const FRAME_BLOCK: usize = 16 * 1024;
 
 /// At most one warning this often for payloads given up.
 const GAVE_UP_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -67,25 +52,22 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) struct Driver<I: NodeId, T> {
     core: Plumtree<I>,
     outbox: Outbox<I, T>,
-    notices: mpsc::Sender<Vec<Notice<I>>>,
+    /// The delivery task's end: one batch of events per turn.
+    events: mpsc::Sender<Vec<Event<I>>>,
+    encoder: Encoder<I>,
+    pacing: Pacing,
     limits: DecodeLimits,
     outbound_dropped: u64,
     decode_errors: u64,
     counters: Arc<Counters>,
     metrics: Metrics,
     published: Instant,
-    /// The Grafts (with an id) handled in this turn, so that their answers take the control
-    /// lane. A turn takes up to `INBOUND_BATCH` frames: keeping only the last Graft sent the
-    /// answers to the others into the payload queues they were meant to skip.
-    answering: Vec<(I, MessageId)>,
-    /// Frame heads are cut from blocks of `FRAME_BLOCK` bytes, see `encode`.
-    block: BytesMut,
     /// When a payload given up was last logged, and how many were given up since.
     gave_up_logged: Option<Instant>,
     gave_up_unlogged: u64,
-    /// Notices the last turn handed over: the next turn's vector starts that large instead of
+    /// Events the last turn handed over: the next turn's vector starts that large instead of
     /// growing through several reallocations.
-    notices_last: usize,
+    events_last: usize,
 }
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
@@ -93,16 +75,16 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         core: Plumtree<I>,
         transport: Arc<T>,
         runtime: &RuntimeConfig,
-        notices: mpsc::Sender<Vec<Notice<I>>>,
+        events: mpsc::Sender<Vec<Event<I>>>,
         counters: Arc<Counters>,
     ) -> Self {
         Self {
             metrics: Metrics::new(format!("{:?}", core.local_id())),
             counters,
             published: Instant::now(),
-            answering: Vec::new(),
-            block: BytesMut::new(),
-            notices_last: 0,
+            encoder: Encoder::default(),
+            pacing: Pacing::new(runtime.stall_timeout),
+            events_last: 0,
             gave_up_logged: None,
             gave_up_unlogged: 0,
             limits: core.config().decode_limits(),
@@ -112,7 +94,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 runtime.peer_queue_capacity,
                 runtime.stall_timeout,
             ),
-            notices,
+            events,
             outbound_dropped: 0,
             decode_errors: 0,
         }
@@ -125,21 +107,17 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         mut frames: Inbound,
         mut broadcasts: Requests,
     ) {
-        // One timer for the core's deadline and one for the congestion recheck, kept across turns
-        // and reset only when their instant changes: a fresh sleep per turn registered and
-        // removed a timer (and often woke the timer driver) for every frame.
+        // One sleep each for the core's deadline, the congestion recheck and admission, kept
+        // across turns and reset only when their instant changes: a fresh sleep per turn
+        // registered and removed a timer (and often woke the timer driver) for every frame.
         let far = Instant::now() + FAR;
-        let timer = tokio::time::sleep_until(far);
-        let recheck = tokio::time::sleep_until(far);
-        // When the cache can take the next broadcast (`Plumtree::broadcast_room_at`).
-        let admit = tokio::time::sleep_until(far);
+        let (timer, recheck, admit) = (
+            tokio::time::sleep_until(far),
+            tokio::time::sleep_until(far),
+            tokio::time::sleep_until(far),
+        );
         tokio::pin!(timer, recheck, admit);
-        let mut armed: Option<Instant> = None;
-        let mut admit_armed: Option<Instant> = None;
-        let mut rechecking = false;
-        // When the node became congested, and when it took its last paced turn since.
-        let mut congested_since: Option<Instant> = None;
-        let mut paused_since: Option<Instant> = None;
+        let (mut armed, mut admit_armed, mut rechecking) = (None, None, false);
         loop {
             let deadline = self.core.poll_timeout().map(Instant::from_std);
             if deadline != armed {
@@ -149,8 +127,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 armed = deadline;
             }
             // A broadcast enters only when the cache can keep it, and every payload before it,
-            // for as long as a repair may ask for them: past that rate, payloads that needed
-            // repair were lost (issue 24). The wait holds `broadcast().await` back.
+            // for as long as a repair may ask for them (`Plumtree::broadcast_room_at`).
             let admit_at = self.core.broadcast_room_at(now()).map(Instant::from_std);
             if admit_at != admit_armed {
                 if let Some(at) = admit_at {
@@ -161,32 +138,11 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             let room = self.outbox.has_room();
             if room {
                 rechecking = false;
-                congested_since = None;
-                paused_since = None;
             } else if !rechecking {
                 recheck.as_mut().reset(Instant::now() + CONGESTION_RECHECK);
                 rechecking = true;
             }
-            // Congested, a node takes received frames only one turn per `CONGESTED_PACE`: its
-            // inbound queue fills, the neighbours feeding it slow down, and the congestion
-            // travels back to the origins (which stop taking broadcasts) instead of overflowing
-            // queues further down the tree. Slowed, never stopped: with several origins,
-            // payloads flow both ways over a link, and two congested nodes that stopped would
-            // wait on each other.
-            let paced_turn = !room && {
-                let since = *paused_since.get_or_insert_with(Instant::now);
-                since.elapsed() >= CONGESTED_PACE
-            };
-            // Timers wait while congestion holds received frames back (below), but not for
-            // longer than `stall_timeout`: congestion that lasts is not a passing burst, and a
-            // node behind a slow neighbour must still repair and announce.
-            let congested_for = if room {
-                Duration::ZERO
-            } else {
-                congested_since.get_or_insert_with(Instant::now).elapsed()
-            };
-            let timers_due =
-                room || frames.is_empty() || congested_for >= self.outbox.stall_timeout();
+            let allowed = self.pacing.allowed(room, !frames.is_empty());
             tokio::select! {
                 biased;
                 command = control.recv() => match command {
@@ -204,23 +160,18 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     Some(Control::Shutdown) | None => break,
                 },
                 // Timers before frames: under a flood of frames, IHave flushes and grafts (the
-                // repairs) must still run. But not while congestion holds received frames back:
-                // a payload announced to us is then most likely waiting in our own inbound
-                // queue, and grafting it would only add answers to the congestion (in the
-                // ten-origin bench this set off repair storms).
-                () = &mut timer, if armed.is_some() && timers_due => {
+                // repairs) must still run, unless pacing holds them (src/runtime/pacing.rs).
+                () = &mut timer, if armed.is_some() && allowed.timers => {
                     armed = None; // fired: reset before it is awaited again
                     self.core.handle_timeout(now());
                 }
-                Some(frame) = frames.recv(), if room || paced_turn => {
-                    if paced_turn {
-                        paused_since = Some(Instant::now());
-                    }
-                    // One clock read per turn: the frames of a turn arrived together.
+                Some(frame) = frames.recv(), if allowed.frames => {
+                    self.pacing.took_frames();
+                    // One clock read per turn: the frames of a turn arrived together. Whatever
+                    // else has arrived goes in the same turn (bounded, so timers and control
+                    // still get their turn under a flood).
                     let now = now();
                     self.on_frame(now, frame);
-                    // Whatever else has arrived goes in the same turn (bounded, so timers and
-                    // control still get their turn under a flood).
                     for _ in 1..INBOUND_BATCH {
                         match frames.try_recv() {
                             Some(frame) => self.on_frame(now, frame),
@@ -229,7 +180,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                     }
                     frames.release();
                 }
-                Some(request) = broadcasts.recv(), if room && admit_at.is_none() => {
+                Some(request) = broadcasts.recv(), if allowed.broadcasts && admit_at.is_none() => {
                     // Like frames, queued broadcasts go in one turn: the senders' wait for room
                     // then ends once per turn, not once per broadcast. A broadcast queues at
                     // most one frame per peer, and a queue with room is at most half full:
@@ -271,9 +222,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         match Envelope::<I>::decode_frame(&frame, &self.limits) {
             Ok(envelope) => {
                 self.metrics.received(envelope.message.kind(), frame.len());
-                if let Message::Graft(Graft { id: Some(id) }) = envelope.message {
-                    self.answering.push((envelope.sender.clone(), id));
-                }
                 self.core
                     .handle_message(now, envelope.sender, envelope.message);
             }
@@ -289,8 +237,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     /// delivery task is gone (the node is shutting down).
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
-        let mut notices = Vec::with_capacity(self.notices_last);
-        let mut recent = RecentFrames::default();
         while let Some(transmit) = self.core.poll_transmit() {
             if !self.core.is_member(&transmit.to) {
                 // Only members get send queues: a task per unknown id would let forged ids spawn
@@ -302,34 +248,22 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 tracing::debug!(to = ?transmit.to, "not sending to a non-member");
                 continue;
             }
-            let (lane, notice) = match &transmit.message {
-                // The answer to a Graft is a repair: it skips the queue of pushed payloads, which
-                // may be full exactly because that peer is behind.
-                Message::Gossip(g)
-                    if self
-                        .answering
-                        .iter()
-                        .any(|(peer, id)| *peer == transmit.to && *id == g.id) =>
-                {
-                    (Lane::Control, None)
-                }
-                Message::Gossip(_) => (Lane::Payload, None),
-                Message::Graft(_) => (Lane::Control, Some(Notice::Graft(transmit.to.clone()))),
-                Message::Prune => (Lane::Control, Some(Notice::Prune(transmit.to.clone()))),
-                Message::IHave(_) => (Lane::Control, None),
+            // An urgent message (control, or a graft's answer) skips the queue of pushed
+            // payloads, which may be full exactly because that peer is behind.
+            let lane = if transmit.urgent {
+                Lane::Control
+            } else {
+                Lane::Payload
             };
             let kind = transmit.message.kind();
             let envelope = Envelope {
                 sender: local.clone(),
                 message: transmit.message,
             };
-            let frame = match recent.frame_of(&envelope.message) {
-                Some(frame) => frame,
-                None => self.encode(&envelope),
-            };
+            let frame = self.encoder.frame(&envelope);
             self.metrics.sent(kind, frame.len());
             if self.outbox.push(&transmit.to, lane, frame.clone()) {
-                recent.keep(envelope.message, frame);
+                self.encoder.sent(envelope.message, frame);
             } else {
                 self.outbound_dropped += 1;
                 self.metrics.dropped_outbound();
@@ -337,38 +271,21 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 self.core
                     .handle_undelivered(now(), &transmit.to, envelope.message);
             }
-            notices.extend(notice);
         }
-        self.answering.clear();
+        self.encoder.end_turn();
+        let mut events = Vec::with_capacity(self.events_last);
         while let Some(event) = self.core.poll_event() {
             match &event {
                 Event::Deliver(_) => self.metrics.delivered(),
-                Event::GaveUp { id } => {
-                    self.metrics.gave_up();
-                    self.gave_up_unlogged += 1;
-                    // One line a second at most: a repair storm gives up thousands at once,
-                    // and the delegate hears of every one.
-                    if self
-                        .gave_up_logged
-                        .is_none_or(|at| at.elapsed() >= GAVE_UP_LOG_INTERVAL)
-                    {
-                        tracing::warn!(
-                            %id,
-                            count = self.gave_up_unlogged,
-                            "gave up payloads that no announcer supplied (count: since the last such line)"
-                        );
-                        self.gave_up_logged = Some(Instant::now());
-                        self.gave_up_unlogged = 0;
-                    }
-                }
+                Event::GaveUp { id } => self.gave_up(id),
                 _ => {}
             }
-            notices.push(Notice::Event(event));
+            events.push(event);
         }
         // One hand-off per turn: a send (and often a wake of the delivery task) per event cost
         // more than the delegate calls themselves.
-        self.notices_last = notices.len();
-        if !notices.is_empty() && self.notices.send(notices).await.is_err() {
+        self.events_last = events.len();
+        if !events.is_empty() && self.events.send(events).await.is_err() {
             return false;
         }
         if self.published.elapsed() >= PUBLISH_INTERVAL {
@@ -377,17 +294,23 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         true
     }
 
-    /// Encodes a frame, its head cut from the current block; a Gossip's payload is the frame's
-    /// second part, not a copy (see [`Frame`]). Heads cut from one block share its allocation and
-    /// its reference count: no allocation of their own, and a frame sent to several peers costs
-    /// an atomic increment per copy. A block is freed when its last head is; heads larger than a
-    /// block (large IHave batches) get one of their own.
-    fn encode(&mut self, envelope: &Envelope<I>) -> Frame {
-        let len = envelope.head_len();
-        if self.block.capacity() < len {
-            self.block = BytesMut::with_capacity(len.max(FRAME_BLOCK));
+    /// Counts a payload given up and logs it, one line a second at most: a repair storm gives up
+    /// thousands at once, and the delegate hears of every one.
+    fn gave_up(&mut self, id: &crate::MessageId) {
+        self.metrics.gave_up();
+        self.gave_up_unlogged += 1;
+        if self
+            .gave_up_logged
+            .is_none_or(|at| at.elapsed() >= GAVE_UP_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                %id,
+                count = self.gave_up_unlogged,
+                "gave up payloads that no announcer supplied (count: since the last such line)"
+            );
+            self.gave_up_logged = Some(Instant::now());
+            self.gave_up_unlogged = 0;
         }
-        envelope.encode_frame(&mut self.block)
     }
 
     fn publish(&mut self) {
@@ -422,78 +345,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     }
 }
 
-/// The last payload and the last IHave sent in one flush, with their frames, so that a message
-/// sent to several peers is encoded once. A payload pushed to the eager peers goes out once per
-/// peer, and so, while the lazy neighbours' batches fill in step (they do while the tree is
-/// stable), does each IHave batch; the two interleave, hence one of each.
-struct RecentFrames<I> {
-    gossip: Option<(Gossip<I>, Frame)>,
-    ihave: Option<(IHave, Frame)>,
-}
-
-impl<I> Default for RecentFrames<I> {
-    fn default() -> Self {
-        Self {
-            gossip: None,
-            ihave: None,
-        }
-    }
-}
-
-impl<I: NodeId> RecentFrames<I> {
-    /// The frame of `message` if it was just sent. Payloads are not compared byte by byte: one
-    /// id, round and path weight is one frame.
-    fn frame_of(&self, message: &Message<I>) -> Option<Frame> {
-        match (message, &self.gossip, &self.ihave) {
-            (Message::Gossip(g), Some((last, frame)), _)
-                if g.id == last.id && g.round == last.round && g.heaviest == last.heaviest =>
-            {
-                Some(frame.clone())
-            }
-            (Message::IHave(i), _, Some((last, frame))) if i.entries == last.entries => {
-                Some(frame.clone())
-            }
-            _ => None,
-        }
-    }
-
-    fn keep(&mut self, message: Message<I>, frame: Frame) {
-        match message {
-            Message::Gossip(g) => self.gossip = Some((g, frame)),
-            Message::IHave(i) => self.ihave = Some((i, frame)),
-            Message::Graft(_) | Message::Prune => {}
-        }
-    }
-}
-
 fn now() -> std::time::Instant {
     Instant::now().into_std()
-}
-
-/// The delivery task: calls the delegate, in order, and feeds the delivery stream if taken.
-pub(crate) async fn deliver<I: NodeId, D: PlumtreeDelegate<I>>(
-    mut notices: mpsc::Receiver<Vec<Notice<I>>>,
-    delegate: Arc<D>,
-    stream: mpsc::Sender<Delivery<I>>,
-    stream_taken: Arc<AtomicBool>,
-) {
-    while let Some(batch) = notices.recv().await {
-        for notice in batch {
-            match notice {
-                Notice::Event(Event::Deliver(delivery)) => {
-                    if stream_taken.load(Ordering::Acquire) {
-                        // A reader that went away only stops the stream, not the delegate.
-                        let _ = stream.send(delivery.clone()).await;
-                    }
-                    delegate.on_deliver(delivery);
-                }
-                Notice::Event(Event::Promoted { peer }) => delegate.on_promote(&peer),
-                Notice::Event(Event::Demoted { peer }) => delegate.on_demote(&peer),
-                Notice::Event(Event::GaveUp { id }) => delegate.on_give_up(&id),
-                Notice::Event(_) => {}
-                Notice::Graft(peer) => delegate.on_graft(&peer),
-                Notice::Prune(peer) => delegate.on_prune(&peer),
-            }
-        }
-    }
 }

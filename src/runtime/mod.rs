@@ -8,13 +8,16 @@
 
 mod budget;
 mod delegate;
+mod delivery;
 mod driver;
+mod encode;
 mod inbound;
 mod local;
 mod metrics;
 mod node;
 mod options;
 mod outbox;
+mod pacing;
 mod requests;
 mod transport;
 

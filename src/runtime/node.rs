@@ -169,18 +169,17 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .take()
             .ok_or(StartError::AlreadyStarted)?;
         transport.attach(NodeInputs::new(self.link.clone()));
-        let (notices_tx, notices_rx) =
-            mpsc::channel(notice_batches(self.runtime.delivery_capacity));
+        let (events_tx, events_rx) = mpsc::channel(event_batches(self.runtime.delivery_capacity));
         let driver = Driver::new(
             parts.core,
             Arc::new(transport),
             &self.runtime,
-            notices_tx,
+            events_tx,
             Arc::clone(&self.link.sink.counters),
         );
         let protocol = handle.spawn(driver.run(parts.control, parts.frames, parts.broadcasts));
-        let delivery = handle.spawn(super::driver::deliver(
-            notices_rx,
+        let delivery = handle.spawn(super::delivery::deliver(
+            events_rx,
             Arc::clone(&self.delegate),
             parts.stream.0,
             Arc::clone(&self.stream_taken),
@@ -386,8 +385,8 @@ impl<I> Deliveries<I> {
     }
 }
 
-/// Batches of notices (one per protocol turn) that hold about `deliveries` deliveries: a turn
+/// Batches of events (one per protocol turn) that hold about `deliveries` deliveries: a turn
 /// takes up to `INBOUND_BATCH` frames, each delivering at most one payload.
-fn notice_batches(deliveries: usize) -> usize {
+fn event_batches(deliveries: usize) -> usize {
     deliveries.div_ceil(super::driver::INBOUND_BATCH).max(1)
 }

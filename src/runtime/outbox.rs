@@ -129,11 +129,6 @@ where
         self.capacity
     }
 
-    /// How long a peer's queue may stand still before it no longer holds the node back.
-    pub(crate) fn stall_timeout(&self) -> Duration {
-        self.stall_timeout
-    }
-
     /// Frames waiting, over all peers.
     pub(crate) fn depth(&self) -> usize {
         self.queues

@@ -12,7 +12,7 @@ use super::Plumtree;
 use crate::NodeId;
 use crate::message::Message;
 use crate::proto::cycle::closes_cycle_as_heaviest;
-use crate::proto::output::PeerRole;
+use crate::proto::output::{Event, PeerRole};
 use crate::proto::store::Seen;
 
 impl<I: NodeId> Plumtree<I> {
@@ -92,6 +92,8 @@ impl<I: NodeId> Plumtree<I> {
     /// Makes `peer` lazy and tells it to stop pushing to us.
     pub(super) fn prune(&mut self, peer: I) {
         self.set_role(&peer, PeerRole::Lazy);
+        self.events
+            .push_back(Event::PruneSent { peer: peer.clone() });
         self.send(peer, Message::Prune);
         self.stats.prunes_sent += 1;
     }

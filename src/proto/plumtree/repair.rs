@@ -159,6 +159,7 @@ impl<I: NodeId> Plumtree<I> {
                 self.transmits.push_back(Transmit {
                     to: peer.clone(),
                     message: Message::IHave(IHave { entries }),
+                    urgent: true,
                 });
                 self.stats.ihave_sent += 1;
             };

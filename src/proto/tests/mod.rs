@@ -115,7 +115,8 @@ fn new_gossip_is_delivered_pushed_to_eager_and_announced_to_lazy() {
         tx[0],
         Transmit {
             to: 3,
-            message: Message::Graft(Graft { id: None })
+            message: Message::Graft(Graft { id: None }),
+            urgent: true
         }
     );
     assert_eq!(
@@ -127,6 +128,10 @@ fn new_gossip_is_delivered_pushed_to_eager_and_announced_to_lazy() {
         unreachable!()
     };
     assert_eq!(g.round, 5, "forwarded with our hop count");
+    assert!(
+        !tx[1].urgent && !tx[2].urgent,
+        "pushes may wait behind each other"
+    );
 
     // The announcement to lazy peer 4 waits for the IHave interval.
     assert_eq!(n.poll_timeout(), Some(t + config().ihave_interval));
@@ -151,6 +156,7 @@ fn graft_makes_the_sender_eager_and_returns_the_cached_payload() {
         panic!("{tx:?}")
     };
     assert_eq!((g.id, g.round, &g.payload[..]), (id(1), 3, &b"p"[..]));
+    assert!(tx[0].urgent, "a repair skips the pushed payloads");
 
     n.handle_message(t, 3, Message::Graft(Graft { id: Some(id(2)) }));
     let (tx, _) = drain(&mut n);
@@ -201,11 +207,13 @@ fn optimization_swaps_a_long_path_for_a_short_one() {
     let (tx, ev) = drain(&mut n);
     assert!(tx.contains(&Transmit {
         to: 3,
-        message: Message::Graft(Graft { id: None })
+        message: Message::Graft(Graft { id: None }),
+        urgent: true
     }));
     assert!(tx.contains(&Transmit {
         to: 1,
-        message: Message::Prune
+        message: Message::Prune,
+        urgent: true
     }));
     assert!(ev.contains(&Event::Promoted { peer: 3 }) && ev.contains(&Event::Demoted { peer: 1 }));
 
@@ -238,7 +246,8 @@ fn failed_eager_peer_is_replaced_by_a_grafted_lazy_peer() {
         tx,
         [Transmit {
             to: promoted,
-            message: Message::Graft(Graft { id: None })
+            message: Message::Graft(Graft { id: None }),
+            urgent: true
         }]
     );
     assert_eq!(n.eager_peers().count(), 2);
@@ -265,7 +274,8 @@ fn losing_the_last_eager_link_grafts_a_lazy_neighbour() {
         tx,
         [Transmit {
             to: peer,
-            message: Message::Graft(Graft { id: None })
+            message: Message::Graft(Graft { id: None }),
+            urgent: true
         }]
     );
 }
@@ -291,11 +301,13 @@ fn full_ihave_batches_leave_at_once() {
     let (tx, _) = drain(&mut n);
     assert!(tx.contains(&Transmit {
         to: 3,
-        message: ihave(&[(1, 1), (2, 1)])
+        message: ihave(&[(1, 1), (2, 1)]),
+        urgent: true
     }));
     assert!(tx.contains(&Transmit {
         to: 4,
-        message: ihave(&[(1, 1), (2, 1)])
+        message: ihave(&[(1, 1), (2, 1)]),
+        urgent: true
     }));
 }
 

@@ -25,7 +25,10 @@ fn duplicate_gossip_prunes_the_sender_and_is_not_delivered_again() {
     n.handle_message(t, 2, gossip(1, 0));
     let (tx, ev) = drain(&mut n);
     assert_eq!(sent(&tx), [(2, "prune")]);
-    assert_eq!(ev, [Event::Demoted { peer: 2 }]);
+    assert_eq!(
+        ev,
+        [Event::Demoted { peer: 2 }, Event::PruneSent { peer: 2 }]
+    );
     assert_eq!(n.peer_role(&2), Some(PeerRole::Lazy));
     assert_eq!(n.stats().duplicates, 1);
 }
@@ -57,7 +60,10 @@ fn with_prune_delay_an_eager_link_is_pruned_on_a_duplicate_of_a_later_payload() 
         [(2, "prune")],
         "payload 3 came after the mark: the cycle is real"
     );
-    assert_eq!(ev, [Event::Demoted { peer: 2 }]);
+    assert_eq!(
+        ev,
+        [Event::Demoted { peer: 2 }, Event::PruneSent { peer: 2 }]
+    );
 
     // A lazy peer that pushes a duplicate is pruned at once.
     n.handle_message(t + delay, 3, gossip(3, 0));
@@ -105,7 +111,13 @@ fn a_duplicate_over_the_heaviest_link_of_a_cycle_prunes_at_once() {
     n.handle_message(t, heavy, weighed_gossip(2, 0, w(heavy) - 1));
     let (tx, ev) = drain(&mut n);
     assert_eq!(sent(&tx), [(heavy, "prune")]);
-    assert_eq!(ev, [Event::Demoted { peer: heavy }]);
+    assert_eq!(
+        ev,
+        [
+            Event::Demoted { peer: heavy },
+            Event::PruneSent { peer: heavy }
+        ]
+    );
     assert_eq!(n.stats().cycle_prunes, 1);
 
     // The light link never qualifies: the first copy's path includes it.

@@ -39,10 +39,14 @@ fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_ann
         tx,
         [Transmit {
             to: 3,
-            message: Message::Graft(Graft { id: Some(id(9)) })
+            message: Message::Graft(Graft { id: Some(id(9)) }),
+            urgent: true
         }]
     );
-    assert_eq!(ev, [Event::Promoted { peer: 3 }]);
+    assert_eq!(
+        ev,
+        [Event::Promoted { peer: 3 }, Event::GraftSent { peer: 3 }]
+    );
 
     // The second announcement joins the missing entry when its own timer is due.
     let second = t + Duration::from_millis(10) + c.graft_timeout;
@@ -57,7 +61,8 @@ fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_ann
         tx,
         [Transmit {
             to: 4,
-            message: Message::Graft(Graft { id: Some(id(9)) })
+            message: Message::Graft(Graft { id: Some(id(9)) }),
+            urgent: true
         }]
     );
 }
@@ -189,11 +194,13 @@ fn undelivered_payloads_and_announcements_are_announced_again_at_the_next_flush(
     let (tx, _) = drain(&mut n);
     assert!(tx.contains(&Transmit {
         to: 2,
-        message: ihave(&[(5, 3)])
+        message: ihave(&[(5, 3)]),
+        urgent: true
     }));
     assert!(tx.contains(&Transmit {
         to: 3,
-        message: ihave(&[(6, 1), (7, 1)])
+        message: ihave(&[(6, 1), (7, 1)]),
+        urgent: true
     }));
     assert_eq!(n.stats().requeued, 3);
     // Grafts and prunes are not requeued; strangers are ignored.
