@@ -13,7 +13,8 @@
 //! `cycle` (link weights and the test that finds the heaviest link of a cycle), `ids` (the ids
 //! of our own broadcasts); the handlers that
 //! tie them together live in `plumtree`, duplicates and prunes in `plumtree/prune.rs`, lazy push
-//! and repair in `plumtree/repair.rs`, how fast broadcasts may enter in `plumtree/admission.rs`.
+//! and repair in `plumtree/repair.rs`, neighbour roles in `plumtree/neighbours.rs`, how fast
+//! broadcasts may enter in `plumtree/admission.rs`.
 
 mod adaptive;
 mod cycle;

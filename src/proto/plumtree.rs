@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 mod admission;
+mod neighbours;
 mod prune;
 mod repair;
 
@@ -13,7 +14,7 @@ use super::adaptive::Adaptive;
 use super::ids::IdSource;
 use super::missing::Missing;
 use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
-use super::peers::{Peers, RoleChange, Topology};
+use super::peers::{Peers, Topology};
 use super::store::{Cached, Limits, MessageStore, Seen};
 use crate::NodeId;
 use crate::config::PlumtreeConfig;
@@ -25,11 +26,13 @@ use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 /// # Driving it
 /// The caller feeds facts in and carries commands out:
 ///
-/// - inputs: [`add_peer`](Self::add_peer) / [`remove_peer`](Self::remove_peer) as membership
-///   changes, [`broadcast`](Self::broadcast) for the application's payloads,
-///   [`handle_message`](Self::handle_message) for each frame received, and
-///   [`handle_timeout`](Self::handle_timeout) once [`poll_timeout`](Self::poll_timeout)'s instant
-///   has passed;
+/// - inputs: [`add_peer`](Self::add_peer) / [`add_peers`](Self::add_peers) /
+///   [`remove_peer`](Self::remove_peer) as membership changes, [`broadcast`](Self::broadcast)
+///   for the application's payloads, [`handle_message`](Self::handle_message) for each frame
+///   received, [`handle_undelivered`](Self::handle_undelivered) for a transmit that could not be
+///   sent (a full queue), [`record_rtt`](Self::record_rtt) for a measured round trip (peer
+///   scoring), and [`handle_timeout`](Self::handle_timeout) once
+///   [`poll_timeout`](Self::poll_timeout)'s instant has passed;
 /// - outputs, to drain after every input: [`poll_transmit`](Self::poll_transmit) (send each to
 ///   its peer) and [`poll_event`](Self::poll_event) (deliveries, neighbour changes, payloads
 ///   given up); then re-arm one timer at [`poll_timeout`](Self::poll_timeout);
@@ -501,19 +504,21 @@ impl<I: NodeId> Plumtree<I> {
                         // doublings from empty.
                         let entries =
                             std::mem::replace(&mut neighbor.pending, Vec::with_capacity(batch));
-                        self.transmits.push_back(Transmit {
-                            to: peer.clone(),
-                            message: Message::IHave(IHave { entries }),
-                            urgent: true,
-                        });
-                        self.stats.ihave_sent += 1;
+                        queue_ihave(&mut self.transmits, &mut self.stats, peer.clone(), entries);
                     } else {
                         waiting = true;
                     }
                 }
             }
         }
-        if waiting && self.ihave_deadline.is_none() {
+        if waiting {
+            self.arm_ihave_flush(now);
+        }
+    }
+
+    /// Arms the IHave flush timer unless it is armed.
+    fn arm_ihave_flush(&mut self, now: Instant) {
+        if self.ihave_deadline.is_none() {
             self.ihave_deadline = Some(now + self.adaptive.ihave_interval(&self.config));
         }
     }
@@ -527,78 +532,6 @@ impl<I: NodeId> Plumtree<I> {
         self.stats.grafts_sent += 1;
     }
 
-    /// Makes a member an eager neighbour, evicting a random lazy neighbour if `max_peers` leaves
-    /// no room: a tree link is worth more than an announce-only one. False if it could not.
-    fn make_eager(&mut self, peer: &I) -> bool {
-        match self.set_role(peer, PeerRole::Eager) {
-            RoleChange::Refused if self.peers.is_member(peer) && !self.peers.has_room() => {
-                let Some(victim) = self.peers.evictable_lazy(&mut self.rng, Some(peer)) else {
-                    return false;
-                };
-                if let Some(evicted) = self.peers.remove_neighbor(&victim) {
-                    if !evicted.pending.is_empty() {
-                        let ihave = IHave {
-                            entries: evicted.pending,
-                        };
-                        self.send(victim.clone(), Message::IHave(ihave));
-                        self.stats.ihave_sent += 1;
-                    }
-                    self.events
-                        .push_back(Event::NeighborRemoved { peer: victim });
-                }
-                self.set_role(peer, PeerRole::Eager) != RoleChange::Refused
-            }
-            RoleChange::Refused => false,
-            _ => true,
-        }
-    }
-
-    /// Changes a role and reports the change.
-    fn set_role(&mut self, peer: &I, role: PeerRole) -> RoleChange {
-        // Called for every received payload (usually Unchanged): clone the id only for an event.
-        let change = self.peers.set_role(peer, role);
-        match change {
-            RoleChange::Added => self.events.push_back(Event::NeighborAdded {
-                peer: peer.clone(),
-                role,
-            }),
-            RoleChange::Promoted => {
-                self.stats.promotions += 1;
-                self.events
-                    .push_back(Event::Promoted { peer: peer.clone() });
-            }
-            RoleChange::Demoted => {
-                self.stats.demotions += 1;
-                self.events.push_back(Event::Demoted { peer: peer.clone() });
-                if self.peers.eager_len() == 0 {
-                    // Our last tree link is gone: without one we would receive everything
-                    // through grafts, late. Repair with the best lazy neighbour.
-                    if let Some(lazy) = self.peers.best_lazy(&mut self.rng, Some(peer)) {
-                        self.graft(&lazy, None);
-                    }
-                }
-            }
-            RoleChange::Unchanged | RoleChange::Refused => {}
-        }
-        change
-    }
-
-    fn fill(&mut self) {
-        let added = self.peers.fill(
-            &mut self.rng,
-            self.config.eager_fanout,
-            self.config.lazy_fanout,
-        );
-        for (peer, role) in added {
-            if role == PeerRole::Eager {
-                // Tell the peer, or it would never push to us: a node that has not broadcast yet
-                // (one that just joined) would receive nothing.
-                self.graft(&peer, None);
-            }
-            self.events.push_back(Event::NeighborAdded { peer, role });
-        }
-    }
-
     /// Queues a message that must not wait behind pushed payloads: every message but a push
     /// goes out this way.
     fn send(&mut self, to: I, message: Message<I>) {
@@ -608,4 +541,20 @@ impl<I: NodeId> Plumtree<I> {
             urgent: true,
         });
     }
+}
+
+/// Queues an IHave of `entries` for `to` and counts it. It takes the fields it needs rather than
+/// the whole core so that loops over the neighbours, which hold `peers` borrowed, can call it.
+fn queue_ihave<I>(
+    transmits: &mut VecDeque<Transmit<I>>,
+    stats: &mut Stats,
+    to: I,
+    entries: Vec<Announcement>,
+) {
+    transmits.push_back(Transmit {
+        to,
+        message: Message::IHave(IHave { entries }),
+        urgent: true,
+    });
+    stats.ihave_sent += 1;
 }

@@ -10,11 +10,11 @@ use tokio::time::Instant;
 use super::encode::Encoder;
 use super::inbound::Inbound;
 use super::metrics::{Levels, Metrics};
-use super::node::{Counters, NodeStats};
 use super::options::RuntimeConfig;
 use super::outbox::{Lane, Outbox};
 use super::pacing::Pacing;
 use super::requests::Requests;
+use super::stats::{Counters, NodeStats};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::proto::{Event, Plumtree};
@@ -339,7 +339,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             peers_with_rtt: self.core.peers_with_rtt(),
             queued_frames: self.outbox.depth(),
             outbound_dropped: self.outbound_dropped,
-            inbound_dropped: 0,
+            inbound_dropped: self.counters.inbound_dropped.load(Ordering::Relaxed),
             decode_errors: self.decode_errors,
         }
     }

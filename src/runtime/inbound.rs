@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::budget::{self, BudgetReceiver, BudgetSender, Unavailable};
-use super::node::Counters;
+use super::stats::Counters;
 use crate::Frame;
 
 /// What a queued frame costs beyond its bytes: its handle and its slot in the channel, so that a

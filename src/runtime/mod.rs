@@ -19,6 +19,7 @@ mod options;
 mod outbox;
 mod pacing;
 mod requests;
+mod stats;
 mod transport;
 
 pub use delegate::{NoopDelegate, PlumtreeDelegate};
@@ -26,6 +27,7 @@ pub use inbound::{FrameSink, InboundError};
 pub use local::{LocalNetwork, LocalTransport};
 #[cfg(feature = "memberlist")]
 pub(crate) use node::NodeLink;
-pub use node::{Deliveries, NodeInputs, NodeStats, PlumtreeMemberlist, StartError};
+pub use node::{Deliveries, NodeInputs, PlumtreeMemberlist, StartError};
 pub use options::RuntimeConfig;
+pub use stats::NodeStats;
 pub use transport::{ChannelReceiver, ChannelTransport, Transport, TransportError};

@@ -1,6 +1,6 @@
 //! [`PlumtreeMemberlist`]: one protocol core driven by tokio.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -12,8 +12,9 @@ use super::driver::{Control, Driver};
 use super::inbound::{self, FrameSink, Inbound, InboundError};
 use super::options::RuntimeConfig;
 use super::requests::{self, RequestSender, Requests};
+use super::stats::NodeStats;
 use super::transport::Transport;
-use crate::proto::{Delivery, Plumtree, Stats};
+use crate::proto::{Delivery, Plumtree};
 use crate::{BroadcastError, ConfigError, Frame, MessageId, NodeId, PlumtreeConfig};
 
 /// Why [`PlumtreeMemberlist::start`] failed.
@@ -26,41 +27,6 @@ pub enum StartError {
     /// `start` was called outside a tokio runtime.
     #[error("start must be called from within a tokio runtime")]
     NoRuntime,
-}
-
-/// A snapshot of a node's state, from [`PlumtreeMemberlist::stats`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NodeStats<I> {
-    /// The core's counters.
-    pub protocol: Stats,
-    /// Eager neighbours.
-    pub eager: Vec<I>,
-    /// Lazy neighbours.
-    pub lazy: Vec<I>,
-    /// Known members.
-    pub members: usize,
-    /// Cached payloads and their bytes.
-    pub cache: (usize, usize),
-    /// Ids remembered as delivered.
-    pub seen: usize,
-    /// Peers with a measured round-trip time (graft outcomes alone do not count); 0 without
-    /// [`peer_scoring`](crate::PlumtreeConfig::peer_scoring).
-    pub peers_with_rtt: usize,
-    /// Frames waiting in the per-peer send queues.
-    pub queued_frames: usize,
-    /// Frames dropped because a peer's send queue was full.
-    pub outbound_dropped: u64,
-    /// Received frames dropped because the inbound queue was full.
-    pub inbound_dropped: u64,
-    /// Received frames that did not decode.
-    pub decode_errors: u64,
-}
-
-/// Counters updated outside the protocol task.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) inbound_dropped: AtomicU64,
 }
 
 /// A live Plumtree node: the protocol core, its timers, per-peer send queues, and the delegate.
@@ -287,14 +253,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     pub async fn stats(&self) -> Option<NodeStats<I>> {
         let (reply, answer) = oneshot::channel();
         self.link.control.send(Control::Stats(reply)).ok()?;
-        let mut stats = answer.await.ok()?;
-        stats.inbound_dropped = self
-            .link
-            .sink
-            .counters
-            .inbound_dropped
-            .load(Ordering::Relaxed);
-        Some(stats)
+        answer.await.ok()
     }
 
     /// Stops every task of this node and waits for them to end.

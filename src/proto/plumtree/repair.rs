@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use super::Plumtree;
+use super::{Plumtree, queue_ihave};
 use crate::NodeId;
 use crate::message::{Announcement, Graft, IHave, Message};
 use crate::proto::missing::{Announced, Announcer};
-use crate::proto::output::{Event, Transmit};
+use crate::proto::output::Event;
 
 impl<I: NodeId> Plumtree<I> {
     /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
@@ -47,9 +47,7 @@ impl<I: NodeId> Plumtree<I> {
         }
         // Only the timer sends these: a size-triggered IHave would be retried at once, into the
         // same full queue.
-        if self.ihave_deadline.is_none() {
-            self.ihave_deadline = Some(now + self.adaptive.ihave_interval(&self.config));
-        }
+        self.arm_ihave_flush(now);
     }
 
     pub(super) fn on_ihave(&mut self, now: Instant, from: I, ihave: IHave) {
@@ -156,12 +154,7 @@ impl<I: NodeId> Plumtree<I> {
         for (peer, neighbor) in self.peers.neighbors_mut() {
             let pending = std::mem::take(&mut neighbor.pending);
             let mut send = |entries| {
-                self.transmits.push_back(Transmit {
-                    to: peer.clone(),
-                    message: Message::IHave(IHave { entries }),
-                    urgent: true,
-                });
-                self.stats.ihave_sent += 1;
+                queue_ihave(&mut self.transmits, &mut self.stats, peer.clone(), entries);
             };
             if pending.len() <= batch {
                 if !pending.is_empty() {
