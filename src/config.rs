@@ -237,30 +237,26 @@ impl PlumtreeConfig {
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive = [
-            ("eager_fanout", self.eager_fanout),
-            ("ihave_batch_size", self.ihave_batch_size),
-            ("message_cache_max_size", self.message_cache_max_size),
-            ("message_cache_max_bytes", self.message_cache_max_bytes),
-            ("max_message_size", self.max_message_size),
-            ("seen_max_size", self.seen_max_size),
-            ("max_missing", self.max_missing),
-            ("max_announcers", self.max_announcers),
-            ("graft_max_retries", self.graft_max_retries as usize),
-        ];
-        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Zero(field));
-        }
-        let durations = [
-            ("ihave_interval", self.ihave_interval),
-            ("graft_timeout", self.graft_timeout),
-            ("graft_retry_timeout", self.graft_retry_timeout),
-            ("message_cache_ttl", self.message_cache_ttl),
-            ("seen_ttl", self.seen_ttl),
-        ];
-        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
-            return Err(ConfigError::Zero(field));
-        }
+        ConfigError::first_zero(
+            &[
+                ("eager_fanout", self.eager_fanout),
+                ("ihave_batch_size", self.ihave_batch_size),
+                ("message_cache_max_size", self.message_cache_max_size),
+                ("message_cache_max_bytes", self.message_cache_max_bytes),
+                ("max_message_size", self.max_message_size),
+                ("seen_max_size", self.seen_max_size),
+                ("max_missing", self.max_missing),
+                ("max_announcers", self.max_announcers),
+                ("graft_max_retries", self.graft_max_retries as usize),
+            ],
+            &[
+                ("ihave_interval", self.ihave_interval),
+                ("graft_timeout", self.graft_timeout),
+                ("graft_retry_timeout", self.graft_retry_timeout),
+                ("message_cache_ttl", self.message_cache_ttl),
+                ("seen_ttl", self.seen_ttl),
+            ],
+        )?;
         if self.ihave_batch_size > MAX_IHAVE_BATCH_SIZE {
             return Err(ConfigError::TooLarge {
                 field: "ihave_batch_size",

@@ -28,6 +28,19 @@ pub enum ConfigError {
     Inconsistent(&'static str),
 }
 
+impl ConfigError {
+    /// [`Zero`](Self::Zero) for the first of `counts` and then of `durations` that is zero: the
+    /// check every config's `validate` starts with.
+    pub(crate) fn first_zero(
+        counts: &[(&'static str, usize)],
+        durations: &[(&'static str, std::time::Duration)],
+    ) -> Result<(), Self> {
+        let zero = counts.iter().find(|(_, v)| *v == 0).map(|(f, _)| f);
+        let zero = zero.or_else(|| durations.iter().find(|(_, d)| d.is_zero()).map(|(f, _)| f));
+        zero.map_or(Ok(()), |field| Err(Self::Zero(field)))
+    }
+}
+
 /// Why [`Plumtree::broadcast`](crate::Plumtree::broadcast) refused a payload. Nothing was sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -111,18 +111,15 @@ impl QuicConfig {
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let durations = [
-            ("idle_timeout", self.idle_timeout),
-            ("keep_alive", self.keep_alive),
-            ("connect_timeout", self.connect_timeout),
-            ("reconnect_min", self.reconnect_min),
-        ];
-        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
-            return Err(ConfigError::Zero(field));
-        }
-        if self.max_frame_size == 0 {
-            return Err(ConfigError::Zero("max_frame_size"));
-        }
+        ConfigError::first_zero(
+            &[("max_frame_size", self.max_frame_size)],
+            &[
+                ("idle_timeout", self.idle_timeout),
+                ("keep_alive", self.keep_alive),
+                ("connect_timeout", self.connect_timeout),
+                ("reconnect_min", self.reconnect_min),
+            ],
+        )?;
         if self.stream_window == 0 {
             return Err(ConfigError::Zero("stream_window"));
         }

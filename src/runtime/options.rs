@@ -62,23 +62,20 @@ setters! {
 
 impl RuntimeConfig {
     pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
-        let sizes = [
-            ("peer_queue_capacity", self.peer_queue_capacity),
-            ("inbound_bytes", self.inbound_bytes),
-            ("broadcast_capacity", self.broadcast_capacity),
-            ("delivery_capacity", self.delivery_capacity),
-        ];
-        if let Some((field, _)) = sizes.iter().find(|(_, v)| *v == 0) {
-            return Err(crate::ConfigError::Zero(field));
-        }
+        crate::ConfigError::first_zero(
+            &[
+                ("peer_queue_capacity", self.peer_queue_capacity),
+                ("inbound_bytes", self.inbound_bytes),
+                ("broadcast_capacity", self.broadcast_capacity),
+                ("delivery_capacity", self.delivery_capacity),
+            ],
+            &[("stall_timeout", self.stall_timeout)],
+        )?;
         if self.inbound_bytes > u32::MAX as usize {
             return Err(crate::ConfigError::TooLarge {
                 field: "inbound_bytes",
                 max: u32::MAX as usize,
             });
-        }
-        if self.stall_timeout.is_zero() {
-            return Err(crate::ConfigError::Zero("stall_timeout"));
         }
         Ok(())
     }

@@ -110,18 +110,14 @@ impl StreamGuard {
     /// in-flight budget over `u32::MAX` bytes, [`ConfigError::Inconsistent`] if the budget is
     /// below one message (such a message could never be read).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (field, value) in [
-            ("max_message_size", self.max_message_size),
-            ("max_inflight_bytes", self.max_inflight_bytes),
-            ("max_inbound_connections", self.max_inbound_connections),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Zero(field));
-            }
-        }
-        if self.read_timeout.is_zero() {
-            return Err(ConfigError::Zero("read_timeout"));
-        }
+        ConfigError::first_zero(
+            &[
+                ("max_message_size", self.max_message_size),
+                ("max_inflight_bytes", self.max_inflight_bytes),
+                ("max_inbound_connections", self.max_inbound_connections),
+            ],
+            &[("read_timeout", self.read_timeout)],
+        )?;
         if self.max_inflight_bytes > MAX_INFLIGHT {
             return Err(ConfigError::TooLarge {
                 field: "max_inflight_bytes",
