@@ -42,6 +42,7 @@ use crate::NodeId;
 pub struct Frame {
     head: Bytes,
     payload: Bytes,
+    urgent: bool,
 }
 
 impl Frame {
@@ -55,8 +56,21 @@ impl Frame {
         self.len() == 0
     }
 
-    /// The byte at `index` of the wire form (a transport may read the message kind to pick a
-    /// lane, as QUIC does).
+    /// Whether it must not wait behind pushed payloads: the core's
+    /// [`Transmit::urgent`](crate::Transmit::urgent), carried to the transport. A transport with
+    /// lanes sends urgent frames ahead (QUIC: on its control stream). False for a frame built
+    /// from bytes.
+    pub fn is_urgent(&self) -> bool {
+        self.urgent
+    }
+
+    /// The same frame, marked urgent or not (see [`is_urgent`](Self::is_urgent)).
+    #[must_use]
+    pub fn with_urgent(self, urgent: bool) -> Self {
+        Self { urgent, ..self }
+    }
+
+    /// The byte at `index` of the wire form.
     pub fn get(&self, index: usize) -> Option<u8> {
         match index.checked_sub(self.head.len()) {
             None => self.head.get(index).copied(),
@@ -94,6 +108,7 @@ impl From<Bytes> for Frame {
         Self {
             head: bytes,
             payload: Bytes::new(),
+            urgent: false,
         }
     }
 }
@@ -121,6 +136,7 @@ impl<I: NodeId> Envelope<I> {
         Frame {
             head: buf.split().freeze(),
             payload,
+            urgent: false,
         }
     }
 
@@ -205,6 +221,7 @@ mod tests {
             let frame = Frame {
                 head: wire.slice(..at),
                 payload: wire.slice(at..),
+                urgent: false,
             };
             assert_eq!(frame.to_bytes(), wire);
             for limits in [
@@ -245,6 +262,7 @@ mod tests {
             let frame = Frame {
                 head: wire.slice(..at),
                 payload: wire.slice(at..),
+                urgent: false,
             };
             proptest::prop_assert_eq!(
                 Envelope::<u64>::decode_frame(&frame, &limits()),

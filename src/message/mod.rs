@@ -7,8 +7,6 @@ mod id;
 mod types;
 mod varint;
 
-#[cfg(feature = "quic")]
-pub(crate) use codec::KIND_GOSSIP;
 pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
 pub use frame::Frame;
 pub use id::{MESSAGE_ID_LEN, MessageId};

@@ -13,7 +13,6 @@ use super::inbound;
 use super::link::{Lane, Link};
 use super::stats::{Counters, QuicStats};
 use super::tls::{ALPN, QuicTls, TlsError, certificate_name};
-use crate::message::KIND_GOSSIP;
 use crate::runtime::{NodeInputs, Transport, TransportError};
 use crate::{ConfigError, Frame, NodeId};
 
@@ -164,8 +163,6 @@ impl Slot {
 pub(crate) struct Shared<I> {
     local: I,
     local_addr: SocketAddr,
-    /// Where the kind byte sits in the frames we send (all carry our id as sender).
-    kind_offset: usize,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) config: QuicConfig,
     pub(crate) links: Mutex<HashMap<I, Slot>>,
@@ -201,7 +198,6 @@ impl<I: NodeId> QuicTransport<I> {
         let local_addr = endpoint.local_addr().map_err(QuicError::Bind)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                kind_offset: 1 + local.encoded_len(),
                 counters: Counters::new(format!("{local:?}")),
                 local,
                 local_addr,
@@ -362,10 +358,10 @@ impl<I: NodeId> Transport<I> for QuicTransport<I> {
                 frame.len()
             )));
         }
-        let lane = if frame.get(shared.kind_offset) == Some(KIND_GOSSIP) {
-            Lane::Payload
-        } else {
+        let lane = if frame.is_urgent() {
             Lane::Control
+        } else {
+            Lane::Payload
         };
         // A link can die between frames (the peer restarted); one fresh dial is worth trying
         // before the frame is given up.

@@ -11,7 +11,7 @@ use super::encode::Encoder;
 use super::inbound::Inbound;
 use super::metrics::{Levels, Metrics};
 use super::options::RuntimeConfig;
-use super::outbox::{Lane, Outbox};
+use super::outbox::Outbox;
 use super::pacing::Pacing;
 use super::requests::Requests;
 use super::stats::{Counters, NodeStats};
@@ -248,21 +248,17 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
                 tracing::debug!(to = ?transmit.to, "not sending to a non-member");
                 continue;
             }
-            // An urgent message (control, or a graft's answer) skips the queue of pushed
-            // payloads, which may be full exactly because that peer is behind.
-            let lane = if transmit.urgent {
-                Lane::Control
-            } else {
-                Lane::Payload
-            };
             let kind = transmit.message.kind();
             let envelope = Envelope {
                 sender: local.clone(),
                 message: transmit.message,
             };
-            let frame = self.encoder.frame(&envelope);
+            // Urgency travels with the frame: the send queue and the transport put an urgent
+            // frame (control, or a graft's answer) ahead of pushed payloads, whose queue may be
+            // full exactly because that peer is behind.
+            let frame = self.encoder.frame(&envelope).with_urgent(transmit.urgent);
             self.metrics.sent(kind, frame.len());
-            if self.outbox.push(&transmit.to, lane, frame.clone()) {
+            if self.outbox.push(&transmit.to, frame.clone()) {
                 self.encoder.sent(envelope.message, frame);
             } else {
                 self.outbound_dropped += 1;

@@ -25,15 +25,6 @@ use crate::Frame;
 /// as one.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
-/// Which queue a frame waits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lane {
-    /// IHave, Graft, Prune: small and urgent.
-    Control,
-    /// Gossip.
-    Payload,
-}
-
 #[derive(Debug)]
 struct PeerQueue {
     control: mpsc::Sender<Frame>,
@@ -72,8 +63,9 @@ where
         }
     }
 
-    /// Sends or queues `frame` for `to`; false if that queue is full and the frame was dropped.
-    pub(crate) fn push(&mut self, to: &I, lane: Lane, frame: Frame) -> bool {
+    /// Sends or queues `frame` for `to`, in the control queue if it is urgent
+    /// ([`Frame::is_urgent`]); false if that queue is full and the frame was dropped.
+    pub(crate) fn push(&mut self, to: &I, frame: Frame) -> bool {
         let queue = match self.queues.get(to) {
             Some(queue) => queue,
             None => {
@@ -95,9 +87,10 @@ where
             let now = self.epoch.elapsed().as_millis() as u64;
             queue.progress.store(now, Ordering::Relaxed);
         }
-        let sender = match lane {
-            Lane::Control => &queue.control,
-            Lane::Payload => &queue.payload,
+        let sender = if frame.is_urgent() {
+            &queue.control
+        } else {
+            &queue.payload
         };
         match sender.try_send(frame) {
             Ok(()) => true,
@@ -259,7 +252,7 @@ mod tests {
         let mut outbox = Outbox::new(Arc::clone(&transport), 256, Duration::from_secs(1));
         for i in 0..=255u8 {
             let frame = Frame::from(bytes::Bytes::from(vec![i]));
-            assert!(outbox.push(&1, Lane::Payload, frame));
+            assert!(outbox.push(&1, frame));
             if i % 8 == 0 {
                 tokio::task::yield_now().await; // let the task drain now and then
             }
