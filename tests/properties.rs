@@ -223,6 +223,8 @@ proptest! {
             }
             while let Some(t) = node.poll_transmit() {
                 prop_assert_ne!(t.to, 0, "never sends to itself");
+                // The runtime spawns a send task per addressee: only members may be one.
+                prop_assert!(node.is_member(&t.to), "{:?} is not a member", t.to);
             }
             while node.poll_event().is_some() {}
             let eager: HashSet<u64> = node.eager_peers().copied().collect();

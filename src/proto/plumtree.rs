@@ -320,7 +320,10 @@ impl<I: NodeId> Plumtree<I> {
         self.store.expire(now);
     }
 
-    /// The next message to send, if any.
+    /// The next message to send, if any. It is always addressed to a member (as of the input
+    /// that produced it): the core never answers or addresses a non-member
+    /// (tests/properties.rs checks it under random inputs), so a caller can keep per-peer
+    /// state for every addressee without a stranger growing it.
     pub fn poll_transmit(&mut self) -> Option<Transmit<I>> {
         self.transmits.pop_front()
     }

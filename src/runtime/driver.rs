@@ -238,16 +238,9 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     async fn flush(&mut self) -> bool {
         let local = self.core.local_id().clone();
         while let Some(transmit) = self.core.poll_transmit() {
-            if !self.core.is_member(&transmit.to) {
-                // Only members get send queues: a task per unknown id would let forged ids spawn
-                // tasks without bound. The core ignores messages from non-members, so it should
-                // never address one; this keeps the rule should that change (issue 19 moves the
-                // decision to one layer).
-                self.outbound_dropped += 1;
-                self.metrics.dropped_outbound();
-                tracing::debug!(to = ?transmit.to, "not sending to a non-member");
-                continue;
-            }
+            // Only members get send queues (a task per unknown id would let forged ids spawn
+            // tasks without bound): the core guarantees it (`Plumtree::poll_transmit`).
+            debug_assert!(self.core.is_member(&transmit.to), "addressed a non-member");
             let kind = transmit.message.kind();
             let envelope = Envelope {
                 sender: local.clone(),
