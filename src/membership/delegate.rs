@@ -15,30 +15,9 @@ use memberlist::transport::{CheapClone, Id};
 
 use super::bridge::{BridgeConfig, PeerBook};
 use super::meta::{META_MAX_SIZE, NodeMeta};
+use super::user_message;
 use crate::runtime::{NodeLink, PlumtreeDelegate};
 use crate::{ConfigError, NodeId, NoopDelegate, PlumtreeMemberlist};
-
-/// First byte of a memberlist user message that carries Plumtree frames, so that the delegate
-/// can tell ours from the application's own user messages. After it: each frame as a 4-byte
-/// big-endian length and the frame. (memberlist's own `send_many_reliable` cannot carry several
-/// messages: its stream reader decodes one and drops the rest.)
-pub(crate) const FRAMES_TAG: u8 = 0xB7;
-
-/// The frames in a user message body (after [`FRAMES_TAG`]), as views of `body` (no copy);
-/// stops at the first malformed length. Never panics: lengths are checked against what is left.
-fn split_frames(mut body: Bytes) -> impl Iterator<Item = Bytes> {
-    std::iter::from_fn(move || {
-        let (len, rest) = body.split_first_chunk::<4>()?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if len > rest.len() {
-            body.clear();
-            return None;
-        }
-        let frame = body.slice(4..4 + len);
-        body = body.slice(4 + len..);
-        Some(frame)
-    })
-}
 
 /// Turns what the application passes as its memberlist delegate into one memberlist accepts.
 ///
@@ -186,7 +165,7 @@ where
     }
 
     async fn notify_message(&self, msg: Cow<'_, [u8]>) {
-        if msg.first() != Some(&FRAMES_TAG) {
+        if !user_message::carries_frames(&msg) {
             return self.inner.notify_message(msg).await;
         }
         // One copy (none if memberlist hands over its buffer); the frames are views of it.
@@ -194,7 +173,7 @@ where
             Cow::Owned(owned) => Bytes::from(owned),
             Cow::Borrowed(borrowed) => Bytes::copy_from_slice(borrowed),
         };
-        for frame in split_frames(message.slice(1..)) {
+        for frame in user_message::decode(message) {
             // Waiting here slows this stream's reader when the node is behind: backpressure to
             // the sender instead of a dropped frame.
             if self.node.sink.send_wait(frame).await.is_err() {
@@ -334,32 +313,4 @@ where
 {
     type Id = I;
     type Address = A;
-}
-
-#[cfg(test)]
-mod tests {
-    use bytes::Bytes;
-
-    use super::split_frames;
-
-    #[test]
-    fn splits_length_prefixed_frames_and_stops_at_garbage() {
-        let body = [
-            &[0, 0, 0, 2, b'a', b'b'][..],
-            &[0, 0, 0, 0],
-            &[0, 0, 0, 1, b'c'],
-        ]
-        .concat();
-        let frames: Vec<Bytes> = split_frames(Bytes::from(body)).collect();
-        assert_eq!(frames, [&b"ab"[..], b"", b"c"]);
-        // A length past the end, or a truncated length, ends the list without panicking.
-        assert_eq!(
-            split_frames(Bytes::from_static(&[0, 0, 0, 9, 1])).count(),
-            0
-        );
-        assert_eq!(
-            split_frames(Bytes::from_static(&[0, 0, 0, 1, 7, 0, 0])).count(),
-            1
-        );
-    }
 }

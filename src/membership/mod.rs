@@ -21,6 +21,7 @@ mod stack;
 #[cfg(feature = "quic")]
 mod tls;
 mod transport;
+mod user_message;
 
 pub use bridge::{BridgeConfig, PeerInfo};
 pub use builder::{StackBuilder, TcpStack, TcpTransport};

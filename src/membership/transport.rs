@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
 use memberlist::Memberlist;
 use memberlist::delegate::Delegate;
 use memberlist::transport::Transport as MlTransport;
 
 use super::bridge::PeerBook;
-use super::delegate::{FRAMES_TAG, PlumtreeNodeDelegate};
+use super::delegate::PlumtreeNodeDelegate;
+use super::user_message;
 use crate::runtime::{Transport, TransportError};
 use crate::{Frame, NodeId};
 
@@ -72,18 +72,8 @@ where
         address: &T::ResolvedAddress,
         frames: &[Frame],
     ) -> Result<(), TransportError> {
-        let len = 1 + frames.iter().map(|f| 4 + f.len()).sum::<usize>();
-        let mut message = BytesMut::with_capacity(len);
-        message.put_u8(FRAMES_TAG);
-        for frame in frames {
-            // Frames are bounded by max_message_size (at most 16 MiB), far below u32::MAX.
-            message.put_u32(frame.len() as u32);
-            let (head, payload) = frame.parts();
-            message.put_slice(head);
-            message.put_slice(payload);
-        }
         self.memberlist
-            .send_reliable(address, message.freeze())
+            .send_reliable(address, user_message::encode(frames))
             .await
             .map_err(|e| TransportError::Other(e.to_string()))
     }
@@ -106,12 +96,12 @@ where
     async fn send_batch(&self, to: &T::Id, frames: Vec<Frame>) -> Result<(), TransportError> {
         let address = self.book.address(to).ok_or(TransportError::Unreachable)?;
         let mut start = 0;
-        let mut bytes = 1;
+        let mut bytes = user_message::HEADER;
         for (i, frame) in frames.iter().enumerate() {
-            let cost = 4 + frame.len();
+            let cost = user_message::cost(frame);
             if i > start && bytes + cost > self.batch_bytes {
                 self.send_message(&address, &frames[start..i]).await?;
-                (start, bytes) = (i, 1);
+                (start, bytes) = (i, user_message::HEADER);
             }
             bytes += cost;
         }
