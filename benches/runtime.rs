@@ -6,8 +6,8 @@
 //! once (payloads cross links both ways).
 //!
 //! Cases, selected by a filter argument matched against their names:
-//! - `tuned/...`: `PlumtreeConfig::lan()` with caches sized for the rate (the figures quoted since
-//!   session 5, kept so that builds stay comparable), and `tuned_3_6`, `tuned_4_4` with those
+//! - `tuned/...`: `PlumtreeConfig::lan()` with caches sized for the rate, so that admission does
+//!   not bind and the runtime's own speed shows, and `tuned_3_6`, `tuned_4_4` with those
 //!   eager/lazy fanouts;
 //! - `fanout_2_8`, `fanout_3_6`, `fanout_4_4`, `lan`, `wan`, `large_cluster`: the config as a new
 //!   user would take it (`default()` with those fanouts, or the preset), nothing enlarged; each at
@@ -182,7 +182,7 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
 fn cases() -> Vec<Case> {
     fn tuned() -> PlumtreeConfig {
         // The cache covers the rate times the longest repair, the missing table what a node can
-        // fall behind by (the configuration quoted before the untuned cases existed).
+        // fall behind by.
         PlumtreeConfig::lan()
             .with_message_cache_max_size(200_000)
             .with_seen_max_size(400_000)

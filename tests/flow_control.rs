@@ -160,11 +160,11 @@ async fn a_peer_that_stops_reading_holds_the_others_back_only_for_stall_timeout(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturating_sender_with_fanouts_3_6_loses_nothing() {
-    // Issue 24: ten nodes, one unpaced origin, eager/lazy fanouts 3/6. With a cache smaller
-    // than what the origin can broadcast in one repair horizon, payloads that needed repair
-    // were evicted before the grafts for them came (up to 12 % of deliveries lost, every
-    // broadcast Ok). The origin now waits for the cache: the broadcasts take at least one
-    // horizon per cache-full, and every node delivers every broadcast exactly once.
+    // Ten nodes, one unpaced origin, eager/lazy fanouts 3/6, and a cache smaller than what
+    // the origin could broadcast in one repair horizon: payloads that need repair must not be
+    // evicted before the grafts for them come. The origin waits for the cache, so the
+    // broadcasts take at least one horizon per cache-full, and every node delivers every
+    // broadcast exactly once.
     const N: u64 = 10;
     const BROADCASTS: usize = 6_000;
     const CACHE: usize = 1_000;

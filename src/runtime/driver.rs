@@ -18,7 +18,7 @@ use super::stats::{Counters, NodeStats};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::proto::{Event, Plumtree};
-use crate::{Envelope, Frame, NodeId};
+use crate::{Envelope, Frame, MessageId, NodeId};
 
 /// Membership changes and queries: rare, never dropped.
 #[derive(Debug)]
@@ -119,22 +119,11 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         tokio::pin!(timer, recheck, admit);
         let (mut armed, mut admit_armed, mut rechecking) = (None, None, false);
         loop {
-            let deadline = self.core.poll_timeout().map(Instant::from_std);
-            if deadline != armed {
-                if let Some(at) = deadline {
-                    timer.as_mut().reset(at);
-                }
-                armed = deadline;
-            }
+            rearm(timer.as_mut(), &mut armed, self.core.poll_timeout());
             // A broadcast enters only when the cache can keep it, and every payload before it,
             // for as long as a repair may ask for them (`Plumtree::broadcast_room_at`).
-            let admit_at = self.core.broadcast_room_at(now()).map(Instant::from_std);
-            if admit_at != admit_armed {
-                if let Some(at) = admit_at {
-                    admit.as_mut().reset(at);
-                }
-                admit_armed = admit_at;
-            }
+            let admit_at = self.core.broadcast_room_at(now());
+            rearm(admit.as_mut(), &mut admit_armed, admit_at);
             let room = self.outbox.has_room();
             if room {
                 rechecking = false;
@@ -285,7 +274,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
 
     /// Counts a payload given up and logs it, one line a second at most: a repair storm gives up
     /// thousands at once, and the delegate hears of every one.
-    fn gave_up(&mut self, id: &crate::MessageId) {
+    fn gave_up(&mut self, id: &MessageId) {
         self.metrics.gave_up();
         self.gave_up_unlogged += 1;
         if self
@@ -331,6 +320,22 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             inbound_dropped: self.counters.inbound_dropped.load(Ordering::Relaxed),
             decode_errors: self.decode_errors,
         }
+    }
+}
+
+/// Points `sleep` at `at` if that differs from the instant it is `armed` for (`None`: it
+/// stays idle and must not be awaited).
+fn rearm(
+    sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+    armed: &mut Option<Instant>,
+    at: Option<std::time::Instant>,
+) {
+    let at = at.map(Instant::from_std);
+    if at != *armed {
+        if let Some(at) = at {
+            sleep.reset(at);
+        }
+        *armed = at;
     }
 }
 
