@@ -126,7 +126,7 @@ fn cluster(kind: Kind, n: u64, probe: &Probe) -> Cluster {
         }
     }
     for node in &nodes {
-        node.add_peers(0..n);
+        node.inputs().add_peers(0..n);
     }
     Cluster { nodes, transports }
 }

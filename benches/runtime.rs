@@ -100,7 +100,7 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
         .collect();
     for node in &nodes {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..NODES);
+        node.inputs().add_peers(0..NODES);
     }
     let body = |n: u64| {
         let mut body = vec![7u8; case.payload];

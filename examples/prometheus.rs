@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     for node in &nodes {
         node.start(network.join(node))?;
-        node.add_peers(0..5);
+        node.inputs().add_peers(0..5);
     }
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut rng = fastrand::Rng::new();

@@ -107,6 +107,8 @@ mod quic;
 mod runtime;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "tokio")]
+mod telemetry;
 
 pub use config::{MAX_IHAVE_BATCH_SIZE, MAX_MESSAGE_SIZE_LIMIT, PlumtreeConfig};
 pub use error::{BroadcastError, ConfigError};
@@ -115,10 +117,10 @@ pub use error::{BroadcastError, ConfigError};
 pub use memberlist;
 #[cfg(feature = "memberlist")]
 pub use membership::{
-    BridgeConfig, GuardStats, Guarded, GuardedListener, GuardedOptions, GuardedReader,
-    GuardedStream, IntoMemberlistDelegate, META_MAX_SIZE, MemberlistStack, MemberlistTransport,
-    MetaError, NodeMeta, PeerInfo, PlumtreeNodeDelegate, StackBuilder, StackError, StackMemberlist,
-    StreamGuard, TcpStack, TcpTransport,
+    BridgeConfig, DelegatedMemberlist, GuardStats, Guarded, GuardedListener, GuardedOptions,
+    GuardedReader, GuardedStream, IntoMemberlistDelegate, META_MAX_SIZE, MemberlistStack,
+    MemberlistTransport, MetaError, NodeMeta, PeerInfo, PlumtreeNodeDelegate, StackBuilder,
+    StackError, StreamGuard, TcpStack, TcpTransport,
 };
 #[cfg(all(feature = "memberlist", feature = "quic"))]
 pub use membership::{
@@ -137,9 +139,9 @@ pub use quic::{
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{
-    ChannelReceiver, ChannelTransport, Deliveries, FrameSink, InboundError, LocalNetwork,
-    LocalTransport, NodeInputs, NodeStats, NoopDelegate, PlumtreeDelegate, PlumtreeMemberlist,
-    RuntimeConfig, StartError, Transport, TransportError,
+    ChannelReceiver, ChannelTransport, Deliveries, InboundError, LocalNetwork, LocalTransport,
+    NodeInputs, NodeStats, NoopDelegate, PlumtreeDelegate, PlumtreeMemberlist, RuntimeConfig,
+    StartError, Transport, TransportError,
 };
 
 /// The README's examples, compiled and run as doc tests.

@@ -66,7 +66,7 @@ async fn a_relay_before_a_slow_link_slows_the_origin_instead_of_dropping() {
     let (relay, mut frames) = ChannelTransport::bounded(1);
     let _ = network.join(&nodes[1]); // so that nodes 0 and 2 reach node 1
     nodes[1].start(relay).unwrap();
-    let (to_origin, to_leaf) = (nodes[0].frame_sink(), nodes[2].frame_sink());
+    let (to_origin, to_leaf) = (nodes[0].inputs(), nodes[2].inputs());
     tokio::spawn(async move {
         let mut budget = 32;
         while let Some((to, frame)) = frames.recv().await {
@@ -76,15 +76,15 @@ async fn a_relay_before_a_slow_link_slows_the_origin_instead_of_dropping() {
                     budget = 32;
                 }
                 budget -= 1;
-                let _ = to_leaf.send_wait(frame).await;
+                let _ = to_leaf.handle_frame(frame).await;
             } else {
-                let _ = to_origin.send_wait(frame).await;
+                let _ = to_origin.handle_frame(frame).await;
             }
         }
     });
-    nodes[0].add_peer(1);
-    nodes[1].add_peers([0, 2]);
-    nodes[2].add_peer(1);
+    nodes[0].inputs().add_peer(1);
+    nodes[1].inputs().add_peers([0, 2]);
+    nodes[2].inputs().add_peer(1);
     let mut ids = Vec::new();
     for _ in 0..20_000 {
         ids.push(nodes[0].broadcast(vec![1u8; 100]).await.unwrap());
@@ -110,7 +110,7 @@ async fn congested_nodes_that_feed_each_other_still_progress() {
     let (nodes, recorders) = tight_nodes(N);
     for node in &nodes {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..N);
+        node.inputs().add_peers(0..N);
     }
     let mut senders = JoinSet::new();
     for node in &nodes {
@@ -143,7 +143,7 @@ async fn a_peer_that_stops_reading_holds_the_others_back_only_for_stall_timeout(
     let _ = network.join(&nodes[5]);
     for node in &nodes[..5] {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..N);
+        node.inputs().add_peers(0..N);
     }
     let mut ids = Vec::new();
     for i in 0..1_000 {
@@ -182,7 +182,7 @@ async fn a_saturating_sender_with_fanouts_3_6_loses_nothing() {
         .collect();
     for node in &nodes {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..N);
+        node.inputs().add_peers(0..N);
     }
     let start = tokio::time::Instant::now();
     let mut ids = Vec::with_capacity(BROADCASTS);

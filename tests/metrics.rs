@@ -27,7 +27,7 @@ async fn counters_and_gauges_are_recorded_per_node() {
         .collect();
     for node in &nodes {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..3);
+        node.inputs().add_peers(0..3);
     }
     for _ in 0..10 {
         nodes[0].broadcast(vec![0u8; 100]).await.unwrap();

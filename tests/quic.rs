@@ -42,7 +42,8 @@ fn node(id: u64, tls: &QuicTls, book: &Book, peers: impl IntoIterator<Item = u64
         .with_peer_scoring(true);
     let node = PlumtreeMemberlist::new(id, config, recorder.clone()).unwrap();
     node.start(quic.clone()).unwrap();
-    node.add_peers(peers.into_iter().filter(|&p| p != id));
+    node.inputs()
+        .add_peers(peers.into_iter().filter(|&p| p != id));
     Node {
         node,
         quic,

@@ -28,7 +28,7 @@ fn cluster(
         .collect();
     for node in &nodes {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..n);
+        node.inputs().add_peers(0..n);
     }
     (nodes, recorders)
 }
@@ -85,7 +85,7 @@ async fn a_killed_node_does_not_stop_delivery_once_removed() {
     let mut later = broadcast_from(&nodes, &all[..5], 20, Duration::ZERO).await;
     for (i, node) in nodes.iter().enumerate() {
         if i != 5 {
-            node.remove_peer(&5);
+            node.inputs().remove_peer(5);
         }
     }
     later.extend(broadcast_from(&nodes, &all[6..], 20, Duration::ZERO).await);
@@ -187,7 +187,7 @@ async fn the_delivery_stream_sees_every_delivery() {
     assert!(nodes[1].deliveries().is_none(), "only one stream");
     for node in &nodes {
         node.start(network.join(node)).unwrap();
-        node.add_peers(0..3);
+        node.inputs().add_peers(0..3);
     }
     assert!(
         nodes[0].start(network.join(&nodes[0])).is_err(),
@@ -236,7 +236,10 @@ async fn frames_from_non_members_are_dropped_and_counted() {
             sender: stranger,
             message: Message::Graft(Graft { id: Some(id) }),
         };
-        nodes[0].handle_frame(graft.to_bytes()).unwrap();
+        nodes[0]
+            .inputs()
+            .try_handle_frame(graft.to_bytes())
+            .unwrap();
         let forged = Envelope {
             sender: stranger,
             message: Message::Gossip(Gossip {
@@ -247,7 +250,10 @@ async fn frames_from_non_members_are_dropped_and_counted() {
                 payload: Bytes::from_static(b"forged"),
             }),
         };
-        nodes[0].handle_frame(forged.to_bytes()).unwrap();
+        nodes[0]
+            .inputs()
+            .try_handle_frame(forged.to_bytes())
+            .unwrap();
     }
     let refused = || async { nodes[0].stats().await.unwrap().protocol.from_non_members };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -277,7 +283,7 @@ async fn a_message_for_several_peers_is_encoded_once() {
     let (transport, mut frames) = memberlist_plumtree::ChannelTransport::unbounded();
     let node = PlumtreeMemberlist::new(0u64, config(0), NoopDelegate).unwrap();
     node.start(transport).unwrap();
-    node.add_peers(1..=5);
+    node.inputs().add_peers(1..=5);
     let mut payloads = Vec::new();
     for _ in 0..32 {
         let payload = bytes::Bytes::from(vec![7u8; 64]);
@@ -342,7 +348,7 @@ async fn a_payload_no_announcer_supplies_is_reported_to_the_delegate() {
     let config = config(0).with_graft_max_retries(2);
     let node = PlumtreeMemberlist::new(0u64, config, gave_up.clone()).unwrap();
     node.start(transport).unwrap();
-    node.add_peer(1);
+    node.inputs().add_peer(1);
     let id = MessageId::new(1, 0, 42);
     let ihave = Envelope {
         sender: 1u64,
@@ -350,7 +356,7 @@ async fn a_payload_no_announcer_supplies_is_reported_to_the_delegate() {
             entries: vec![memberlist_plumtree::message::Announcement { id, round: 0 }],
         }),
     };
-    node.handle_frame(ihave.to_bytes()).unwrap();
+    node.inputs().try_handle_frame(ihave.to_bytes()).unwrap();
     // 200 ms graft timer, then 100 and 200 ms retry waits (lan()).
     assert!(
         wait_for(

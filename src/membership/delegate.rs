@@ -16,8 +16,8 @@ use memberlist::transport::{CheapClone, Id};
 use super::bridge::{BridgeConfig, PeerBook};
 use super::meta::{META_MAX_SIZE, NodeMeta};
 use super::user_message;
-use crate::runtime::{NodeLink, PlumtreeDelegate};
-use crate::{ConfigError, NodeId, NoopDelegate, PlumtreeMemberlist};
+use crate::runtime::PlumtreeDelegate;
+use crate::{ConfigError, NodeId, NodeInputs, NoopDelegate, PlumtreeMemberlist};
 
 /// Turns what the application passes as its memberlist delegate into one memberlist accepts.
 ///
@@ -64,7 +64,7 @@ where
 pub struct PlumtreeNodeDelegate<I, A, D> {
     local: I,
     inner: D,
-    node: NodeLink<I>,
+    node: NodeInputs<I>,
     book: Arc<PeerBook<I, A>>,
     bridge: BridgeConfig,
 }
@@ -81,7 +81,7 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
         Self {
             local: plumtree.local_id().clone(),
             inner: inner.into_delegate(),
-            node: plumtree.link(),
+            node: plumtree.inputs(),
             book: Arc::new(PeerBook::new()),
             bridge: BridgeConfig::default(),
         }
@@ -130,17 +130,30 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
             .book
             .upsert(node.id().clone(), node.address().cheap_clone(), meta)
         {
-            self.node.add_peers(vec![node.id().clone()]);
+            self.node.add_peer(node.id().clone());
         }
     }
 }
 
-impl<I, A, D> NodeDelegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
+/// The impl header every memberlist delegate trait shares here; with `ids`, the trait's `Id` and
+/// `Address` types too. The methods a trait does not intercept forward to the inner delegate.
+macro_rules! delegate_impl {
+    ($trait:ident, ids { $($body:tt)* }) => {
+        delegate_impl! { $trait { type Id = I; type Address = A; $($body)* } }
+    };
+    ($trait:ident { $($body:tt)* }) => {
+        impl<I, A, D> $trait for PlumtreeNodeDelegate<I, A, D>
+        where
+            I: NodeId + Id,
+            A: CheapClone + Send + Sync + 'static,
+            D: Delegate<Id = I, Address = A>,
+        {
+            $($body)*
+        }
+    };
+}
+
+delegate_impl! { NodeDelegate {
     async fn node_meta(&self, limit: usize) -> Meta {
         let limit = limit.min(META_MAX_SIZE);
         let header = self.bridge.header_len();
@@ -176,7 +189,7 @@ where
         for frame in user_message::decode(message) {
             // Waiting here slows this stream's reader when the node is behind: backpressure to
             // the sender instead of a dropped frame.
-            if self.node.sink.send_wait(frame).await.is_err() {
+            if self.node.handle_frame(frame).await.is_err() {
                 break;
             }
         }
@@ -200,17 +213,9 @@ where
     async fn merge_remote_state(&self, buf: &[u8], join: bool) {
         self.inner.merge_remote_state(buf, join).await
     }
-}
+}}
 
-impl<I, A, D> PingDelegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
-    type Id = I;
-    type Address = A;
-
+delegate_impl! { PingDelegate, ids {
     async fn ack_payload(&self) -> Bytes {
         self.inner.ack_payload().await
     }
@@ -232,17 +237,9 @@ where
     fn disable_reliable_pings(&self, target: &I) -> bool {
         self.inner.disable_reliable_pings(target)
     }
-}
+}}
 
-impl<I, A, D> EventDelegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
-    type Id = I;
-    type Address = A;
-
+delegate_impl! { EventDelegate, ids {
     async fn notify_join(&self, node: Arc<NodeState<I, A>>) {
         self.member_alive(&node);
         self.inner.notify_join(node).await
@@ -259,58 +256,28 @@ where
         self.member_alive(&node);
         self.inner.notify_update(node).await
     }
-}
+}}
 
-impl<I, A, D> ConflictDelegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
-    type Id = I;
-    type Address = A;
-
+delegate_impl! { ConflictDelegate, ids {
     async fn notify_conflict(&self, existing: Arc<NodeState<I, A>>, other: Arc<NodeState<I, A>>) {
         self.inner.notify_conflict(existing, other).await
     }
-}
+}}
 
-impl<I, A, D> AliveDelegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
-    type Id = I;
-    type Address = A;
+delegate_impl! { AliveDelegate, ids {
     type Error = <D as AliveDelegate>::Error;
 
     async fn notify_alive(&self, peer: Arc<NodeState<I, A>>) -> Result<(), Self::Error> {
         self.inner.notify_alive(peer).await
     }
-}
+}}
 
-impl<I, A, D> MergeDelegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
-    type Id = I;
-    type Address = A;
+delegate_impl! { MergeDelegate, ids {
     type Error = <D as MergeDelegate>::Error;
 
     async fn notify_merge(&self, peers: Arc<[NodeState<I, A>]>) -> Result<(), Self::Error> {
         self.inner.notify_merge(peers).await
     }
-}
+}}
 
-impl<I, A, D> Delegate for PlumtreeNodeDelegate<I, A, D>
-where
-    I: NodeId + Id,
-    A: CheapClone + Send + Sync + 'static,
-    D: Delegate<Id = I, Address = A>,
-{
-    type Id = I;
-    type Address = A;
-}
+delegate_impl! { Delegate, ids {}}

@@ -34,7 +34,7 @@ pub use guard::{GuardedAcceptor, GuardedConnection, GuardedConnector, GuardedQui
 pub use meta::{META_MAX_SIZE, MetaError, NodeMeta};
 #[cfg(feature = "quic")]
 pub use quic::{QuicMemberlistTransport, QuicStack};
-pub use stack::{MemberlistStack, StackError, StackMemberlist};
+pub use stack::{DelegatedMemberlist, MemberlistStack, StackError};
 #[cfg(feature = "quic")]
 pub use tls::{
     MAX_HANDSHAKES, TlsConnection, TlsLayer, TlsListener, TlsMemberlistTransport, TlsOptions,

@@ -46,8 +46,9 @@ pub enum StackError {
     Memberlist(String),
 }
 
-/// The memberlist type a [`MemberlistStack`] runs: its delegate is a [`PlumtreeNodeDelegate`].
-pub type StackMemberlist<T, D> = Memberlist<
+/// The memberlist instance inside a [`MemberlistStack`]: a `Memberlist` whose delegate is a
+/// [`PlumtreeNodeDelegate`] (named for that delegate, to tell it from the stack around it).
+pub type DelegatedMemberlist<T, D> = Memberlist<
     T,
     PlumtreeNodeDelegate<<T as MlTransport>::Id, <T as MlTransport>::ResolvedAddress, D>,
 >;
@@ -64,7 +65,7 @@ where
     D: Delegate<Id = I, Address = T::ResolvedAddress>,
 {
     plumtree: Arc<PlumtreeMemberlist<I, PD>>,
-    memberlist: StackMemberlist<T, D>,
+    memberlist: DelegatedMemberlist<T, D>,
     book: Arc<PeerBook<I, T::ResolvedAddress>>,
     /// The stream guard of a stack made by the builder, for its counters and message limit.
     guard: Option<Arc<Shared>>,
@@ -97,7 +98,7 @@ where
     /// [`StackError::DelegateMismatch`] if the delegate was made for another node.
     pub fn new(
         plumtree: Arc<PlumtreeMemberlist<I, PD>>,
-        memberlist: StackMemberlist<T, D>,
+        memberlist: DelegatedMemberlist<T, D>,
     ) -> Result<Self, StackError> {
         let delegate = memberlist.delegate().ok_or(StackError::DelegateMismatch)?;
         if delegate.local_id() != plumtree.local_id()
@@ -227,7 +228,7 @@ where
     }
 
     /// The memberlist instance: its address, full member table, user messages.
-    pub fn memberlist(&self) -> &StackMemberlist<T, D> {
+    pub fn memberlist(&self) -> &DelegatedMemberlist<T, D> {
         &self.memberlist
     }
 }

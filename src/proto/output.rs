@@ -50,14 +50,14 @@ pub enum Event<I> {
     /// A broadcast to hand to the application; each id is delivered once.
     Deliver(Delivery<I>),
     /// A member became a neighbour.
-    NeighborAdded {
+    NeighbourAdded {
         /// The peer.
         peer: I,
         /// Its role.
         role: PeerRole,
     },
     /// A neighbour left the neighbour set (it went down, or made room for another).
-    NeighborRemoved {
+    NeighbourRemoved {
         /// The peer.
         peer: I,
     },

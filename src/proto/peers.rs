@@ -16,7 +16,7 @@ use crate::NodeId;
 use crate::message::Announcement;
 
 #[derive(Debug)]
-pub(crate) struct Neighbor {
+pub(crate) struct Neighbour {
     pub(crate) role: PeerRole,
     /// Announcements waiting for the next IHave to this peer.
     pub(crate) pending: Vec<Announcement>,
@@ -46,7 +46,7 @@ pub(crate) struct Peers<I> {
     /// Sorted and deduplicated. A sorted vector, not a tree: every node of a large cluster holds
     /// the whole membership, and this costs 8 bytes per `u64` member instead of about 16.
     members: Vec<I>,
-    neighbors: BTreeMap<I, Neighbor>,
+    neighbours: BTreeMap<I, Neighbour>,
     eager: usize,
     max_peers: usize,
     /// With `use_hash_ring`: every member by ring position; our two ring neighbours are always
@@ -72,7 +72,7 @@ impl<I: NodeId> Peers<I> {
             local_tag: local.tag(),
             local,
             members: Vec::new(),
-            neighbors: BTreeMap::new(),
+            neighbours: BTreeMap::new(),
             eager: 0,
             max_peers: topology.max_peers.unwrap_or(usize::MAX),
         }
@@ -87,7 +87,7 @@ impl<I: NodeId> Peers<I> {
     }
 
     pub(crate) fn role(&self, peer: &I) -> Option<PeerRole> {
-        self.neighbors.get(peer).map(|n| n.role)
+        self.neighbours.get(peer).map(|n| n.role)
     }
 
     pub(crate) fn eager_len(&self) -> usize {
@@ -95,25 +95,25 @@ impl<I: NodeId> Peers<I> {
     }
 
     pub(crate) fn with_role(&self, role: PeerRole) -> impl Iterator<Item = &I> {
-        self.neighbors
+        self.neighbours
             .iter()
             .filter(move |(_, n)| n.role == role)
             .map(|(p, _)| p)
     }
 
-    pub(crate) fn neighbors_mut(&mut self) -> impl Iterator<Item = (&I, &mut Neighbor)> {
-        self.neighbors.iter_mut()
+    pub(crate) fn neighbours_mut(&mut self) -> impl Iterator<Item = (&I, &mut Neighbour)> {
+        self.neighbours.iter_mut()
     }
 
-    pub(crate) fn neighbor_mut(&mut self, peer: &I) -> Option<&mut Neighbor> {
-        self.neighbors.get_mut(peer)
+    pub(crate) fn neighbour_mut(&mut self, peer: &I) -> Option<&mut Neighbour> {
+        self.neighbours.get_mut(peer)
     }
 
     /// `peer` brought us a payload first: its link is in use, whatever duplicates it also
     /// brought, so any suspicion is lifted. Returns its role (if a neighbour) and the link's
     /// weight, in one lookup on the path every new payload takes.
     pub(crate) fn delivered_first(&mut self, peer: &I) -> (Option<PeerRole>, u32) {
-        match self.neighbors.get_mut(peer) {
+        match self.neighbours.get_mut(peer) {
             Some(n) => {
                 n.suspect_since = None;
                 (Some(n.role), n.weight)
@@ -124,7 +124,7 @@ impl<I: NodeId> Peers<I> {
 
     /// The weight of our link to `peer`, neighbour or not.
     pub(crate) fn link_weight(&self, peer: &I) -> u32 {
-        match self.neighbors.get(peer) {
+        match self.neighbours.get(peer) {
             Some(n) => n.weight,
             None => link_weight(self.local_tag, peer.tag()),
         }
@@ -150,7 +150,7 @@ impl<I: NodeId> Peers<I> {
     }
 
     /// Removes a member; returns its neighbour state if it was a neighbour.
-    pub(crate) fn remove_member(&mut self, peer: &I) -> Option<Neighbor> {
+    pub(crate) fn remove_member(&mut self, peer: &I) -> Option<Neighbour> {
         if let Ok(at) = self.members.binary_search(peer) {
             self.members.remove(at);
         }
@@ -160,12 +160,12 @@ impl<I: NodeId> Peers<I> {
         if let Some(scores) = &mut self.scores {
             scores.remove(peer);
         }
-        self.remove_neighbor(peer)
+        self.remove_neighbour(peer)
     }
 
     /// Drops `peer` from the neighbours (it stays a member).
-    pub(crate) fn remove_neighbor(&mut self, peer: &I) -> Option<Neighbor> {
-        let n = self.neighbors.remove(peer)?;
+    pub(crate) fn remove_neighbour(&mut self, peer: &I) -> Option<Neighbour> {
+        let n = self.neighbours.remove(peer)?;
         if n.role == PeerRole::Eager {
             self.eager -= 1;
         }
@@ -174,7 +174,7 @@ impl<I: NodeId> Peers<I> {
 
     /// Gives `peer` the role `role`, adding it as a neighbour if there is room.
     pub(crate) fn set_role(&mut self, peer: &I, role: PeerRole) -> RoleChange {
-        if let Some(n) = self.neighbors.get_mut(peer) {
+        if let Some(n) = self.neighbours.get_mut(peer) {
             if n.role == role {
                 return RoleChange::Unchanged;
             }
@@ -190,12 +190,12 @@ impl<I: NodeId> Peers<I> {
                 }
             };
         }
-        if !self.is_member(peer) || self.neighbors.len() >= self.max_peers {
+        if !self.is_member(peer) || self.neighbours.len() >= self.max_peers {
             return RoleChange::Refused;
         }
-        self.neighbors.insert(
+        self.neighbours.insert(
             peer.clone(),
-            Neighbor {
+            Neighbour {
                 role,
                 pending: Vec::new(),
                 suspect_since: None,
@@ -211,7 +211,7 @@ impl<I: NodeId> Peers<I> {
 
     /// Whether a new neighbour could be added without evicting one.
     pub(crate) fn has_room(&self) -> bool {
-        self.neighbors.len() < self.max_peers
+        self.neighbours.len() < self.max_peers
     }
 
     pub(crate) fn peers_with_rtt(&self) -> usize {
@@ -297,12 +297,12 @@ impl<I: NodeId> Peers<I> {
         let mut added = Vec::new();
         if let Some(ring) = &self.ring {
             for peer in ring.neighbours() {
-                let role = if self.neighbors.len() < eager_fanout {
+                let role = if self.neighbours.len() < eager_fanout {
                     PeerRole::Eager
                 } else {
                     PeerRole::Lazy
                 };
-                if !self.neighbors.contains_key(&peer)
+                if !self.neighbours.contains_key(&peer)
                     && self.set_role(&peer, role) == RoleChange::Added
                 {
                     added.push((peer, role));
@@ -310,17 +310,17 @@ impl<I: NodeId> Peers<I> {
             }
         }
         let target = (eager_fanout + lazy_fanout).min(self.max_peers);
-        if self.neighbors.len() >= target || self.members.len() <= self.neighbors.len() {
+        if self.neighbours.len() >= target || self.members.len() <= self.neighbours.len() {
             return added;
         }
         let mut spare: Vec<&I> = self
             .members
             .iter()
-            .filter(|m| !self.neighbors.contains_key(*m))
+            .filter(|m| !self.neighbours.contains_key(*m))
             .collect();
-        let wanted = (target - self.neighbors.len()).min(spare.len());
+        let wanted = (target - self.neighbours.len()).min(spare.len());
         let eager_slots = eager_fanout
-            .saturating_sub(self.neighbors.len())
+            .saturating_sub(self.neighbours.len())
             .min(wanted);
         let scored = self.scores.as_ref().is_some_and(|s| !s.is_empty()) && eager_slots > 0;
         let sample = if scored {
@@ -342,7 +342,7 @@ impl<I: NodeId> Peers<I> {
             chosen.truncate(wanted);
         }
         for peer in chosen {
-            let role = if self.neighbors.len() < eager_fanout {
+            let role = if self.neighbours.len() < eager_fanout {
                 PeerRole::Eager
             } else {
                 PeerRole::Lazy

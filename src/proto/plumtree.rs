@@ -219,7 +219,7 @@ impl<I: NodeId> Plumtree<I> {
         }
         if let Some(gone) = self.peers.remove_member(peer) {
             self.events
-                .push_back(Event::NeighborRemoved { peer: peer.clone() });
+                .push_back(Event::NeighbourRemoved { peer: peer.clone() });
             if gone.role == PeerRole::Eager {
                 if let Some(lazy) = self.peers.best_lazy(&mut self.rng, None) {
                     self.graft(&lazy, None);
@@ -289,6 +289,32 @@ impl<I: NodeId> Plumtree<I> {
             Message::IHave(ihave) => self.on_ihave(now, from, ihave),
             Message::Graft(graft) => self.on_graft(now, from, graft),
             Message::Prune => self.on_prune(from),
+        }
+    }
+
+    /// The caller could not send `message` to `peer` (that peer's queue was full). A payload or
+    /// announcements it carried are announced to the peer again at the next IHave flush, so the
+    /// peer can still graft them: a full queue delays a payload, it does not lose it. A Graft for
+    /// a payload is not counted towards `graft_max_retries` (the graft timer tries again, as it
+    /// would have anyway); prunes are left to later duplicates.
+    pub fn handle_undelivered(&mut self, now: Instant, peer: &I, message: Message<I>) {
+        let now = self.advance(now);
+        match message {
+            Message::Gossip(gossip) => {
+                let entry = Announcement {
+                    id: gossip.id,
+                    round: gossip.round,
+                };
+                self.requeue(now, peer, vec![entry]);
+            }
+            Message::IHave(ihave) => self.requeue(now, peer, ihave.entries),
+            // Under overload the queues to every announcer can be full for longer than the
+            // retries last; grafts that never left must not make the node give up.
+            Message::Graft(Graft { id: Some(id) }) => {
+                self.missing
+                    .refund_graft(&id, now, self.config.graft_retry_timeout);
+            }
+            Message::Graft(_) | Message::Prune => {}
         }
     }
 
@@ -490,23 +516,23 @@ impl<I: NodeId> Plumtree<I> {
         let announcement = Announcement { id, round: hops };
         let batch = self.config.ihave_batch_size;
         let mut waiting = false;
-        for (peer, neighbor) in self.peers.neighbors_mut() {
+        for (peer, neighbour) in self.peers.neighbours_mut() {
             if Some(peer) == from {
                 continue;
             }
-            match neighbor.role {
+            match neighbour.role {
                 PeerRole::Eager => self.transmits.push_back(Transmit {
                     to: peer.clone(),
                     message: Message::Gossip(gossip.clone()),
                     urgent: false,
                 }),
                 PeerRole::Lazy => {
-                    neighbor.pending.push(announcement);
-                    if neighbor.pending.len() >= batch {
+                    neighbour.pending.push(announcement);
+                    if neighbour.pending.len() >= batch {
                         // Under load the next batch fills too: one allocation instead of the
                         // doublings from empty.
                         let entries =
-                            std::mem::replace(&mut neighbor.pending, Vec::with_capacity(batch));
+                            std::mem::replace(&mut neighbour.pending, Vec::with_capacity(batch));
                         queue_ihave(&mut self.transmits, &mut self.stats, peer.clone(), entries);
                     } else {
                         waiting = true;

@@ -12,17 +12,17 @@ use super::stats::RejectReason;
 use super::tls;
 use super::transport::{Shared, close_code};
 use crate::NodeId;
-use crate::runtime::FrameSink;
+use crate::runtime::NodeInputs;
 
 /// How often each connection reports its round-trip estimate to the node.
 const RTT_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Accepts connections until the node or the transport shuts down, then stops the transport.
-pub(crate) async fn accept<I: NodeId>(shared: Arc<Shared<I>>, sink: FrameSink) {
+pub(crate) async fn accept<I: NodeId>(shared: Arc<Shared<I>>, node: NodeInputs<I>) {
     loop {
         let incoming = tokio::select! {
             () = shared.shutdown.cancelled() => break,
-            () = sink.closed() => break,
+            () = node.closed() => break,
             incoming = shared.endpoint.accept() => match incoming {
                 Some(incoming) => incoming,
                 None => break,
@@ -78,7 +78,7 @@ async fn serve<I: NodeId>(shared: Arc<Shared<I>>, connection: quinn::Connection,
             },
         };
         // Streams only arrive once the node has started (peers learn of us from it).
-        let Some(sink) = shared.node.get().map(|node| node.frames().clone()) else {
+        let Some(node) = shared.node.get().cloned() else {
             continue;
         };
         shared.tasks.spawn(read_stream(
@@ -86,7 +86,7 @@ async fn serve<I: NodeId>(shared: Arc<Shared<I>>, connection: quinn::Connection,
             connection.clone(),
             Arc::clone(&identity),
             stream,
-            sink,
+            node,
         ));
     }
     shared.counters.closed();
@@ -111,7 +111,7 @@ async fn read_stream<I: NodeId>(
     connection: quinn::Connection,
     identity: Arc<Identity<I>>,
     mut stream: quinn::RecvStream,
-    sink: FrameSink,
+    node: NodeInputs<I>,
 ) {
     let reject = |reason: RejectReason, code: u32, why: &'static [u8]| {
         shared.counters.rejected(reason);
@@ -168,7 +168,7 @@ async fn read_stream<I: NodeId>(
         }
         shared.counters.received(len);
         // Waiting here is flow control: the stream's window fills and the peer's sends wait.
-        if sink.send_wait(Bytes::from(frame)).await.is_err() {
+        if node.handle_frame(Bytes::from(frame)).await.is_err() {
             return;
         }
     }

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::telemetry::{Counter, Gauge, counter, gauge};
+
 /// Why a received frame (or a whole connection) was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -18,7 +20,6 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     const ALL: [RejectReason; 3] = [Self::Oversize, Self::SpoofedSender, Self::Malformed];
 
     /// The `reason` label in metrics.
@@ -71,7 +72,7 @@ pub(crate) struct Counters {
     frames_received: AtomicU64,
     bytes_received: AtomicU64,
     rejected: [AtomicU64; 3],
-    metrics: metrics_imp::Handles,
+    metrics: Handles,
 }
 
 impl Counters {
@@ -86,7 +87,7 @@ impl Counters {
             frames_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             rejected: Default::default(),
-            metrics: metrics_imp::Handles::new(node),
+            metrics: Handles::new(node),
         }
     }
 
@@ -149,86 +150,57 @@ impl Counters {
     }
 }
 
-#[cfg(feature = "metrics")]
-mod metrics_imp {
-    use metrics::{Counter, Gauge, counter, gauge};
-
-    use super::RejectReason;
-
-    #[derive(Debug)]
-    pub(super) struct Handles {
-        connections: Gauge,
-        dials: Counter,
-        reconnects: Counter,
-        handshake_failures: Counter,
-        frames_sent: Counter,
-        bytes_sent: Counter,
-        frames_received: Counter,
-        bytes_received: Counter,
-        rejected: [Counter; 3],
-    }
-
-    impl Handles {
-        pub(super) fn new(node: String) -> Self {
-            let one = |name: &'static str| counter!(name, "node" => node.clone());
-            Self {
-                connections: gauge!("plumtree_quic_connections", "node" => node.clone()),
-                dials: one("plumtree_quic_dials_total"),
-                reconnects: one("plumtree_quic_reconnects_total"),
-                handshake_failures: one("plumtree_quic_handshake_failures_total"),
-                frames_sent: counter!("plumtree_quic_frames_total", "node" => node.clone(), "direction" => "out"),
-                bytes_sent: counter!("plumtree_quic_bytes_total", "node" => node.clone(), "direction" => "out"),
-                frames_received: counter!("plumtree_quic_frames_total", "node" => node.clone(), "direction" => "in"),
-                bytes_received: counter!("plumtree_quic_bytes_total", "node" => node.clone(), "direction" => "in"),
-                rejected: RejectReason::ALL.map(|reason| {
-                    counter!("plumtree_quic_rejected_frames_total", "node" => node.clone(), "reason" => reason.as_str())
-                }),
-            }
-        }
-        pub(super) fn connections(&self, now: u64) {
-            self.connections.set(now as f64);
-        }
-        pub(super) fn dialed(&self) {
-            self.dials.increment(1);
-        }
-        pub(super) fn reconnected(&self) {
-            self.reconnects.increment(1);
-        }
-        pub(super) fn handshake_failed(&self) {
-            self.handshake_failures.increment(1);
-        }
-        pub(super) fn sent(&self, bytes: usize) {
-            self.frames_sent.increment(1);
-            self.bytes_sent.increment(bytes as u64);
-        }
-        pub(super) fn received(&self, bytes: usize) {
-            self.frames_received.increment(1);
-            self.bytes_received.increment(bytes as u64);
-        }
-        pub(super) fn rejected(&self, reason: RejectReason) {
-            self.rejected[reason as usize].increment(1);
-        }
-    }
+#[derive(Debug)]
+struct Handles {
+    connections: Gauge,
+    dials: Counter,
+    reconnects: Counter,
+    handshake_failures: Counter,
+    frames_sent: Counter,
+    bytes_sent: Counter,
+    frames_received: Counter,
+    bytes_received: Counter,
+    rejected: [Counter; 3],
 }
 
-#[cfg(not(feature = "metrics"))]
-mod metrics_imp {
-    use super::RejectReason;
-
-    /// Without the `metrics` feature: records nothing.
-    #[derive(Debug)]
-    pub(super) struct Handles;
-
-    impl Handles {
-        pub(super) fn new(_node: String) -> Self {
-            Self
+impl Handles {
+    fn new(node: String) -> Self {
+        let one = |name: &'static str| counter!(name, "node" => node.clone());
+        Self {
+            connections: gauge!("plumtree_quic_connections", "node" => node.clone()),
+            dials: one("plumtree_quic_dials_total"),
+            reconnects: one("plumtree_quic_reconnects_total"),
+            handshake_failures: one("plumtree_quic_handshake_failures_total"),
+            frames_sent: counter!("plumtree_quic_frames_total", "node" => node.clone(), "direction" => "out"),
+            bytes_sent: counter!("plumtree_quic_bytes_total", "node" => node.clone(), "direction" => "out"),
+            frames_received: counter!("plumtree_quic_frames_total", "node" => node.clone(), "direction" => "in"),
+            bytes_received: counter!("plumtree_quic_bytes_total", "node" => node.clone(), "direction" => "in"),
+            rejected: RejectReason::ALL.map(|reason| {
+                counter!("plumtree_quic_rejected_frames_total", "node" => node.clone(), "reason" => reason.as_str())
+            }),
         }
-        pub(super) fn connections(&self, _: u64) {}
-        pub(super) fn dialed(&self) {}
-        pub(super) fn reconnected(&self) {}
-        pub(super) fn handshake_failed(&self) {}
-        pub(super) fn sent(&self, _: usize) {}
-        pub(super) fn received(&self, _: usize) {}
-        pub(super) fn rejected(&self, _: RejectReason) {}
+    }
+    fn connections(&self, now: u64) {
+        self.connections.set(now as f64);
+    }
+    fn dialed(&self) {
+        self.dials.increment(1);
+    }
+    fn reconnected(&self) {
+        self.reconnects.increment(1);
+    }
+    fn handshake_failed(&self) {
+        self.handshake_failures.increment(1);
+    }
+    fn sent(&self, bytes: usize) {
+        self.frames_sent.increment(1);
+        self.bytes_sent.increment(bytes as u64);
+    }
+    fn received(&self, bytes: usize) {
+        self.frames_received.increment(1);
+        self.bytes_received.increment(bytes as u64);
+    }
+    fn rejected(&self, reason: RejectReason) {
+        self.rejected[reason as usize].increment(1);
     }
 }

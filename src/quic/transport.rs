@@ -342,10 +342,9 @@ impl<I: NodeId> Shared<I> {
 
 impl<I: NodeId> Transport<I> for QuicTransport<I> {
     fn attach(&self, node: NodeInputs<I>) {
-        let frames = node.frames().clone();
-        if self.shared.node.set(node).is_ok() {
+        if self.shared.node.set(node.clone()).is_ok() {
             let shared = Arc::clone(&self.shared);
-            self.shared.tasks.spawn(inbound::accept(shared, frames));
+            self.shared.tasks.spawn(inbound::accept(shared, node));
         }
     }
 

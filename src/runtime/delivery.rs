@@ -32,7 +32,7 @@ pub(crate) async fn deliver<I: NodeId, D: PlumtreeDelegate<I>>(
                 Event::GraftSent { peer } => delegate.on_graft(&peer),
                 Event::PruneSent { peer } => delegate.on_prune(&peer),
                 Event::GaveUp { id } => delegate.on_give_up(&id),
-                Event::NeighborAdded { .. } | Event::NeighborRemoved { .. } => {}
+                Event::NeighbourAdded { .. } | Event::NeighbourRemoved { .. } => {}
             }
         }
     }

@@ -7,13 +7,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::alarm::Alarm;
+use super::broadcasts::{BroadcastQueue, QueuedBroadcast};
 use super::encode::Encoder;
 use super::inbound::Inbound;
 use super::metrics::{Levels, Metrics};
 use super::options::RuntimeConfig;
 use super::outbox::Outbox;
 use super::pacing::Pacing;
-use super::requests::Requests;
 use super::stats::{Counters, NodeStats};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
@@ -38,9 +39,6 @@ pub(crate) const INBOUND_BATCH: usize = 64;
 
 /// Most broadcasts taken in one turn.
 const BROADCAST_BATCH: usize = 8;
-
-/// An instant far enough away to stand for "no timer".
-const FAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// At most one warning this often for payloads given up.
 const GAVE_UP_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -105,106 +103,109 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         mut self,
         mut control: mpsc::UnboundedReceiver<Control<I>>,
         mut frames: Inbound,
-        mut broadcasts: Requests,
+        mut broadcasts: BroadcastQueue,
     ) {
-        // One sleep each for the core's deadline, the congestion recheck and admission, kept
-        // across turns and reset only when their instant changes: a fresh sleep per turn
-        // registered and removed a timer (and often woke the timer driver) for every frame.
-        let far = Instant::now() + FAR;
-        let (timer, recheck, admit) = (
-            tokio::time::sleep_until(far),
-            tokio::time::sleep_until(far),
-            tokio::time::sleep_until(far),
-        );
-        tokio::pin!(timer, recheck, admit);
-        let (mut armed, mut admit_armed, mut rechecking) = (None, None, false);
+        // The core's deadline, the congestion recheck and admission.
+        let (mut timer, mut recheck, mut admit) = (Alarm::new(), Alarm::new(), Alarm::new());
         loop {
-            rearm(timer.as_mut(), &mut armed, self.core.poll_timeout());
+            timer.set(self.core.poll_timeout());
             // A broadcast enters only when the cache can keep it, and every payload before it,
             // for as long as a repair may ask for them (`Plumtree::broadcast_room_at`).
-            let admit_at = self.core.broadcast_room_at(now());
-            rearm(admit.as_mut(), &mut admit_armed, admit_at);
+            admit.set(self.core.broadcast_room_at(now()));
             let room = self.outbox.has_room();
             if room {
-                rechecking = false;
-            } else if !rechecking {
-                recheck.as_mut().reset(Instant::now() + CONGESTION_RECHECK);
-                rechecking = true;
+                recheck.set(None);
+            } else if !recheck.is_armed() {
+                recheck.set(Some(now() + CONGESTION_RECHECK));
             }
             let allowed = self.pacing.allowed(room, !frames.is_empty());
             tokio::select! {
                 biased;
-                command = control.recv() => match command {
-                    Some(Control::AddPeers(peers)) => {
-                        self.core.add_peers(now(), peers);
+                command = control.recv() => {
+                    if !self.on_control(command) {
+                        break;
                     }
-                    Some(Control::RemovePeer(peer)) => {
-                        self.core.remove_peer(now(), &peer);
-                        self.outbox.remove(&peer);
-                    }
-                    Some(Control::Rtt(peer, rtt)) => self.core.record_rtt(&peer, rtt),
-                    Some(Control::Stats(reply)) => {
-                        let _ = reply.send(self.stats());
-                    }
-                    Some(Control::Shutdown) | None => break,
-                },
+                }
                 // Timers before frames: under a flood of frames, IHave flushes and grafts (the
                 // repairs) must still run, unless pacing holds them (src/runtime/pacing.rs).
-                () = &mut timer, if armed.is_some() && allowed.timers => {
-                    armed = None; // fired: reset before it is awaited again
+                () = timer.fired(), if timer.is_armed() && allowed.timers => {
                     self.core.handle_timeout(now());
                 }
                 Some(frame) = frames.recv(), if allowed.frames => {
-                    self.pacing.took_frames();
-                    // One clock read per turn: the frames of a turn arrived together. Whatever
-                    // else has arrived goes in the same turn (bounded, so timers and control
-                    // still get their turn under a flood).
-                    let now = now();
-                    self.on_frame(now, frame);
-                    for _ in 1..INBOUND_BATCH {
-                        match frames.try_recv() {
-                            Some(frame) => self.on_frame(now, frame),
-                            None => break,
-                        }
-                    }
-                    frames.release();
+                    self.take_frames(frame, &mut frames);
                 }
-                Some(request) = broadcasts.recv(), if allowed.broadcasts && admit_at.is_none() => {
-                    // Like frames, queued broadcasts go in one turn: the senders' wait for room
-                    // then ends once per turn, not once per broadcast. A broadcast queues at
-                    // most one frame per peer, and a queue with room is at most half full:
-                    // a quarter of its capacity more cannot overflow it.
-                    let now = now();
-                    self.core.broadcast_as(now, request.id, request.payload);
-                    for _ in 1..self.outbox.capacity().div_ceil(4).min(BROADCAST_BATCH) {
-                        if self.core.broadcast_room_at(now).is_some() {
-                            break;
-                        }
-                        match broadcasts.try_recv() {
-                            Some(request) => {
-                                self.core.broadcast_as(now, request.id, request.payload);
-                            }
-                            None => break,
-                        }
-                    }
-                    broadcasts.release();
+                Some(first) = broadcasts.recv(), if allowed.broadcasts && !admit.is_armed() => {
+                    self.take_broadcasts(first, &mut broadcasts);
                 }
-                () = &mut recheck, if rechecking => rechecking = false,
-                () = &mut admit, if admit_armed.is_some() => admit_armed = None,
+                () = recheck.fired(), if recheck.is_armed() => {}
+                () = admit.fired(), if admit.is_armed() => {}
             }
             if !self.flush().await {
                 break;
             }
         }
-        // `broadcast` returned Ok for every queued request: each is still delivered here (the
+        // `broadcast` returned Ok for every queued broadcast: each is still delivered here (the
         // delivery task runs until this task is gone) and handed to the send queues, which
         // shutdown then stops. No broadcast enters after `close`.
         broadcasts.close();
-        while let Some(request) = broadcasts.try_recv() {
-            self.core.broadcast_as(now(), request.id, request.payload);
+        while let Some(queued) = broadcasts.try_recv() {
+            self.core.broadcast_as(now(), queued.id, queued.payload);
         }
         self.flush().await;
         self.outbox.shutdown().await;
+    }
+
+    /// Carries out a control command; false when the task must end.
+    fn on_control(&mut self, command: Option<Control<I>>) -> bool {
+        match command {
+            Some(Control::AddPeers(peers)) => {
+                self.core.add_peers(now(), peers);
+            }
+            Some(Control::RemovePeer(peer)) => {
+                self.core.remove_peer(now(), &peer);
+                self.outbox.remove(&peer);
+            }
+            Some(Control::Rtt(peer, rtt)) => self.core.record_rtt(&peer, rtt),
+            Some(Control::Stats(reply)) => {
+                let _ = reply.send(self.stats());
+            }
+            Some(Control::Shutdown) | None => return false,
+        }
+        true
+    }
+
+    /// Takes `first` and whatever else has arrived, in one turn (bounded, so timers and control
+    /// still get their turn under a flood), with one clock read: they arrived together.
+    fn take_frames(&mut self, first: Frame, frames: &mut Inbound) {
+        self.pacing.took_frames();
+        let now = now();
+        self.on_frame(now, first);
+        for _ in 1..INBOUND_BATCH {
+            match frames.try_recv() {
+                Some(frame) => self.on_frame(now, frame),
+                None => break,
+            }
+        }
+        frames.release();
+    }
+
+    /// Takes `first` and the broadcasts queued behind it in one turn, as long as admission lets
+    /// them in: the senders' wait for room then ends once per turn, not once per broadcast. A
+    /// broadcast queues at most one frame per peer, and a queue with room is at most half full:
+    /// a quarter of its capacity more cannot overflow it.
+    fn take_broadcasts(&mut self, first: QueuedBroadcast, broadcasts: &mut BroadcastQueue) {
+        let now = now();
+        self.core.broadcast_as(now, first.id, first.payload);
+        for _ in 1..self.outbox.capacity().div_ceil(4).min(BROADCAST_BATCH) {
+            if self.core.broadcast_room_at(now).is_some() {
+                break;
+            }
+            match broadcasts.try_recv() {
+                Some(queued) => self.core.broadcast_as(now, queued.id, queued.payload),
+                None => break,
+            }
+        }
+        broadcasts.release();
     }
 
     fn on_frame(&mut self, now: std::time::Instant, frame: Frame) {
@@ -320,22 +321,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             inbound_dropped: self.counters.inbound_dropped.load(Ordering::Relaxed),
             decode_errors: self.decode_errors,
         }
-    }
-}
-
-/// Points `sleep` at `at` if that differs from the instant it is `armed` for (`None`: it
-/// stays idle and must not be awaited).
-fn rearm(
-    sleep: std::pin::Pin<&mut tokio::time::Sleep>,
-    armed: &mut Option<Instant>,
-    at: Option<std::time::Instant>,
-) {
-    let at = at.map(Instant::from_std);
-    if at != *armed {
-        if let Some(at) = at {
-            sleep.reset(at);
-        }
-        *armed = at;
     }
 }
 

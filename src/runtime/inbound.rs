@@ -21,8 +21,7 @@ use crate::Frame;
 /// flood of tiny frames is bounded too.
 const FRAME_OVERHEAD: usize = 64;
 
-/// Why a received frame was not accepted by
-/// [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame).
+/// Why a received frame was not accepted by [`NodeInputs`](super::NodeInputs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InboundError {
@@ -60,27 +59,17 @@ fn cost(frame: &Frame, limit: usize) -> u32 {
     frame.len().saturating_add(FRAME_OVERHEAD).min(limit) as u32
 }
 
-/// A cloneable way to hand received frames to a node (see
-/// [`PlumtreeMemberlist::frame_sink`](super::PlumtreeMemberlist::frame_sink)).
+/// The sending end of the inbound queue, inside [`NodeInputs`](super::NodeInputs).
 #[derive(Clone, Debug)]
-pub struct FrameSink {
+pub(crate) struct FrameSink {
     frames: BudgetSender<Frame>,
     limit: usize,
     pub(crate) counters: Arc<Counters>,
 }
 
 impl FrameSink {
-    /// Hands a frame to the node, waiting while its inbound queue is full: flow control for
-    /// in-process links (a slow receiver slows the send tasks that feed it, as TCP would, and
-    /// through their queues the broadcasts of its neighbours).
-    ///
-    /// # Errors
-    /// [`InboundError::Closed`] after shutdown.
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if cancelled, the frame was not handed over.
-    pub async fn send_wait(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
-        let frame = frame.into();
+    /// Hands a frame over, waiting while the queue is full; `Closed` after shutdown.
+    pub(crate) async fn send_wait(&self, frame: Frame) -> Result<(), InboundError> {
         let reserved = self.frames.reserve(cost(&frame, self.limit)).await;
         reserved
             .map_err(|_| InboundError::Closed)?
@@ -89,10 +78,7 @@ impl FrameSink {
     }
 
     /// Resolves once the node has shut down and takes no more frames.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         self.frames.closed().await;
     }
 
@@ -105,12 +91,8 @@ impl FrameSink {
         }
     }
 
-    /// Same as [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame).
-    ///
-    /// # Errors
-    /// As `handle_frame`.
-    pub fn send(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
-        let frame = frame.into();
+    /// Hands a frame over if there is room; otherwise drops and counts it (`Full`).
+    pub(crate) fn send(&self, frame: Frame) -> Result<(), InboundError> {
         match self.frames.try_reserve(cost(&frame, self.limit)) {
             Ok(reserved) => reserved.push(frame).map_err(|_| InboundError::Closed),
             Err(Unavailable::Full) => {

@@ -32,7 +32,7 @@ use crate::{Frame, NodeId};
 /// let mut deliveries = nodes[2].deliveries().unwrap(); // before start
 /// for node in &nodes {
 ///     node.start(network.join(node)).unwrap();
-///     node.add_peers(0..3);
+///     node.inputs().add_peers(0..3);
 /// }
 /// nodes[0].broadcast(&b"hi"[..]).await.unwrap();
 /// assert_eq!(&deliveries.recv().await.unwrap().payload[..], b"hi");
@@ -96,7 +96,7 @@ impl<I: NodeId> LocalNetwork<I> {
             .sinks
             .write()
             .expect("not poisoned")
-            .insert(id.clone(), node.frame_sink());
+            .insert(id.clone(), node.inputs().sink().clone());
         LocalTransport {
             from: id,
             network: self.clone(),

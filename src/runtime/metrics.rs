@@ -3,132 +3,101 @@
 //! process do not mix.
 //!
 //! Handles are registered once per node, so recording is an atomic add. Without the feature the
-//! same type exists and does nothing.
+//! handles record nothing (src/telemetry.rs).
 
 use crate::message::MessageKind;
+use crate::telemetry::{Counter, Gauge, counter, gauge};
 
-#[cfg(feature = "metrics")]
-mod imp {
-    use metrics::{Counter, Gauge, counter, gauge};
-
-    use super::MessageKind;
-
-    /// Registered handles of one node.
-    #[derive(Debug)]
-    pub(crate) struct Metrics {
-        sent: [Counter; 4],
-        sent_bytes: Counter,
-        received: [Counter; 4],
-        received_bytes: Counter,
-        deliveries: Counter,
-        duplicates: Counter,
-        dropped_outbound: Counter,
-        dropped_inbound: Counter,
-        decode_errors: Counter,
-        non_members: Counter,
-        given_up: Counter,
-        eager: Gauge,
-        lazy: Gauge,
-        cache_entries: Gauge,
-        cache_bytes: Gauge,
-        queued: Gauge,
-    }
-
-    impl Metrics {
-        pub(crate) fn new(node: String) -> Self {
-            let by_kind = |name: &'static str| {
-                MessageKind::ALL
-                    .map(|kind| counter!(name, "node" => node.clone(), "type" => kind.as_str()))
-            };
-            let one = |name: &'static str| counter!(name, "node" => node.clone());
-            let level = |name: &'static str| gauge!(name, "node" => node.clone());
-            Self {
-                sent: by_kind("plumtree_messages_sent_total"),
-                sent_bytes: one("plumtree_bytes_sent_total"),
-                received: by_kind("plumtree_messages_received_total"),
-                received_bytes: one("plumtree_bytes_received_total"),
-                deliveries: one("plumtree_deliveries_total"),
-                duplicates: one("plumtree_duplicates_total"),
-                dropped_outbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "outbound"),
-                dropped_inbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "inbound"),
-                decode_errors: one("plumtree_decode_errors_total"),
-                non_members: one("plumtree_non_member_messages_total"),
-                given_up: one("plumtree_payloads_given_up_total"),
-                eager: level("plumtree_eager_peers"),
-                lazy: level("plumtree_lazy_peers"),
-                cache_entries: level("plumtree_cache_entries"),
-                cache_bytes: level("plumtree_cache_bytes"),
-                queued: level("plumtree_queued_frames"),
-            }
-        }
-
-        pub(crate) fn sent(&self, kind: MessageKind, bytes: usize) {
-            self.sent[kind as usize].increment(1);
-            self.sent_bytes.increment(bytes as u64);
-        }
-
-        pub(crate) fn received(&self, kind: MessageKind, bytes: usize) {
-            self.received[kind as usize].increment(1);
-            self.received_bytes.increment(bytes as u64);
-        }
-
-        pub(crate) fn delivered(&self) {
-            self.deliveries.increment(1);
-        }
-
-        pub(crate) fn dropped_outbound(&self) {
-            self.dropped_outbound.increment(1);
-        }
-
-        pub(crate) fn gave_up(&self) {
-            self.given_up.increment(1);
-        }
-
-        pub(crate) fn decode_error(&self) {
-            self.decode_errors.increment(1);
-        }
-
-        /// Levels and totals kept elsewhere, published now and then.
-        pub(crate) fn publish(&self, levels: &super::Levels) {
-            self.eager.set(levels.eager as f64);
-            self.lazy.set(levels.lazy as f64);
-            self.cache_entries.set(levels.cache_entries as f64);
-            self.cache_bytes.set(levels.cache_bytes as f64);
-            self.queued.set(levels.queued as f64);
-            self.duplicates.absolute(levels.duplicates);
-            self.dropped_inbound.absolute(levels.dropped_inbound);
-            self.non_members.absolute(levels.from_non_members);
-        }
-    }
+/// Registered handles of one node.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    sent: [Counter; 4],
+    sent_bytes: Counter,
+    received: [Counter; 4],
+    received_bytes: Counter,
+    deliveries: Counter,
+    duplicates: Counter,
+    dropped_outbound: Counter,
+    dropped_inbound: Counter,
+    decode_errors: Counter,
+    non_members: Counter,
+    given_up: Counter,
+    eager: Gauge,
+    lazy: Gauge,
+    cache_entries: Gauge,
+    cache_bytes: Gauge,
+    queued: Gauge,
 }
 
-#[cfg(not(feature = "metrics"))]
-mod imp {
-    use super::MessageKind;
-
-    /// Without the `metrics` feature: records nothing.
-    #[derive(Debug)]
-    pub(crate) struct Metrics;
-
-    impl Metrics {
-        pub(crate) fn new(_node: String) -> Self {
-            Self
+impl Metrics {
+    pub(crate) fn new(node: String) -> Self {
+        let by_kind = |name: &'static str| {
+            MessageKind::ALL
+                .map(|kind| counter!(name, "node" => node.clone(), "type" => kind.as_str()))
+        };
+        let one = |name: &'static str| counter!(name, "node" => node.clone());
+        let level = |name: &'static str| gauge!(name, "node" => node.clone());
+        Self {
+            sent: by_kind("plumtree_messages_sent_total"),
+            sent_bytes: one("plumtree_bytes_sent_total"),
+            received: by_kind("plumtree_messages_received_total"),
+            received_bytes: one("plumtree_bytes_received_total"),
+            deliveries: one("plumtree_deliveries_total"),
+            duplicates: one("plumtree_duplicates_total"),
+            dropped_outbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "outbound"),
+            dropped_inbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "inbound"),
+            decode_errors: one("plumtree_decode_errors_total"),
+            non_members: one("plumtree_non_member_messages_total"),
+            given_up: one("plumtree_payloads_given_up_total"),
+            eager: level("plumtree_eager_peers"),
+            lazy: level("plumtree_lazy_peers"),
+            cache_entries: level("plumtree_cache_entries"),
+            cache_bytes: level("plumtree_cache_bytes"),
+            queued: level("plumtree_queued_frames"),
         }
-        pub(crate) fn sent(&self, _: MessageKind, _: usize) {}
-        pub(crate) fn received(&self, _: MessageKind, _: usize) {}
-        pub(crate) fn delivered(&self) {}
-        pub(crate) fn dropped_outbound(&self) {}
-        pub(crate) fn gave_up(&self) {}
-        pub(crate) fn decode_error(&self) {}
-        pub(crate) fn publish(&self, _: &super::Levels) {}
+    }
+
+    pub(crate) fn sent(&self, kind: MessageKind, bytes: usize) {
+        self.sent[kind as usize].increment(1);
+        self.sent_bytes.increment(bytes as u64);
+    }
+
+    pub(crate) fn received(&self, kind: MessageKind, bytes: usize) {
+        self.received[kind as usize].increment(1);
+        self.received_bytes.increment(bytes as u64);
+    }
+
+    pub(crate) fn delivered(&self) {
+        self.deliveries.increment(1);
+    }
+
+    pub(crate) fn dropped_outbound(&self) {
+        self.dropped_outbound.increment(1);
+    }
+
+    pub(crate) fn gave_up(&self) {
+        self.given_up.increment(1);
+    }
+
+    pub(crate) fn decode_error(&self) {
+        self.decode_errors.increment(1);
+    }
+
+    /// Levels and totals kept elsewhere, published now and then.
+    pub(crate) fn publish(&self, levels: &Levels) {
+        self.eager.set(levels.eager as f64);
+        self.lazy.set(levels.lazy as f64);
+        self.cache_entries.set(levels.cache_entries as f64);
+        self.cache_bytes.set(levels.cache_bytes as f64);
+        self.queued.set(levels.queued as f64);
+        self.duplicates.absolute(levels.duplicates);
+        self.dropped_inbound.absolute(levels.dropped_inbound);
+        self.non_members.absolute(levels.from_non_members);
     }
 }
-
-pub(crate) use imp::Metrics;
 
 /// Values published as gauges (and counters kept outside the metrics handles).
 #[derive(Debug, Default)]
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Levels {
     pub(crate) eager: usize,
     pub(crate) lazy: usize,

@@ -6,6 +6,8 @@
 //! delivery task that calls your [`PlumtreeDelegate`]; and one send task per peer, so that a slow
 //! or dead peer only fills its own bounded queue. docs/background-tasks.md describes them.
 
+mod alarm;
+mod broadcasts;
 mod budget;
 mod delegate;
 mod delivery;
@@ -18,15 +20,12 @@ mod node;
 mod options;
 mod outbox;
 mod pacing;
-mod requests;
 mod stats;
 mod transport;
 
 pub use delegate::{NoopDelegate, PlumtreeDelegate};
-pub use inbound::{FrameSink, InboundError};
+pub use inbound::InboundError;
 pub use local::{LocalNetwork, LocalTransport};
-#[cfg(feature = "memberlist")]
-pub(crate) use node::NodeLink;
 pub use node::{Deliveries, NodeInputs, PlumtreeMemberlist, StartError};
 pub use options::RuntimeConfig;
 pub use stats::NodeStats;

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::broadcasts::{self, BroadcastQueue, BroadcastSender};
 use super::delegate::PlumtreeDelegate;
 use super::driver::{Control, Driver};
 use super::inbound::{self, FrameSink, Inbound, InboundError};
 use super::options::RuntimeConfig;
-use super::requests::{self, RequestSender, Requests};
 use super::stats::NodeStats;
 use super::transport::Transport;
 use crate::proto::{Delivery, Plumtree};
@@ -31,10 +31,9 @@ pub enum StartError {
 
 /// A live Plumtree node: the protocol core, its timers, per-peer send queues, and the delegate.
 ///
-/// Peers are managed by hand ([`add_peer`](Self::add_peer), [`remove_peer`](Self::remove_peer));
-/// `MemberlistStack` feeds them from SWIM. Received frames go in through
-/// [`handle_frame`](Self::handle_frame); frames to send leave through the [`Transport`] given to
-/// [`start`](Self::start).
+/// Peers and received frames come in through its [`NodeInputs`] ([`inputs`](Self::inputs)):
+/// by hand, from your own membership, or from SWIM in `MemberlistStack`. Frames to send leave
+/// through the [`Transport`] given to [`start`](Self::start).
 ///
 /// # Tasks
 /// [`start`](Self::start) spawns a protocol task (owns the core, so it needs no lock), a delivery
@@ -43,8 +42,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct PlumtreeMemberlist<I: NodeId, D> {
     local: I,
-    link: NodeLink<I>,
-    broadcasts: RequestSender,
+    inputs: NodeInputs<I>,
+    broadcasts: BroadcastSender,
     config: PlumtreeConfig,
     /// Set by `start`: before it, nothing would take the queued broadcasts.
     started: AtomicBool,
@@ -61,7 +60,7 @@ struct Parts<I: NodeId> {
     core: Plumtree<I>,
     control: mpsc::UnboundedReceiver<Control<I>>,
     frames: Inbound,
-    broadcasts: Requests,
+    broadcasts: BroadcastQueue,
     stream: (
         mpsc::Sender<Delivery<I>>,
         Option<mpsc::Receiver<Delivery<I>>>,
@@ -92,11 +91,11 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (sink, frames) = inbound::channel(runtime.inbound_bytes, Arc::default());
         let (broadcasts_tx, broadcasts_rx) =
-            requests::channel(runtime.broadcast_capacity, core.ids());
+            broadcasts::channel(runtime.broadcast_capacity, core.ids());
         let (stream_tx, stream_rx) = mpsc::channel(runtime.delivery_capacity);
         Ok(Self {
             local,
-            link: NodeLink {
+            inputs: NodeInputs {
                 control: control_tx,
                 sink,
             },
@@ -134,14 +133,14 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .expect("not poisoned")
             .take()
             .ok_or(StartError::AlreadyStarted)?;
-        transport.attach(NodeInputs::new(self.link.clone()));
+        transport.attach(self.inputs.clone());
         let (events_tx, events_rx) = mpsc::channel(event_batches(self.runtime.delivery_capacity));
         let driver = Driver::new(
             parts.core,
             Arc::new(transport),
             &self.runtime,
             events_tx,
-            Arc::clone(&self.link.sink.counters),
+            Arc::clone(&self.inputs.sink.counters),
         );
         let protocol = handle.spawn(driver.run(parts.control, parts.frames, parts.broadcasts));
         let delivery = handle.spawn(super::delivery::deliver(
@@ -211,48 +210,17 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         Ok(payload)
     }
 
-    /// Adds a member (see [`Plumtree::add_peer`]).
-    pub fn add_peer(&self, peer: I) {
-        self.link.add_peers(vec![peer]);
-    }
-
-    /// Adds several members at once, so that neighbours are chosen among all of them.
-    pub fn add_peers(&self, peers: impl IntoIterator<Item = I>) {
-        self.link.add_peers(peers.into_iter().collect());
-    }
-
-    /// Removes a member (see [`Plumtree::remove_peer`]) and stops its send task.
-    pub fn remove_peer(&self, peer: &I) {
-        self.link.remove_peer(peer.clone());
-    }
-
-    /// Hands the node a frame received from the network (a `Bytes` of its wire form, or a
-    /// [`Frame`] as another node's transport gave it). Never waits.
-    ///
-    /// # Errors
-    /// [`InboundError::Full`] when the inbound queue is full (the frame is dropped and counted),
-    /// [`InboundError::Closed`] after shutdown.
-    pub fn handle_frame(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
-        self.link.sink.send(frame)
-    }
-
-    /// A cloneable sender for received frames, for transports that feed the node from their own
-    /// tasks. It does not keep the node running.
-    pub fn frame_sink(&self) -> FrameSink {
-        self.link.sink.clone()
-    }
-
-    /// What a membership source needs to drive this node without keeping it alive: peer changes
-    /// and received frames.
-    #[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
-    pub(crate) fn link(&self) -> NodeLink<I> {
-        self.link.clone()
+    /// The node's inputs: peer changes, round trips and received frames. A membership source
+    /// (memberlist's delegate in `MemberlistStack`, or your own) and a transport that receives
+    /// on its own each hold one; holding it does not keep the node running.
+    pub fn inputs(&self) -> NodeInputs<I> {
+        self.inputs.clone()
     }
 
     /// A snapshot of the node's state; `None` if it is not running.
     pub async fn stats(&self) -> Option<NodeStats<I>> {
         let (reply, answer) = oneshot::channel();
-        self.link.control.send(Control::Stats(reply)).ok()?;
+        self.inputs.control.send(Control::Stats(reply)).ok()?;
         answer.await.ok()
     }
 
@@ -261,7 +229,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Cancel safety
     /// Cancel safe: the tasks stop anyway.
     pub async fn shutdown(&self) {
-        let _ = self.link.control.send(Control::Shutdown);
+        let _ = self.inputs.control.send(Control::Shutdown);
         let tasks: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
         for task in tasks {
@@ -273,58 +241,86 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
 impl<I: NodeId, D> Drop for PlumtreeMemberlist<I, D> {
     fn drop(&mut self) {
         // The protocol task also ends when the control channel closes; telling it saves a wait.
-        let _ = self.link.control.send(Control::Shutdown);
+        let _ = self.inputs.control.send(Control::Shutdown);
     }
 }
 
-/// The ways into a node that do not keep it running: its control channel and its inbound
-/// frames. The node itself and its membership source (memberlist's delegate) each hold one.
+/// Everything that comes into a node from outside except broadcasts: membership changes,
+/// measured round trips and frames received from peers (see
+/// [`PlumtreeMemberlist::inputs`]). Cloneable; holding it does not keep the node running, and
+/// every input after shutdown is ignored (frames get [`InboundError::Closed`]).
+///
+/// It is the one way in for a membership source: `MemberlistStack` drives its node through it,
+/// and so can a membership of your own.
 #[derive(Clone, Debug)]
-pub(crate) struct NodeLink<I> {
+pub struct NodeInputs<I> {
     control: mpsc::UnboundedSender<Control<I>>,
-    pub(crate) sink: FrameSink,
+    sink: FrameSink,
 }
 
-// A send fails only once the node has shut down, when peer changes no longer matter.
-impl<I> NodeLink<I> {
-    pub(crate) fn add_peers(&self, peers: Vec<I>) {
-        let _ = self.control.send(Control::AddPeers(peers));
+// A control send fails only once the node has shut down, when peer changes no longer matter.
+impl<I> NodeInputs<I> {
+    /// Adds a member (see [`Plumtree::add_peer`]).
+    pub fn add_peer(&self, peer: I) {
+        let _ = self.control.send(Control::AddPeers(vec![peer]));
     }
 
-    pub(crate) fn remove_peer(&self, peer: I) {
+    /// Adds several members at once, so that neighbours are chosen among all of them.
+    pub fn add_peers(&self, peers: impl IntoIterator<Item = I>) {
+        let _ = self
+            .control
+            .send(Control::AddPeers(peers.into_iter().collect()));
+    }
+
+    /// Removes a member (see [`Plumtree::remove_peer`]) and stops its send task.
+    pub fn remove_peer(&self, peer: I) {
         let _ = self.control.send(Control::RemovePeer(peer));
     }
 
-    /// A measured round trip, for peer scoring. Callers report at a bounded rate (SWIM's probe
-    /// rate, a transport's sampling period), so the unbounded channel stays small.
-    pub(crate) fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
+    /// A round trip measured to `peer`, for
+    /// [`peer_scoring`](crate::PlumtreeConfig::peer_scoring) (ignored without it). Report at
+    /// most every few hundred milliseconds per peer: the channel that carries it is unbounded.
+    pub fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
         let _ = self.control.send(Control::Rtt(peer, rtt));
     }
-}
 
-/// What a transport that receives on its own gets from the node it serves (see
-/// [`Transport::attach`](super::Transport::attach)): where received frames go, and where measured
-/// round-trip times go. Holding it does not keep the node running.
-#[derive(Clone, Debug)]
-pub struct NodeInputs<I> {
-    link: NodeLink<I>,
-}
-
-impl<I> NodeInputs<I> {
-    pub(crate) fn new(link: NodeLink<I>) -> Self {
-        Self { link }
+    /// Hands the node a frame received from a peer (its wire form as `Bytes`, or a [`Frame`]),
+    /// waiting while the inbound queue is full: backpressure to whoever reads the network, as
+    /// TCP gives a slow receiver.
+    ///
+    /// # Errors
+    /// [`InboundError::Closed`] after shutdown.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, the frame was not handed over.
+    pub async fn handle_frame(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
+        self.sink.send_wait(frame.into()).await
     }
 
-    /// Where frames received from peers go.
-    pub fn frames(&self) -> &FrameSink {
-        &self.link.sink
+    /// Like [`handle_frame`](Self::handle_frame) but never waits, for readers that cannot: when
+    /// the queue is full the frame is dropped, counted (`NodeStats::inbound_dropped`) and left
+    /// to the protocol's repair.
+    ///
+    /// # Errors
+    /// [`InboundError::Full`] when the frame was dropped, [`InboundError::Closed`] after
+    /// shutdown.
+    pub fn try_handle_frame(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
+        self.sink.send(frame.into())
     }
 
-    /// A round trip measured to `peer` (for
-    /// [`peer_scoring`](crate::PlumtreeConfig::peer_scoring); ignored without it). Report at
-    /// most every few hundred milliseconds per peer.
-    pub fn record_rtt(&self, peer: I, rtt: std::time::Duration) {
-        self.link.record_rtt(peer, rtt);
+    /// Resolves once the node has shut down and takes no more frames: a transport's reader
+    /// tasks end then.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn closed(&self) {
+        self.sink.closed().await;
+    }
+
+    /// The inbound queue itself, for in-process links that try a frame without waiting and
+    /// keep it when there is no room.
+    pub(crate) fn sink(&self) -> &FrameSink {
+        &self.sink
     }
 }
 

@@ -16,9 +16,9 @@ pub struct RuntimeConfig {
     pub stall_timeout: Duration,
     /// Bytes of received frames waiting for the protocol task, each frame counted as its length
     /// plus 64. Default 32 MiB (about 29,000 frames of 1 KiB payloads); at most `u32::MAX`.
-    /// When full, [`handle_frame`](super::PlumtreeMemberlist::handle_frame) drops and counts
-    /// frames, and in-process links ([`FrameSink::send_wait`](super::FrameSink::send_wait))
-    /// wait. A frame larger than the whole budget is taken once the queue is empty.
+    /// When full, [`NodeInputs::handle_frame`](super::NodeInputs::handle_frame) waits and
+    /// [`try_handle_frame`](super::NodeInputs::try_handle_frame) drops and counts the frame.
+    /// A frame larger than the whole budget is taken once the queue is empty.
     pub inbound_bytes: usize,
     /// Broadcasts waiting for the protocol task. Default 256. When full,
     /// [`broadcast`](super::PlumtreeMemberlist::broadcast) waits and

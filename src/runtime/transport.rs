@@ -43,9 +43,9 @@ pub trait Transport<I>: Send + Sync + 'static {
 
     /// Called once by [`PlumtreeMemberlist::start`](super::PlumtreeMemberlist::start), before
     /// any `send`, with the node's inputs. Transports that receive frames themselves (QUIC) keep
-    /// them, hand every frame that arrives to [`NodeInputs::frames`], and may report measured
+    /// them, hand every frame that arrives to [`NodeInputs::handle_frame`], and may report measured
     /// round trips; the default does nothing, for transports whose frames reach the node another
-    /// way (a channel you drain, memberlist's delegate). The frame sink closes when the node shuts
+    /// way (a channel you drain, memberlist's delegate). [`NodeInputs::closed`] resolves when the node shuts
     /// down: a transport's own tasks should end then.
     fn attach(&self, node: NodeInputs<I>) {
         let _ = node;
@@ -95,8 +95,7 @@ pub trait Transport<I>: Send + Sync + 'static {
 /// Use it to carry frames over a transport of your own, or in tests. Write a frame's two parts
 /// one after the other ([`Frame::into_parts`]), or take it in one buffer ([`Frame::to_bytes`]);
 /// pass each frame that arrives from the network to
-/// [`PlumtreeMemberlist::handle_frame`](super::PlumtreeMemberlist::handle_frame) on the receiving
-/// node (in one process, the frame itself: nothing is copied).
+/// [`NodeInputs::handle_frame`] on the receiving node (in one process, the frame itself: nothing is copied).
 ///
 /// # Examples
 /// ```

@@ -15,13 +15,13 @@ impl<I: NodeId> Plumtree<I> {
                 let Some(victim) = self.peers.evictable_lazy(&mut self.rng, Some(peer)) else {
                     return false;
                 };
-                if let Some(evicted) = self.peers.remove_neighbor(&victim) {
+                if let Some(evicted) = self.peers.remove_neighbour(&victim) {
                     if !evicted.pending.is_empty() {
                         let (to, entries) = (victim.clone(), evicted.pending);
                         queue_ihave(&mut self.transmits, &mut self.stats, to, entries);
                     }
                     self.events
-                        .push_back(Event::NeighborRemoved { peer: victim });
+                        .push_back(Event::NeighbourRemoved { peer: victim });
                 }
                 self.set_role(peer, PeerRole::Eager) != RoleChange::Refused
             }
@@ -35,7 +35,7 @@ impl<I: NodeId> Plumtree<I> {
         // Called for every received payload (usually Unchanged): clone the id only for an event.
         let change = self.peers.set_role(peer, role);
         match change {
-            RoleChange::Added => self.events.push_back(Event::NeighborAdded {
+            RoleChange::Added => self.events.push_back(Event::NeighbourAdded {
                 peer: peer.clone(),
                 role,
             }),
@@ -72,7 +72,7 @@ impl<I: NodeId> Plumtree<I> {
                 // (one that just joined) would receive nothing.
                 self.graft(&peer, None);
             }
-            self.events.push_back(Event::NeighborAdded { peer, role });
+            self.events.push_back(Event::NeighbourAdded { peer, role });
         }
     }
 }

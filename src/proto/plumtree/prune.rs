@@ -28,8 +28,8 @@ impl<I: NodeId> Plumtree<I> {
     ) {
         self.stats.duplicates += 1;
         if closes_cycle_as_heaviest(weight, first.heaviest, heaviest) {
-            if let Some(neighbor) = self.peers.neighbor_mut(&from) {
-                neighbor.cut_at = Some(now);
+            if let Some(neighbour) = self.peers.neighbour_mut(&from) {
+                neighbour.cut_at = Some(now);
             }
             self.stats.cycle_prunes += 1;
             self.prune(from);
@@ -50,20 +50,20 @@ impl<I: NodeId> Plumtree<I> {
     /// not at all) is pruned at once: it pushes to us by mistake.
     fn confirm_redundant(&mut self, now: Instant, peer: &I, first_seen: Instant) -> bool {
         let delay = self.config.prune_delay;
-        let Some(neighbor) = self.peers.neighbor_mut(peer) else {
+        let Some(neighbour) = self.peers.neighbour_mut(peer) else {
             return true;
         };
-        if neighbor.role != PeerRole::Eager || delay.is_zero() {
+        if neighbour.role != PeerRole::Eager || delay.is_zero() {
             return true;
         }
-        match neighbor.suspect_since {
+        match neighbour.suspect_since {
             Some(since) if first_seen >= since + delay => {
-                neighbor.suspect_since = None;
+                neighbour.suspect_since = None;
                 true
             }
             Some(_) => false,
             None => {
-                neighbor.suspect_since = Some(now);
+                neighbour.suspect_since = Some(now);
                 false
             }
         }
@@ -81,7 +81,7 @@ impl<I: NodeId> Plumtree<I> {
         let grace = self.config.graft_timeout;
         let cut_recently = self
             .peers
-            .neighbor_mut(from)
+            .neighbour_mut(from)
             .and_then(|n| n.cut_at)
             .is_some_and(|at| now < at + grace);
         if !cut_recently {

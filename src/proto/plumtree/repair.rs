@@ -5,44 +5,25 @@ use std::time::Instant;
 
 use super::{Plumtree, queue_ihave};
 use crate::NodeId;
-use crate::message::{Announcement, Graft, IHave, Message};
+use crate::message::{Announcement, IHave};
 use crate::proto::missing::{Announced, Announcer};
 use crate::proto::output::Event;
 
 impl<I: NodeId> Plumtree<I> {
-    /// The runtime could not send `message` to `peer` (that peer's queue was full). A payload or
-    /// announcements it carried are announced to the peer again at the next IHave flush, so the
-    /// peer can still graft them: a full queue delays a payload, it does not lose it. A Graft for
-    /// a payload is not counted towards `graft_max_retries` (the graft timer tries again, as it
-    /// would have anyway); prunes are left to later duplicates. At most
-    /// `message_cache_max_size` announcements wait per peer (older ones name payloads no longer
-    /// cached); beyond that the oldest are dropped and counted.
-    pub fn handle_undelivered(&mut self, now: Instant, peer: &I, message: Message<I>) {
-        let now = self.advance(now);
-        let entries = match message {
-            Message::Gossip(gossip) => vec![Announcement {
-                id: gossip.id,
-                round: gossip.round,
-            }],
-            Message::IHave(ihave) => ihave.entries,
-            Message::Graft(Graft { id: Some(id) }) => {
-                // Under overload the queues to every announcer can be full for longer than the
-                // retries last; grafts that never left must not make the node give up.
-                self.missing
-                    .refund_graft(&id, now, self.config.graft_retry_timeout);
-                return;
-            }
-            Message::Graft(_) | Message::Prune => return,
-        };
-        let Some(neighbor) = self.peers.neighbor_mut(peer) else {
+    /// Announces `entries` to `peer` again at the next IHave flush, because the frame that
+    /// carried them (or their payload) was not sent. At most `message_cache_max_size` wait per
+    /// peer (older ones name payloads no longer cached); beyond that the oldest are dropped and
+    /// counted.
+    pub(super) fn requeue(&mut self, now: Instant, peer: &I, entries: Vec<Announcement>) {
+        let Some(neighbour) = self.peers.neighbour_mut(peer) else {
             return; // no longer a neighbour: nothing to repair towards it
         };
         self.stats.requeued += entries.len() as u64;
-        neighbor.pending.extend(entries);
+        neighbour.pending.extend(entries);
         let cap = self.config.message_cache_max_size;
-        if neighbor.pending.len() > cap {
-            let excess = neighbor.pending.len() - cap;
-            neighbor.pending.drain(..excess);
+        if neighbour.pending.len() > cap {
+            let excess = neighbour.pending.len() - cap;
+            neighbour.pending.drain(..excess);
             self.stats.requeue_dropped += excess as u64;
         }
         // Only the timer sends these: a size-triggered IHave would be retried at once, into the
@@ -151,8 +132,8 @@ impl<I: NodeId> Plumtree<I> {
         self.ihave_deadline = None;
         self.adaptive.flushed();
         let batch = self.config.ihave_batch_size;
-        for (peer, neighbor) in self.peers.neighbors_mut() {
-            let pending = std::mem::take(&mut neighbor.pending);
+        for (peer, neighbour) in self.peers.neighbours_mut() {
+            let pending = std::mem::take(&mut neighbour.pending);
             let mut send = |entries| {
                 queue_ihave(&mut self.transmits, &mut self.stats, peer.clone(), entries);
             };

@@ -236,7 +236,7 @@ fn failed_eager_peer_is_replaced_by_a_grafted_lazy_peer() {
     drain(&mut n);
     assert!(n.remove_peer(t, &1));
     let (tx, ev) = drain(&mut n);
-    assert_eq!(ev[0], Event::NeighborRemoved { peer: 1 });
+    assert_eq!(ev[0], Event::NeighbourRemoved { peer: 1 });
     let promoted = match &ev[1] {
         Event::Promoted { peer } => *peer,
         other => panic!("{other:?}"),
@@ -322,7 +322,7 @@ fn max_peers_evicts_a_lazy_neighbour_for_an_eager_link() {
     assert_eq!(n.peer_role(&5), Some(PeerRole::Eager));
     assert_eq!(n.eager_peers().count() + n.lazy_peers().count(), 4);
     assert!(
-        matches!(ev[0], Event::NeighborRemoved { peer: 3 | 4 }),
+        matches!(ev[0], Event::NeighbourRemoved { peer: 3 | 4 }),
         "{ev:?}"
     );
 }

@@ -2,10 +2,8 @@
 //!
 //! It holds at most `broadcast_capacity` broadcasts, and the protocol task gives their room back
 //! in batches (src/runtime/budget.rs): once it has taken half the capacity, or everything that
-//! was queued. An unpaced sender on another thread than the protocol task (a service's `main`)
-//! used to pay a thread wake-up for every one or two broadcasts; in the runtime bench (1 KiB)
-//! the batches cut context switches from 54,000-72,000 to 8,300-10,700 per invocation
-//! (docs/benchmarks.md, session 8).
+//! was queued, so that a sender on another thread than the protocol task (a service's `main`)
+//! wakes once per batch instead of once or twice per broadcast.
 
 use bytes::Bytes;
 
@@ -15,26 +13,26 @@ use crate::{BroadcastError, MessageId};
 
 /// A broadcast waiting for the protocol task, already named and size-checked by the handle.
 #[derive(Debug)]
-pub(crate) struct Request {
+pub(crate) struct QueuedBroadcast {
     pub(crate) id: MessageId,
     pub(crate) payload: Bytes,
 }
 
 /// A queue of at most `capacity` broadcasts, named from `ids`: the handle's end and the
 /// protocol task's end.
-pub(crate) fn channel(capacity: usize, ids: IdSource) -> (RequestSender, Requests) {
+pub(crate) fn channel(capacity: usize, ids: IdSource) -> (BroadcastSender, BroadcastQueue) {
     let (queue, requests) = budget::channel(capacity, capacity / 2);
-    (RequestSender { queue, ids }, requests)
+    (BroadcastSender { queue, ids }, requests)
 }
 
 /// The protocol task's end: it gives the room back with `release` after each turn, and `close`s
 /// it at shutdown (every broadcast whose sender got `Ok` is still taken).
-pub(crate) type Requests = BudgetReceiver<Request>;
+pub(crate) type BroadcastQueue = BudgetReceiver<QueuedBroadcast>;
 
 /// The handle's end: names broadcasts and queues them.
 #[derive(Debug)]
-pub(crate) struct RequestSender {
-    queue: BudgetSender<Request>,
+pub(crate) struct BroadcastSender {
+    queue: BudgetSender<QueuedBroadcast>,
     /// Shared with the core, which names the broadcasts it is given directly the same way.
     ids: IdSource,
 }
@@ -46,7 +44,7 @@ fn refused(why: Unavailable) -> BroadcastError {
     }
 }
 
-impl RequestSender {
+impl BroadcastSender {
     /// Queues `payload`, waiting for room.
     ///
     /// # Cancel safety
@@ -65,11 +63,11 @@ impl RequestSender {
     /// Named only once it has room: a refused broadcast leaves no gap in the sequence.
     fn push(
         &self,
-        room: Reserved<'_, Request>,
+        room: Reserved<'_, QueuedBroadcast>,
         payload: Bytes,
     ) -> Result<MessageId, BroadcastError> {
         let id = self.ids.next();
-        room.push(Request { id, payload })
+        room.push(QueuedBroadcast { id, payload })
             .map_err(|_| BroadcastError::Closed)?;
         Ok(id)
     }
@@ -79,11 +77,11 @@ impl RequestSender {
 mod tests {
     use super::*;
 
-    fn queue(capacity: usize) -> (RequestSender, Requests) {
+    fn queue(capacity: usize) -> (BroadcastSender, BroadcastQueue) {
         channel(capacity, IdSource::new(1, 2))
     }
 
-    fn send(sender: &RequestSender) -> Result<MessageId, BroadcastError> {
+    fn send(sender: &BroadcastSender) -> Result<MessageId, BroadcastError> {
         sender.try_send(Bytes::from_static(b"x"))
     }
 
