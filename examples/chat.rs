@@ -6,13 +6,29 @@
 //! # terminal 2, 3, ...
 //! cargo run --example chat -- --bind 127.0.0.1:7001 --seed 127.0.0.1:7000
 //! ```
-//! The node id is the bind port unless `--id` says otherwise. Type `/members` to list peers,
-//! `/quit` (or end input) to leave gracefully.
+//! The node id is the bind port unless `--id` says otherwise. Joins and leaves are announced;
+//! type `/members` to list peers, `/quit` (or end input) to leave gracefully.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use memberlist_plumtree::{Delivery, MemberlistStack, PlumtreeConfig, PlumtreeDelegate};
+
+mod support;
+
+const USAGE: &str = "
+A chat room over Plumtree: every line you type is broadcast to every node.
+
+usage: cargo run --example chat -- --bind ADDR [--seed ADDR]... [--id N]
+
+  --bind ADDR    address to listen on (UDP and TCP), e.g. 127.0.0.1:7000 (required)
+  --seed ADDR    a node already in the room, e.g. 127.0.0.1:7000 (repeatable)
+  --id N         this node's id (default: the bind port)
+
+In the room: /members lists the others, /quit (or end of input) leaves.
+";
 
 /// Prints every line from someone else.
 struct Printer {
@@ -34,22 +50,26 @@ impl PlumtreeDelegate<u64> for Printer {
 
 fn parse() -> Result<(SocketAddr, Vec<SocketAddr>, Option<u64>), String> {
     let (mut bind, mut seeds, mut id) = (None, Vec::new(), None);
-    let mut it = std::env::args().skip(1);
+    let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--bind" => bind = Some(value.parse().map_err(|e| format!("--bind: {e}"))?),
-            "--seed" => seeds.push(value.parse().map_err(|e| format!("--seed: {e}"))?),
-            "--id" => id = Some(value.parse().map_err(|e| format!("--id: {e}"))?),
-            other => return Err(format!("unknown argument {other}")),
+            "--bind" => bind = Some(value()?.parse().map_err(|e| format!("--bind: {e}"))?),
+            "--seed" => seeds.push(value()?.parse().map_err(|e| format!("--seed: {e}"))?),
+            "--id" => id = Some(value()?.parse().map_err(|e| format!("--id: {e}"))?),
+            other => return Err(support::unknown(other)),
         }
     }
-    let bind = bind.ok_or("--bind ADDR is required")?;
+    let bind = bind.ok_or("--bind ADDR is required, e.g. --bind 127.0.0.1:7000")?;
     Ok((bind, seeds, id))
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (bind, seeds, id) = parse()?;
     let me = id.unwrap_or(u64::from(bind.port()));
     let stack = MemberlistStack::builder(me)
@@ -72,13 +92,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
-    while let Some(line) = lines.recv().await {
-        match line.trim() {
-            "" => {}
-            "/quit" => break,
-            "/members" => println!("* members: {:?}", stack.members()),
-            text => {
-                stack.broadcast(text.to_owned().into_bytes()).await?;
+    // memberlist tells the stack who is in the room; compare twice a second and say who came
+    // and went.
+    let mut known = BTreeSet::new();
+    let mut look = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line.as_deref().map(str::trim) {
+                None | Some("/quit") => break,
+                Some("") => {}
+                Some("/members") => println!("* members: {:?}", stack.members()),
+                Some(text) => {
+                    stack.broadcast(text.to_owned().into_bytes()).await?;
+                }
+            },
+            _ = look.tick() => {
+                let now: BTreeSet<u64> = stack.members().into_iter().collect();
+                for joined in now.difference(&known) {
+                    println!("* {joined} joined");
+                }
+                for left in known.difference(&now) {
+                    println!("* {left} left");
+                }
+                known = now;
             }
         }
     }

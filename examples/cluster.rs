@@ -7,11 +7,13 @@
 //!
 //! ```sh
 //! cargo run --release --example cluster -- [--nodes 5] [--messages 400] [--rate 200] [--no-kill] [--quic]
+//! cargo run --release --example cluster -- --help
 //! ```
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,20 @@ use memberlist_plumtree::{
     ClusterCa, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, QuicConfig,
     QuicTransport, TcpStack,
 };
+
+mod support;
+
+const USAGE: &str = "
+A real cluster on 127.0.0.1: every node broadcasts in turn, one is killed half way.
+
+usage: cargo run --release --example cluster -- [FLAGS]
+
+  --nodes N      nodes in the cluster (default 5; at least 3 with a kill, 2 without)
+  --messages M   broadcasts in all (default 400)
+  --rate R       broadcasts per second (default 200)
+  --no-kill      keep every node alive
+  --quic         Plumtree frames over QuicTransport (mutual TLS) instead of memberlist
+";
 
 struct Args {
     nodes: u64,
@@ -37,7 +53,7 @@ fn parse() -> Result<Args, String> {
         kill: true,
         quic: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -47,12 +63,15 @@ fn parse() -> Result<Args, String> {
             }
             "--rate" => args.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--no-kill" => args.kill = false,
-            "--quic" => args.quic = Some(ClusterCa::generate().map_err(|e| e.to_string())?),
-            other => return Err(format!("unknown argument {other}")),
+            "--quic" => {
+                let ca = ClusterCa::generate().map_err(|e| format!("--quic: {e}"))?;
+                args.quic = Some(ca);
+            }
+            other => return Err(support::unknown(other)),
         }
     }
     if args.nodes < 2 || (args.kill && args.nodes < 3) {
-        return Err("--nodes must be at least 2 (3 when a node is killed)".into());
+        return Err("--nodes must be at least 3 (2 with --no-kill)".into());
     }
     if args.rate == 0 {
         return Err("--rate must be positive".into());
@@ -107,15 +126,32 @@ async fn start(
     Ok((node, arrivals))
 }
 
+/// Broadcasts sent so far: a bar redrawn in place on a terminal, one line per tenth of the run
+/// in a file or a pipe.
 fn progress(done: usize, total: usize, note: &str) {
-    let width = 40;
-    let filled = done * width / total.max(1);
-    print!(
-        "\r[{}{}] {done}/{total} {note:<24}",
-        "#".repeat(filled),
-        " ".repeat(width - filled)
-    );
-    let _ = std::io::stdout().flush();
+    if std::io::stdout().is_terminal() {
+        if done % (total / 50).max(1) != 0 && done != total {
+            return;
+        }
+        let width = 40;
+        let filled = done * width / total.max(1);
+        print!(
+            "\r[{}{}] {done}/{total} {note:<24}",
+            "#".repeat(filled),
+            " ".repeat(width - filled)
+        );
+        let _ = std::io::stdout().flush();
+        if done == total {
+            println!();
+        }
+    } else if done * 10 / total > (done - 1) * 10 / total || done == total {
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({note})")
+        };
+        println!("sent {done}/{total}{note}");
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -126,8 +162,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    support::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
+    if args.messages == 0 {
+        println!("--messages 0: nothing is broadcast, so there is nothing to measure");
+        return Ok(());
+    }
 
     let frames = if args.quic.is_some() {
         "QUIC"
@@ -183,12 +227,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .broadcast(format!("message {i}").into_bytes())
             .await?;
         sent.push((id, at, from));
-        if (i + 1) % (args.messages / 50).max(1) == 0 || i + 1 == args.messages {
-            let note = killed.map_or(String::new(), |(v, _)| format!("node {v} killed"));
-            progress(i + 1, args.messages, &note);
-        }
+        let note = killed.map_or(String::new(), |(v, _)| format!("node {v} killed"));
+        progress(i + 1, args.messages, &note);
     }
-    println!();
 
     // A message the killed node broadcast just before it died may never have left it: only
     // messages from live origins must reach every live node.
@@ -266,7 +307,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         nodes[n].0.shutdown().await?;
     }
     if !all_delivered {
-        return Err("incomplete delivery".into());
+        return Err("some messages from live origins did not reach every live node".into());
     }
     Ok(())
 }

@@ -13,12 +13,25 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memberlist_plumtree::memberlist::Options;
 use memberlist_plumtree::{Delivery, MemberlistStack, PlumtreeConfig, PlumtreeDelegate, TcpStack};
+
+mod support;
+
+const USAGE: &str = "
+Broadcast latency under a connection flood against the same node undisturbed.
+
+usage: cargo run --release --example flood -- [--rounds R] [--messages M] [--rate N]
+
+  --rounds R     quiet/flooded pairs (default 5)
+  --messages M   broadcasts per phase (default 500)
+  --rate N       broadcasts per second (default 250)
+";
 
 /// Latency of each delivery: the payload carries its send time (micros since `epoch`).
 #[derive(Clone)]
@@ -42,16 +55,24 @@ impl PlumtreeDelegate<u64> for Clock {
     }
 }
 
-fn arg(name: &str, default: u64) -> Result<u64, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .ok_or(format!("{name} needs a value"))?
-            .parse()
-            .map_err(|e| format!("{name}: {e}")),
-        None => Ok(default),
+/// `--rounds`, `--messages` and `--rate`, each with its default.
+fn parse() -> Result<(u64, u64, u64), String> {
+    let (mut rounds, mut messages, mut rate) = (5, 500, 250);
+    let mut it = support::args(USAGE).into_iter();
+    while let Some(flag) = it.next() {
+        let slot = match flag.as_str() {
+            "--rounds" => &mut rounds,
+            "--messages" => &mut messages,
+            "--rate" => &mut rate,
+            other => return Err(support::unknown(other)),
+        };
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        *slot = value.parse().map_err(|e| format!("{flag}: {e}"))?;
     }
+    if rounds == 0 || rate == 0 {
+        return Err("--rounds and --rate must be positive".into());
+    }
+    Ok((rounds, messages, rate))
 }
 
 /// Until `stop`: 300 connections held open after one byte, and 300 per second that send 64
@@ -82,10 +103,16 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let rounds = arg("--rounds", 5)?;
-    let messages = arg("--messages", 500)?;
-    let rate = arg("--rate", 250)?.max(1);
+async fn main() -> ExitCode {
+    support::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let (rounds, messages, rate) = parse()?;
+    if messages == 0 {
+        println!("--messages 0: nothing is broadcast, so there is nothing to measure");
+        return Ok(());
+    }
     let clock = Clock {
         me: 0,
         epoch: Instant::now(),
@@ -134,7 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(Duration::from_secs(1)).await;
             stop.store(true, Ordering::Relaxed);
             if let Some(attacker) = attacker {
-                attacker.join().expect("flood thread");
+                attacker.join().map_err(|_| "the flood thread panicked")?;
             }
             let mut got = clock.latencies.lock().unwrap().clone();
             got.sort();

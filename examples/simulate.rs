@@ -1,22 +1,38 @@
-//! Runs one simulator scenario and prints its report.
+//! Runs one simulator scenario and prints its report (`--help` lists the flags).
 //!
 //! ```text
 //! cargo run --release --features sim --example simulate -- --scenario single-sender --nodes 1000 --seed 1
 //! ```
-//! Options: `--scenario NAME` (single-sender, random-sender, burst, failure, churn, partition,
-//! mass-failure),
-//! `--nodes N` (default 1000), `--seed S` (default 1), `--config PRESET` (default, lan, wan,
-//! large-cluster), `--set FIELD=VALUE` (overrides one `PlumtreeConfig` field, e.g.
-//! `--set graft_timeout=1s`; repeatable), `--messages M` (default 200), `--interval-ms T` (between broadcasts, default 100),
-//! `--latency-ms MIN-MAX` (one-way link latency, default 10-50), `--regions R` (instead: R
-//! regions, 2 ms one way inside one, 80 ms between), `--loss P` (frame loss, default 0),
-//! `--json`, `--out DIR` (writes an SVG plot of reliability and RMR per broadcast, and the final
-//! eager tree as a Graphviz DOT file).
 
+use std::process::ExitCode;
 use std::time::Instant;
 
 use memberlist_plumtree::PlumtreeConfig;
 use memberlist_plumtree::sim::{Regions, Report, Scenario, SimConfig, Workload, scenario};
+
+mod support;
+
+const USAGE: &str = "
+Runs one simulator scenario over many protocol cores in virtual time and prints its report.
+
+usage: cargo run --release --features sim --example simulate -- [FLAGS]
+
+  --scenario NAME      single-sender (default), random-sender, burst, failure, churn,
+                       partition, mass-failure
+  --nodes N            nodes (default 1000)
+  --seed S             random seed (default 1; the SEED environment variable overrides it)
+  --config PRESET      default, lan, wan, large-cluster (default: default)
+  --set FIELD=VALUE    override one PlumtreeConfig field, e.g. --set graft_timeout=1s
+                       (repeatable)
+  --messages M         broadcasts (default 200)
+  --interval-ms T      between broadcasts (default 100)
+  --latency-ms MIN-MAX one-way link latency (default 10-50)
+  --regions R          R regions instead: 2 ms one way inside one, 80 ms between
+  --loss P             frame loss, 0 to 1 (default 0)
+  --json               the report as JSON
+  --out DIR            also write an SVG plot of reliability and RMR per broadcast and the
+                       final eager tree as a Graphviz DOT file
+";
 
 struct Args {
     scenario: Scenario,
@@ -48,7 +64,7 @@ fn parse() -> Result<Args, String> {
         regions: None,
         loss: 0.0,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -89,7 +105,7 @@ fn parse() -> Result<Args, String> {
                     .ok_or(format!("--set {pair}: expected field=value"))?;
                 args.overrides.push((field.to_owned(), v.to_owned()));
             }
-            other => return Err(format!("unknown option {other}")),
+            other => return Err(support::unknown(other)),
         }
     }
     if let Ok(seed) = std::env::var("SEED") {
@@ -104,12 +120,24 @@ fn preset(name: &str) -> Result<PlumtreeConfig, String> {
         "lan" => PlumtreeConfig::lan(),
         "wan" => PlumtreeConfig::wan(),
         "large-cluster" => PlumtreeConfig::large_cluster(),
-        other => return Err(format!("unknown preset {other}")),
+        other => {
+            return Err(format!(
+                "unknown preset {other} (default, lan, wan or large-cluster)"
+            ));
+        }
     })
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    support::exit(run())
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
+    if args.messages == 0 && args.scenario != Scenario::Burst {
+        println!("--messages 0: nothing is broadcast, so there is nothing to measure");
+        return Ok(());
+    }
     let mut config = SimConfig::new(args.nodes, args.seed);
     config.protocol = preset(&args.preset)?;
     if let Some(latency) = args.latency.clone() {

@@ -10,6 +10,50 @@
 //! [`MemberlistStack::builder`] wires all of it for the common case; docs/getting-started.md
 //! shows both that and the manual path.
 
+/// memberlist's `Connection` for a stream kept as its two halves, fields `reader` and `writer`:
+/// every call goes to the half that serves it. Takes the impl header in brackets and the two
+/// half types: `split_connection! { [impl Connection for S] reader: R, writer: W }`.
+macro_rules! split_connection {
+    ([$($head:tt)*] reader: $reader:ty, writer: $writer:ty) => {
+        $($head)* {
+            type Reader = $reader;
+            type Writer = $writer;
+
+            fn split(self) -> (Self::Reader, Self::Writer) {
+                (self.reader, self.writer)
+            }
+
+            async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                memberlist::proto::ProtoReader::read(&mut self.reader, buf).await
+            }
+
+            async fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+                memberlist::proto::ProtoReader::read_exact(&mut self.reader, buf).await
+            }
+
+            async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                memberlist::proto::ProtoReader::peek(&mut self.reader, buf).await
+            }
+
+            async fn peek_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+                memberlist::proto::ProtoReader::peek_exact(&mut self.reader, buf).await
+            }
+
+            async fn write_all(&mut self, payload: &[u8]) -> std::io::Result<()> {
+                memberlist::proto::ProtoWriter::write_all(&mut self.writer, payload).await
+            }
+
+            async fn flush(&mut self) -> std::io::Result<()> {
+                memberlist::proto::ProtoWriter::flush(&mut self.writer).await
+            }
+
+            async fn close(&mut self) -> std::io::Result<()> {
+                memberlist::proto::ProtoWriter::close(&mut self.writer).await
+            }
+        }
+    };
+}
+
 mod bridge;
 mod builder;
 mod delegate;

@@ -18,7 +18,7 @@ use futures_rustls::pki_types::ServerName;
 use futures_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use memberlist::futures::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use memberlist::net::stream_layer::{Listener, PromisedStream, StreamLayer};
-use memberlist::proto::{ProtoReader, ProtoWriter};
+use memberlist::proto::ProtoReader;
 use memberlist::tokio::TokioRuntime;
 use memberlist::transport::Connection;
 use tokio::sync::{Mutex, mpsc};
@@ -284,41 +284,10 @@ impl ProtoReader for TlsReader {
     }
 }
 
-impl Connection for TlsConnection {
-    type Reader = TlsReader;
-    type Writer = WriteHalf<Io>;
-
-    fn split(self) -> (TlsReader, WriteHalf<Io>) {
-        (self.reader, self.writer)
-    }
-
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf).await
-    }
-
-    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.reader.read_exact(buf).await
-    }
-
-    async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.peek(buf).await
-    }
-
-    async fn peek_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.reader.peek_exact(buf).await
-    }
-
-    async fn write_all(&mut self, payload: &[u8]) -> io::Result<()> {
-        ProtoWriter::write_all(&mut self.writer, payload).await
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        ProtoWriter::flush(&mut self.writer).await
-    }
-
-    async fn close(&mut self) -> io::Result<()> {
-        ProtoWriter::close(&mut self.writer).await
-    }
+split_connection! {
+    [impl Connection for TlsConnection]
+    reader: TlsReader,
+    writer: WriteHalf<Io>
 }
 
 impl PromisedStream for TlsConnection {

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use memberlist::net::stream_layer::{Listener, PromisedStream, StreamLayer};
-use memberlist::proto::{ProtoReader, ProtoWriter};
 use memberlist::transport::Connection;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -199,44 +198,10 @@ impl<C: Connection> GuardedStream<C> {
     }
 }
 
-impl<C: Connection> Connection for GuardedStream<C>
-where
-    C::Reader: Unpin,
-{
-    type Reader = GuardedReader<C::Reader>;
-    type Writer = C::Writer;
-
-    fn split(self) -> (Self::Reader, Self::Writer) {
-        (self.reader, self.writer)
-    }
-
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf).await
-    }
-
-    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.reader.read_exact(buf).await
-    }
-
-    async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.peek(buf).await
-    }
-
-    async fn peek_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.reader.peek_exact(buf).await
-    }
-
-    async fn write_all(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.writer.write_all(payload).await
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush().await
-    }
-
-    async fn close(&mut self) -> io::Result<()> {
-        self.writer.close().await
-    }
+split_connection! {
+    [impl<C: Connection> Connection for GuardedStream<C> where C::Reader: Unpin]
+    reader: GuardedReader<C::Reader>,
+    writer: C::Writer
 }
 
 impl<C: PromisedStream> PromisedStream for GuardedStream<C> {

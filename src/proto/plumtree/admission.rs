@@ -6,11 +6,12 @@
 //! the announcement, and is answered only if the announcer still caches the payload. The cache
 //! is bounded by count and bytes, so a cluster that broadcasts faster than the cache can hold
 //! for that long loses exactly the payloads that needed repair, and under a saturating sender
-//! many need it (docs/benchmarks.md). So a node takes a new broadcast only when the cache can
-//! keep it, and every payload before it, for the repair horizon; the runtime waits for that
-//! instant, and the wait reaches the application as `broadcast().await` taking longer. Every
-//! node caches every payload it delivers, so an origin that paces itself by its own cache paces
-//! what every cache must hold: with several origins, each sees the others' payloads in its cache.
+//! many need it (docs/history.md has the losses measured without admission). So a node takes a
+//! new broadcast only when the cache can keep it, and every payload before it, for the repair
+//! horizon; the runtime waits for that instant, and the wait reaches the application as
+//! `broadcast().await` taking longer. Every node caches every payload it delivers, so an origin
+//! that paces itself by its own cache paces what every cache must hold: with several origins,
+//! each sees the others' payloads in its cache.
 
 use std::time::{Duration, Instant};
 
