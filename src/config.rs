@@ -143,6 +143,26 @@ pub struct PlumtreeConfig {
     /// instead of always `message_cache_ttl`: less memory for the same repairs
     /// (docs/adaptive-features.md). Default `false`; `large_cluster()` turns it on.
     pub adaptive_cache: bool,
+    /// How often a node sends one neighbour, chosen at random, a digest of what it has
+    /// delivered and can still supply; the neighbour asks for what it lacks (anti-entropy,
+    /// docs/architecture.md). A node also sends a digest to every new neighbour at once.
+    /// Default 1 s: a few dozen bytes a second per node, and a node cut off (a partition, a
+    /// lost announcement) hears of what it missed within seconds. Zero turns anti-entropy off.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub anti_entropy_interval: Duration,
+    /// Most runs of ids in one digest or request; also what a node accepts. Default 8: a digest
+    /// then costs at most about 220 bytes, and a node's records take turns.
+    pub anti_entropy_max_runs: usize,
+    /// Most payloads a node sends in answer to one request. Default 128; at most one request a
+    /// peer is answered per half `anti_entropy_interval`.
+    pub anti_entropy_batch: usize,
+    /// Most origins whose deliveries a node tracks for anti-entropy; the one heard from least
+    /// recently leaves first. Default 4,096.
+    pub anti_entropy_max_origins: usize,
+    /// How long a payload that a neighbour's digest shows is no longer cached may stay missing
+    /// before it is reported as a gap (`Event::Gap`) and no longer asked for. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub gap_timeout: Duration,
     /// Seed for the protocol's random choices. `None` (default): seeded from the OS.
     ///
     /// A fixed seed makes a node's choices, and its message-id incarnation, repeat: use it for
@@ -176,6 +196,11 @@ impl Default for PlumtreeConfig {
             peer_scoring: false,
             adaptive_ihave: false,
             adaptive_cache: false,
+            anti_entropy_interval: Duration::from_secs(1),
+            anti_entropy_max_runs: 8,
+            anti_entropy_batch: 128,
+            anti_entropy_max_origins: 4096,
+            gap_timeout: Duration::from_secs(30),
             rng_seed: None,
         }
     }
@@ -248,6 +273,9 @@ impl PlumtreeConfig {
                 ("max_missing", self.max_missing),
                 ("max_announcers", self.max_announcers),
                 ("graft_max_retries", self.graft_max_retries as usize),
+                ("anti_entropy_max_runs", self.anti_entropy_max_runs),
+                ("anti_entropy_batch", self.anti_entropy_batch),
+                ("anti_entropy_max_origins", self.anti_entropy_max_origins),
             ],
             &[
                 ("ihave_interval", self.ihave_interval),
@@ -255,6 +283,7 @@ impl PlumtreeConfig {
                 ("graft_retry_timeout", self.graft_retry_timeout),
                 ("message_cache_ttl", self.message_cache_ttl),
                 ("seen_ttl", self.seen_ttl),
+                ("gap_timeout", self.gap_timeout),
             ],
         )?;
         if self.ihave_batch_size > MAX_IHAVE_BATCH_SIZE {
@@ -312,6 +341,7 @@ impl PlumtreeConfig {
         DecodeLimits {
             max_payload: self.max_message_size,
             max_announcements: self.ihave_batch_size,
+            max_runs: self.anti_entropy_max_runs,
         }
     }
 }
@@ -362,6 +392,16 @@ setters! {
     with_adaptive_ihave: adaptive_ihave: bool;
     /// Sets [`adaptive_cache`](Self::adaptive_cache).
     with_adaptive_cache: adaptive_cache: bool;
+    /// Sets [`anti_entropy_interval`](Self::anti_entropy_interval) (zero: off).
+    with_anti_entropy_interval: anti_entropy_interval: Duration;
+    /// Sets [`anti_entropy_max_runs`](Self::anti_entropy_max_runs).
+    with_anti_entropy_max_runs: anti_entropy_max_runs: usize;
+    /// Sets [`anti_entropy_batch`](Self::anti_entropy_batch).
+    with_anti_entropy_batch: anti_entropy_batch: usize;
+    /// Sets [`anti_entropy_max_origins`](Self::anti_entropy_max_origins).
+    with_anti_entropy_max_origins: anti_entropy_max_origins: usize;
+    /// Sets [`gap_timeout`](Self::gap_timeout).
+    with_gap_timeout: gap_timeout: Duration;
     /// Sets [`rng_seed`](Self::rng_seed).
     with_rng_seed: rng_seed: Option<u64>;
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use memberlist_plumtree::message::{Announcement, Gossip, Graft, IHave};
+use memberlist_plumtree::message::{Announcement, Gossip, Graft, IHave, IdRun, IdRuns};
 use memberlist_plumtree::{
     DecodeLimits, Envelope, Event, Message, MessageId, Plumtree, PlumtreeConfig,
 };
@@ -14,6 +14,7 @@ use proptest::prelude::*;
 const LIMITS: DecodeLimits = DecodeLimits {
     max_payload: 4096,
     max_announcements: 16,
+    max_runs: 8,
 };
 
 fn message_id() -> impl Strategy<Value = MessageId> {
@@ -68,7 +69,37 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
             }),
         prop::option::of(message_id()).prop_map(|id| Message::Graft(Graft { id })),
         Just(Message::Prune),
+        (runs(), any::<bool>()).prop_map(|(runs, digest)| if digest {
+            Message::Digest(runs)
+        } else {
+            Message::Want(runs)
+        }),
+        (
+            message_id(),
+            any::<I>(),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(id, origin, payload)| Message::Repair(Gossip {
+                id,
+                origin,
+                round: 1,
+                heaviest: 0,
+                payload: payload.into()
+            })),
     ]
+}
+
+/// Runs of ids, any length that does not pass the last sequence number.
+fn runs() -> impl Strategy<Value = IdRuns> {
+    prop::collection::vec((message_id(), 1u64..1_000_000), 0..=8).prop_map(|runs| IdRuns {
+        runs: runs
+            .into_iter()
+            .map(|(first, len)| IdRun {
+                first: MessageId::new(first.origin(), first.incarnation(), first.seq() / 2),
+                len,
+            })
+            .collect(),
+    })
 }
 
 proptest! {
@@ -123,6 +154,15 @@ fn message_with_string_origin(m: Message<u32>) -> Message<String> {
         Message::IHave(i) => Message::IHave(i),
         Message::Graft(g) => Message::Graft(g),
         Message::Prune => Message::Prune,
+        Message::Digest(d) => Message::Digest(d),
+        Message::Want(w) => Message::Want(w),
+        Message::Repair(g) => Message::Repair(Gossip {
+            id: g.id,
+            origin: format!("node-{}", g.origin),
+            round: g.round,
+            heaviest: g.heaviest,
+            payload: g.payload,
+        }),
     }
 }
 
@@ -181,9 +221,37 @@ fn op() -> impl Strategy<Value = Op> {
             )),
         (peer.clone(), prop::option::of(small_id()))
             .prop_map(|(p, id)| Op::Receive(p, Message::Graft(Graft { id }))),
-        peer.prop_map(|p| Op::Receive(p, Message::Prune)),
+        peer.clone().prop_map(|p| Op::Receive(p, Message::Prune)),
+        // Forged anti-entropy: runs of any length over the small id space and far beyond it.
+        (peer.clone(), small_runs(), any::<bool>()).prop_map(|(p, runs, digest)| Op::Receive(
+            p,
+            if digest {
+                Message::Digest(runs)
+            } else {
+                Message::Want(runs)
+            }
+        )),
+        (peer, small_id(), 0usize..300).prop_map(|(p, id, len)| Op::Receive(
+            p,
+            Message::Repair(Gossip {
+                id,
+                origin: 99,
+                round: 2,
+                heaviest: 0,
+                payload: vec![0; len].into(),
+            })
+        )),
         (0u64..2000).prop_map(Op::Advance),
     ]
+}
+
+fn small_runs() -> impl Strategy<Value = IdRuns> {
+    prop::collection::vec((small_id(), 1u64..100_000), 0..6).prop_map(|runs| IdRuns {
+        runs: runs
+            .into_iter()
+            .map(|(first, len)| IdRun { first, len })
+            .collect(),
+    })
 }
 
 fn small_config() -> PlumtreeConfig {
@@ -200,6 +268,9 @@ fn small_config() -> PlumtreeConfig {
         .with_max_announcers(2)
         .with_message_cache_ttl(Duration::from_secs(2))
         .with_seen_ttl(Duration::from_secs(3))
+        .with_anti_entropy_max_runs(4)
+        .with_anti_entropy_batch(5)
+        .with_anti_entropy_max_origins(3)
 }
 
 proptest! {
@@ -221,11 +292,25 @@ proptest! {
                     node.handle_timeout(now);
                 }
             }
+            let mut repairs = 0;
             while let Some(t) = node.poll_transmit() {
                 prop_assert_ne!(t.to, 0, "never sends to itself");
                 // The runtime spawns a send task per addressee: only members may be one.
                 prop_assert!(node.is_member(&t.to), "{:?} is not a member", t.to);
+                match &t.message {
+                    Message::Repair(_) => repairs += 1,
+                    Message::Digest(runs) | Message::Want(runs) => {
+                        prop_assert!(runs.runs.len() <= config.anti_entropy_max_runs);
+                        let ids: u64 = runs.runs.iter().map(|r| r.len).sum();
+                        if let Message::Want(_) = t.message {
+                            prop_assert!(ids <= config.anti_entropy_batch as u64);
+                        }
+                    }
+                    _ => {}
+                }
             }
+            // A forged request makes a node send at most one batch.
+            prop_assert!(repairs <= config.anti_entropy_batch);
             while node.poll_event().is_some() {}
             let eager: HashSet<u64> = node.eager_peers().copied().collect();
             let lazy: HashSet<u64> = node.lazy_peers().copied().collect();
@@ -239,6 +324,7 @@ proptest! {
             prop_assert!(bytes <= config.message_cache_max_bytes);
             prop_assert!(node.seen_len() <= config.seen_max_size);
             prop_assert!(node.missing_len() <= config.max_missing);
+            prop_assert!(node.origins_len() <= config.anti_entropy_max_origins);
         }
     }
 

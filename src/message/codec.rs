@@ -6,16 +6,24 @@
 //! ihave    := runs:varint  runs * (id:24B  round:varint  more:varint)               (kind 2)
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
 //! prune    := (empty)                                                                 (kind 4)
+//! digest   := runs (src/message/runs.rs)                                              (kind 5)
+//! want     := runs                                                                    (kind 6)
+//! repair   := as gossip                                                               (kind 7)
 //! ```
+//!
+//! Kinds 1 to 4 are written as version 3 and kinds 5 to 7 (anti-entropy) as version 4, and both
+//! versions are read: a node of the release before anti-entropy reads every Plumtree frame of
+//! this one and refuses only the anti-entropy frames, with
+//! [`DecodeError::UnsupportedVersion`], which it counts and skips.
 //!
 //! An IHave run announces `more + 1` payloads: `id` and the `more` ids that follow it (same origin
 //! and incarnation, the next sequence numbers), all at the same round. A node announces what it
 //! received in order, so a batch of 16 announcements from one origin is usually one run of 26
 //! bytes instead of 16 entries of 25.
 //!
-//! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128 varints. Kinds 5 and up
-//! are reserved for later message types: a node that does not know one returns
-//! [`DecodeError::UnknownKind`] so that the caller can skip the frame.
+//! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128
+//! varints. Kinds 8 and up are reserved for later message types: a node that does not know one
+//! returns [`DecodeError::UnknownKind`] so that the caller can skip the frame.
 //!
 //! Decoding never panics, allocates at most in proportion to the input (an IHave's entries: to
 //! [`DecodeLimits::max_announcements`], and never past
@@ -25,18 +33,25 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::runs::IdRuns;
 use super::types::{Announcement, Envelope, Gossip, Graft, IHave, Message};
 use super::{MESSAGE_ID_LEN, MessageId, varint};
 use crate::NodeId;
 
-/// The wire format version this build writes and reads.
-pub const WIRE_VERSION: u8 = 3;
+/// The newest wire format version this build writes and reads (see the module docs for which
+/// messages carry which version).
+pub const WIRE_VERSION: u8 = 4;
 
-/// The kind byte of a Gossip, which transports read to put payloads on their own lane.
-pub(crate) const KIND_GOSSIP: u8 = 1;
+/// The version of Plumtree's own four messages, which nodes of the previous release read too.
+const PLUMTREE_VERSION: u8 = 3;
+
+const KIND_GOSSIP: u8 = 1;
 const KIND_IHAVE: u8 = 2;
 const KIND_GRAFT: u8 = 3;
 const KIND_PRUNE: u8 = 4;
+const KIND_DIGEST: u8 = 5;
+const KIND_WANT: u8 = 6;
+const KIND_REPAIR: u8 = 7;
 
 /// Why a frame could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +97,17 @@ pub enum DecodeError {
     /// A hop count did not fit in 32 bits.
     #[error("round out of range")]
     RoundOutOfRange,
+    /// A Digest or Want carried more runs than the configured maximum.
+    #[error("{count} runs exceed the limit of {max}")]
+    TooManyRuns {
+        /// The declared run count.
+        count: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A run of ids named no id.
+    #[error("empty run of ids")]
+    EmptyRun,
     /// Bytes remained after the message ended.
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
@@ -95,6 +121,8 @@ pub struct DecodeLimits {
     pub max_payload: usize,
     /// Most entries accepted in one IHave.
     pub max_announcements: usize,
+    /// Most runs accepted in one anti-entropy Digest or Want.
+    pub max_runs: usize,
 }
 
 impl DecodeLimits {
@@ -112,7 +140,8 @@ impl DecodeLimits {
         let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + VARINT_64 + self.max_payload;
         let announcement = MESSAGE_ID_LEN + VARINT_32 + VARINT_64;
         let ihave = VARINT_64 + self.max_announcements.saturating_mul(announcement);
-        envelope.saturating_add(gossip.max(ihave))
+        let runs = VARINT_64 + self.max_runs.saturating_mul(MESSAGE_ID_LEN + VARINT_64);
+        envelope.saturating_add(gossip.max(ihave).max(runs))
     }
 }
 
@@ -120,7 +149,7 @@ impl<I: NodeId> Envelope<I> {
     /// Number of bytes [`encode`](Self::encode) appends.
     pub fn encoded_len(&self) -> usize {
         let body = match &self.message {
-            Message::Gossip(g) => {
+            Message::Gossip(g) | Message::Repair(g) => {
                 MESSAGE_ID_LEN
                     + g.origin.encoded_len()
                     + varint::len(g.round.into())
@@ -137,6 +166,7 @@ impl<I: NodeId> Envelope<I> {
             }
             Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
             Message::Prune => 0,
+            Message::Digest(runs) | Message::Want(runs) => runs.encoded_len(),
         };
         1 + self.sender.encoded_len() + 1 + body
     }
@@ -145,18 +175,26 @@ impl<I: NodeId> Envelope<I> {
     pub fn encode(&self, buf: &mut BytesMut) {
         buf.reserve(self.encoded_len());
         self.encode_head(buf);
-        if let Message::Gossip(g) = &self.message {
+        if let Message::Gossip(g) | Message::Repair(g) = &self.message {
             buf.put_slice(&g.payload);
         }
     }
 
     /// Appends the wire form up to a Gossip's payload (all of it for other messages).
     pub(super) fn encode_head(&self, buf: &mut BytesMut) {
-        buf.put_u8(WIRE_VERSION);
+        let version = match self.message {
+            Message::Digest(_) | Message::Want(_) | Message::Repair(_) => WIRE_VERSION,
+            _ => PLUMTREE_VERSION,
+        };
+        buf.put_u8(version);
         self.sender.encode(buf);
         match &self.message {
-            Message::Gossip(g) => {
-                buf.put_u8(KIND_GOSSIP);
+            Message::Gossip(g) | Message::Repair(g) => {
+                let kind = match self.message {
+                    Message::Repair(_) => KIND_REPAIR,
+                    _ => KIND_GOSSIP,
+                };
+                buf.put_u8(kind);
                 buf.put_slice(&g.id.to_bytes());
                 g.origin.encode(buf);
                 varint::put(buf, g.round.into());
@@ -183,6 +221,14 @@ impl<I: NodeId> Envelope<I> {
                 }
             }
             Message::Prune => buf.put_u8(KIND_PRUNE),
+            Message::Digest(runs) => {
+                buf.put_u8(KIND_DIGEST);
+                runs.encode(buf);
+            }
+            Message::Want(runs) => {
+                buf.put_u8(KIND_WANT);
+                runs.encode(buf);
+            }
         }
     }
 
@@ -212,13 +258,16 @@ impl<I: NodeId> Envelope<I> {
     ) -> Result<Self, DecodeError> {
         let mut input: &[u8] = frame;
         let [version] = take::<1>(&mut input)?;
-        if version != WIRE_VERSION {
+        if !(PLUMTREE_VERSION..=WIRE_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let sender = I::decode(&mut input)?;
         let [kind] = take::<1>(&mut input)?;
+        if kind >= KIND_DIGEST && version < WIRE_VERSION {
+            return Err(DecodeError::UnknownKind(kind));
+        }
         let message = match kind {
-            KIND_GOSSIP => {
+            KIND_GOSSIP | KIND_REPAIR => {
                 let id = message_id(&mut input)?;
                 let origin = I::decode(&mut input)?;
                 let round = round(&mut input)?;
@@ -243,13 +292,18 @@ impl<I: NodeId> Envelope<I> {
                 } else {
                     return Err(DecodeError::Truncated);
                 };
-                Message::Gossip(Gossip {
+                let gossip = Gossip {
                     id,
                     origin,
                     round,
                     heaviest,
                     payload,
-                })
+                };
+                if kind == KIND_REPAIR {
+                    Message::Repair(gossip)
+                } else {
+                    Message::Gossip(gossip)
+                }
             }
             KIND_IHAVE => {
                 let runs = varint::get(&mut input)?;
@@ -293,9 +347,12 @@ impl<I: NodeId> Envelope<I> {
                 [flag] => return Err(DecodeError::InvalidFlag(flag)),
             },
             KIND_PRUNE => Message::Prune,
+            KIND_DIGEST => Message::Digest(IdRuns::decode(&mut input, limits.max_runs)?),
+            KIND_WANT => Message::Want(IdRuns::decode(&mut input, limits.max_runs)?),
             other => return Err(DecodeError::UnknownKind(other)),
         };
-        if !input.is_empty() || (kind != KIND_GOSSIP && !payload.is_empty()) {
+        let carries_payload = kind == KIND_GOSSIP || kind == KIND_REPAIR;
+        if !input.is_empty() || (!carries_payload && !payload.is_empty()) {
             return Err(DecodeError::TrailingBytes(input.len() + payload.len()));
         }
         Ok(Envelope { sender, message })
@@ -331,7 +388,7 @@ fn run(input: &mut &[u8]) -> Result<(MessageId, u32, u64), DecodeError> {
     Ok((message_id(input)?, round(input)?, varint::get(input)?))
 }
 
-fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {
+pub(super) fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {
     take::<MESSAGE_ID_LEN>(input).map(|b| MessageId::from_bytes(&b))
 }
 
@@ -340,266 +397,4 @@ fn round(input: &mut &[u8]) -> Result<u32, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LIMITS: DecodeLimits = DecodeLimits {
-        max_payload: 1024,
-        max_announcements: 4,
-    };
-
-    fn id(seq: u64) -> MessageId {
-        MessageId::new(1, 2, seq)
-    }
-
-    #[test]
-    fn no_frame_is_longer_than_max_frame_len() {
-        let long = "n".repeat(crate::MAX_NODE_ID_LEN);
-        let limits = DecodeLimits {
-            max_payload: 5000,
-            max_announcements: 300,
-        };
-        let far = |i: u64| MessageId::new(u64::MAX - i, u64::MAX, u64::MAX - 2 * i);
-        let gossip = Message::Gossip(Gossip {
-            id: far(0),
-            origin: long.clone(),
-            round: u32::MAX,
-            heaviest: u32::MAX,
-            payload: Bytes::from(vec![0; limits.max_payload]),
-        });
-        // Every other sequence number: no two announcements form a run.
-        let entries = (0..limits.max_announcements as u64)
-            .map(|i| Announcement {
-                id: far(i),
-                round: u32::MAX,
-            })
-            .collect();
-        for message in [gossip, Message::IHave(IHave { entries })] {
-            let envelope = Envelope {
-                sender: long.clone(),
-                message,
-            };
-            assert!(envelope.encoded_len() <= limits.max_frame_len());
-        }
-    }
-
-    fn samples() -> Vec<Envelope<u64>> {
-        let gossip = Gossip {
-            id: id(1),
-            origin: 9,
-            round: 300,
-            heaviest: 0xdead_beef,
-            payload: Bytes::from_static(b"hi"),
-        };
-        let entries = (0..4)
-            .map(|i| Announcement {
-                id: id(i),
-                round: i as u32,
-            })
-            .collect();
-        [
-            Message::Gossip(gossip),
-            Message::IHave(IHave { entries }),
-            Message::IHave(IHave::default()),
-            Message::Graft(Graft { id: Some(id(3)) }),
-            Message::Graft(Graft { id: None }),
-            Message::Prune,
-        ]
-        .into_iter()
-        .map(|message| Envelope { sender: 5, message })
-        .collect()
-    }
-
-    #[test]
-    fn every_message_round_trips_with_exact_length() {
-        for env in samples() {
-            let bytes = env.to_bytes();
-            assert_eq!(bytes.len(), env.encoded_len(), "{env:?}");
-            assert_eq!(Envelope::decode(&bytes, &LIMITS).unwrap(), env);
-        }
-    }
-
-    #[test]
-    fn gossip_layout_is_as_documented() {
-        let env = Envelope {
-            sender: 5u64,
-            message: Message::Gossip(Gossip {
-                id: id(1),
-                origin: 9u64,
-                round: 1,
-                heaviest: 0x0102_0304,
-                payload: Bytes::from_static(b"x"),
-            }),
-        };
-        let bytes = env.to_bytes();
-        assert_eq!(bytes[0], WIRE_VERSION);
-        assert_eq!(&bytes[1..9], &5u64.to_be_bytes());
-        assert_eq!(bytes[9], KIND_GOSSIP);
-        assert_eq!(&bytes[10..34], &id(1).to_bytes());
-        assert_eq!(&bytes[34..42], &9u64.to_be_bytes());
-        assert_eq!(&bytes[42..], &[1, 1, 2, 3, 4, 1, b'x']);
-    }
-
-    #[test]
-    fn ihave_runs_are_as_documented() {
-        let at = |seq, round| Announcement { id: id(seq), round };
-        let env = Envelope {
-            sender: 5u64,
-            message: Message::IHave(IHave {
-                entries: vec![at(1, 0), at(2, 0), at(3, 0), at(7, 0), at(8, 1)],
-            }),
-        };
-        let bytes = env.to_bytes();
-        let mut expected = vec![WIRE_VERSION];
-        expected.extend(5u64.to_be_bytes());
-        expected.extend([KIND_IHAVE, 3]);
-        for (seq, round, more) in [(1, 0, 2), (7, 0, 0), (8, 1, 0)] {
-            expected.extend(id(seq).to_bytes());
-            expected.extend([round, more]);
-        }
-        assert_eq!(&bytes[..], &expected[..]);
-        let limits = DecodeLimits {
-            max_announcements: 5,
-            ..LIMITS
-        };
-        assert_eq!(Envelope::decode(&bytes, &limits), Ok(env));
-    }
-
-    #[test]
-    fn rejects_what_the_encoder_never_writes() {
-        let prune = Envelope::<u64> {
-            sender: 5,
-            message: Message::Prune,
-        }
-        .to_bytes();
-        let mut bad = prune.to_vec();
-        bad[0] = WIRE_VERSION + 1;
-        assert_eq!(
-            Envelope::<u64>::decode(&bad.into(), &LIMITS),
-            Err(DecodeError::UnsupportedVersion(WIRE_VERSION + 1))
-        );
-        let mut bad = prune.to_vec();
-        bad[9] = 77;
-        assert_eq!(
-            Envelope::<u64>::decode(&bad.into(), &LIMITS),
-            Err(DecodeError::UnknownKind(77))
-        );
-        let mut bad = prune.to_vec();
-        bad.push(0);
-        assert_eq!(
-            Envelope::<u64>::decode(&bad.into(), &LIMITS),
-            Err(DecodeError::TrailingBytes(1))
-        );
-
-        let big = Envelope {
-            sender: 5u64,
-            message: Message::Gossip(Gossip {
-                id: id(1),
-                origin: 5,
-                round: 0,
-                heaviest: 0,
-                payload: Bytes::from(vec![0; 1025]),
-            }),
-        };
-        assert_eq!(
-            Envelope::<u64>::decode(&big.to_bytes(), &LIMITS),
-            Err(DecodeError::PayloadTooLarge {
-                len: 1025,
-                max: 1024
-            })
-        );
-
-        let entries = (0..5)
-            .map(|i| Announcement {
-                id: id(i),
-                round: 0,
-            })
-            .collect();
-        let many = Envelope::<u64> {
-            sender: 5,
-            message: Message::IHave(IHave { entries }),
-        };
-        assert_eq!(
-            Envelope::<u64>::decode(&many.to_bytes(), &LIMITS),
-            Err(DecodeError::TooManyAnnouncements { count: 5, max: 4 })
-        );
-
-        // One run of three from the last sequence number would wrap around.
-        let run = |seq: u64, more: u8| {
-            let mut frame = vec![WIRE_VERSION];
-            frame.extend(5u64.to_be_bytes());
-            frame.extend([KIND_IHAVE, 1]);
-            frame.extend(MessageId::new(1, 2, seq).to_bytes());
-            frame.extend([0, more]);
-            Bytes::from(frame)
-        };
-        assert_eq!(
-            Envelope::<u64>::decode(&run(u64::MAX - 1, 2), &LIMITS),
-            Err(DecodeError::RunOverflow)
-        );
-        assert_eq!(
-            Envelope::<u64>::decode(&run(1, 9), &LIMITS),
-            Err(DecodeError::TooManyAnnouncements { count: 10, max: 4 })
-        );
-        assert!(Envelope::<u64>::decode(&run(u64::MAX - 1, 1), &LIMITS).is_ok());
-
-        let graft = Envelope::<u64> {
-            sender: 5,
-            message: Message::Graft(Graft { id: None }),
-        };
-        let mut bad = graft.to_bytes().to_vec();
-        bad[10] = 2;
-        assert_eq!(
-            Envelope::<u64>::decode(&bad.into(), &LIMITS),
-            Err(DecodeError::InvalidFlag(2))
-        );
-    }
-
-    #[test]
-    fn every_truncation_is_an_error() {
-        for env in samples() {
-            let bytes = env.to_bytes();
-            for cut in 0..bytes.len() {
-                assert!(
-                    Envelope::<u64>::decode(&bytes.slice(..cut), &LIMITS).is_err(),
-                    "cut {cut} of {env:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn huge_declared_ihave_count_does_not_allocate() {
-        // A count within the limit but far beyond the bytes present fails before reserving.
-        let limits = DecodeLimits {
-            max_payload: 16,
-            max_announcements: usize::MAX,
-        };
-        let mut buf = BytesMut::new();
-        buf.put_u8(WIRE_VERSION);
-        5u64.encode(&mut buf);
-        buf.put_u8(KIND_IHAVE);
-        varint::put(&mut buf, crate::MAX_IHAVE_BATCH_SIZE as u64);
-        assert_eq!(
-            Envelope::<u64>::decode(&buf.freeze(), &limits),
-            Err(DecodeError::Truncated)
-        );
-
-        // One run of 2^40 ids in 37 bytes: refused before expanding, whatever the limits say.
-        let mut buf = BytesMut::new();
-        buf.put_u8(WIRE_VERSION);
-        5u64.encode(&mut buf);
-        buf.put_u8(KIND_IHAVE);
-        varint::put(&mut buf, 1);
-        buf.put_slice(&id(1).to_bytes());
-        varint::put(&mut buf, 0);
-        varint::put(&mut buf, 1 << 40);
-        assert_eq!(
-            Envelope::<u64>::decode(&buf.freeze(), &limits),
-            Err(DecodeError::TooManyAnnouncements {
-                count: (1 << 40) + 1,
-                max: crate::MAX_IHAVE_BATCH_SIZE
-            })
-        );
-    }
-}
+mod tests;

@@ -120,7 +120,7 @@ impl<I: NodeId> Envelope<I> {
     /// payload.
     pub(crate) fn head_len(&self) -> usize {
         match &self.message {
-            Message::Gossip(g) => self.encoded_len() - g.payload.len(),
+            Message::Gossip(g) | Message::Repair(g) => self.encoded_len() - g.payload.len(),
             _ => self.encoded_len(),
         }
     }
@@ -130,7 +130,7 @@ impl<I: NodeId> Envelope<I> {
     pub(crate) fn encode_frame(&self, buf: &mut BytesMut) -> Frame {
         self.encode_head(buf);
         let payload = match &self.message {
-            Message::Gossip(g) => g.payload.clone(),
+            Message::Gossip(g) | Message::Repair(g) => g.payload.clone(),
             _ => Bytes::new(),
         };
         Frame {
@@ -161,6 +161,7 @@ mod tests {
         DecodeLimits {
             max_payload: 1 << 20,
             max_announcements: 64,
+            max_runs: 4,
         }
     }
 

@@ -1,13 +1,16 @@
-//! What travels on the wire: [`MessageId`], the four protocol messages inside an [`Envelope`], and
+//! What travels on the wire: [`MessageId`], the protocol messages inside an [`Envelope`], and
 //! their binary encoding.
 
 mod codec;
 mod frame;
 mod id;
+mod runs;
 mod types;
 mod varint;
 
 pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
 pub use frame::Frame;
 pub use id::{MESSAGE_ID_LEN, MessageId};
-pub use types::{Announcement, Envelope, Gossip, Graft, IHave, Message, MessageKind};
+pub use types::{
+    Announcement, Envelope, Gossip, Graft, IHave, IdRun, IdRuns, Message, MessageKind,
+};

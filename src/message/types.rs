@@ -1,8 +1,10 @@
-//! The four protocol messages and the envelope that carries them.
+//! The protocol messages (Plumtree's four and anti-entropy's three) and the envelope that
+//! carries them.
 
 use bytes::Bytes;
 
 use super::MessageId;
+pub use super::runs::{IdRun, IdRuns};
 
 /// A frame as it travels between two nodes: who sent it, and what it says.
 ///
@@ -27,6 +29,14 @@ pub enum Message<I> {
     Graft(Graft),
     /// "Stop pushing payloads to me; announce them instead."
     Prune,
+    /// Anti-entropy: runs of payloads the sender has delivered and still caches.
+    Digest(IdRuns),
+    /// Anti-entropy: runs of payloads the sender lacks, asked of a peer whose digest offered
+    /// them.
+    Want(IdRuns),
+    /// Anti-entropy: a payload sent in answer to a [`Want`](Message::Want). Laid out as a
+    /// Gossip, but it changes no link's role and is not pushed on.
+    Repair(Gossip<I>),
 }
 
 impl<I> Message<I> {
@@ -37,6 +47,9 @@ impl<I> Message<I> {
             Message::IHave(_) => MessageKind::IHave,
             Message::Graft(_) => MessageKind::Graft,
             Message::Prune => MessageKind::Prune,
+            Message::Digest(_) => MessageKind::Digest,
+            Message::Want(_) => MessageKind::Want,
+            Message::Repair(_) => MessageKind::Repair,
         }
     }
 }
@@ -53,24 +66,37 @@ pub enum MessageKind {
     Graft,
     /// [`Message::Prune`].
     Prune,
+    /// [`Message::Digest`].
+    Digest,
+    /// [`Message::Want`].
+    Want,
+    /// [`Message::Repair`].
+    Repair,
 }
 
 impl MessageKind {
     /// Every kind, in wire-tag order.
-    pub const ALL: [MessageKind; 4] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Gossip,
         MessageKind::IHave,
         MessageKind::Graft,
         MessageKind::Prune,
+        MessageKind::Digest,
+        MessageKind::Want,
+        MessageKind::Repair,
     ];
 
-    /// Lower-case name, as used in metric labels: `gossip`, `ihave`, `graft`, `prune`.
+    /// Lower-case name, as used in metric labels: `gossip`, `ihave`, `graft`, `prune`,
+    /// `digest`, `want`, `repair`.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::Gossip => "gossip",
             MessageKind::IHave => "ihave",
             MessageKind::Graft => "graft",
             MessageKind::Prune => "prune",
+            MessageKind::Digest => "digest",
+            MessageKind::Want => "want",
+            MessageKind::Repair => "repair",
         }
     }
 }

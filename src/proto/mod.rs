@@ -20,6 +20,7 @@ mod adaptive;
 mod cycle;
 mod ids;
 mod missing;
+mod origins;
 mod output;
 mod peers;
 mod plumtree;

@@ -90,6 +90,17 @@ pub enum Event<I> {
         /// The payload's id (its origin's tag and sequence number name the gap).
         id: MessageId,
     },
+    /// Anti-entropy gave up on payloads this node never received: no neighbour caches them any
+    /// more (or more were missing at once than a node tracks). `first` and the `count - 1` ids
+    /// after it (same origin and incarnation, the next sequence numbers); some of them may have
+    /// been delivered after all. The application should fetch them from its own source of
+    /// truth. Counted in [`Stats::gap_payloads`].
+    Gap {
+        /// The first id given up.
+        first: MessageId,
+        /// How many consecutive ids, from `first`.
+        count: u64,
+    },
 }
 
 /// Counters of what the core has done since it was created. They only grow.
@@ -141,4 +152,22 @@ pub struct Stats {
     /// Messages ignored because their sender is not a member (not a peer this node was told
     /// about): never delivered, relayed or answered.
     pub from_non_members: u64,
+    /// Anti-entropy digests sent and received.
+    pub digests_sent: u64,
+    /// See [`digests_sent`](Self::digests_sent).
+    pub digests_received: u64,
+    /// Requests (Want) sent, after a digest offered what this node lacks, and received.
+    pub wants_sent: u64,
+    /// See [`wants_sent`](Self::wants_sent).
+    pub wants_received: u64,
+    /// Requests not answered: the same neighbour asked again within half an interval.
+    pub wants_refused: u64,
+    /// Payloads sent in answer to requests, and received so.
+    pub repairs_sent: u64,
+    /// See [`repairs_sent`](Self::repairs_sent).
+    pub repairs_received: u64,
+    /// Repairs received for payloads already delivered (two answers crossing).
+    pub repair_duplicates: u64,
+    /// Payloads given up by anti-entropy and reported as [`Event::Gap`].
+    pub gap_payloads: u64,
 }

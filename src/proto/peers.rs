@@ -26,6 +26,8 @@ pub(crate) struct Neighbour {
     pub(crate) cut_at: Option<Instant>,
     /// The link's weight ([`link_weight`]), kept because every payload received needs it.
     pub(crate) weight: u32,
+    /// When we last answered this peer's anti-entropy request.
+    pub(crate) answered_at: Option<Instant>,
 }
 
 /// What [`Peers::set_role`] changed.
@@ -201,6 +203,7 @@ impl<I: NodeId> Peers<I> {
                 suspect_since: None,
                 cut_at: None,
                 weight: link_weight(self.local_tag, peer.tag()),
+                answered_at: None,
             },
         );
         if role == PeerRole::Eager {

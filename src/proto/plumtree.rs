@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 mod admission;
+mod anti_entropy;
 mod neighbours;
 mod prune;
 mod repair;
@@ -13,6 +14,7 @@ mod repair;
 use super::adaptive::Adaptive;
 use super::ids::IdSource;
 use super::missing::Missing;
+use super::origins::{Key, Origins};
 use super::output::{Delivery, Event, PeerRole, Stats, Transmit};
 use super::peers::{Peers, Topology};
 use super::store::{Cached, Limits, MessageStore, Seen};
@@ -85,6 +87,14 @@ pub struct Plumtree<I: NodeId> {
     ihave_deadline: Option<Instant>,
     /// The adaptive IHave interval and cache retention (inert unless configured).
     adaptive: Adaptive,
+    /// What we have delivered per origin, for anti-entropy.
+    origins: Origins,
+    /// When the next digest leaves, and the origin the last one ended with.
+    digest_deadline: Option<Instant>,
+    digest_cursor: Option<Key>,
+    /// Anti-entropy's own random choices, apart from the protocol's: turning it on or off
+    /// leaves every other choice of a seeded node as it was.
+    ae_rng: fastrand::Rng,
     /// Latest time seen; inputs never move it back.
     now: Option<Instant>,
     transmits: VecDeque<Transmit<I>>,
@@ -113,6 +123,11 @@ impl<I: NodeId> Plumtree<I> {
             horizon: admission::repair_horizon(&config, &adaptive),
         });
         store.set_retention(adaptive.cache_retention(&config));
+        let max_origins = config.anti_entropy_max_origins;
+        let ae_rng = match config.rng_seed {
+            Some(seed) => fastrand::Rng::with_seed(seed ^ 0xa5a5_5a5a_a5a5_5a5a),
+            None => fastrand::Rng::new(),
+        };
         Ok(Self {
             ids: IdSource::new(local.tag(), rng.u64(..)),
             peers: Peers::new(
@@ -129,6 +144,10 @@ impl<I: NodeId> Plumtree<I> {
             rng,
             store,
             ihave_deadline: None,
+            origins: Origins::new(max_origins),
+            digest_deadline: None,
+            digest_cursor: None,
+            ae_rng,
             adaptive,
             now: None,
             transmits: VecDeque::new(),
@@ -187,6 +206,12 @@ impl<I: NodeId> Plumtree<I> {
         self.store.seen_len()
     }
 
+    /// Origins whose deliveries are tracked for anti-entropy (at most
+    /// [`anti_entropy_max_origins`](PlumtreeConfig::anti_entropy_max_origins)).
+    pub fn origins_len(&self) -> usize {
+        self.origins.len()
+    }
+
     /// Payloads announced but not received yet.
     pub fn missing_len(&self) -> usize {
         self.missing.len()
@@ -205,6 +230,7 @@ impl<I: NodeId> Plumtree<I> {
         let added = self.peers.add_members(peers);
         if added > 0 {
             self.fill();
+            self.arm_digest(now);
         }
         added
     }
@@ -289,6 +315,9 @@ impl<I: NodeId> Plumtree<I> {
             Message::IHave(ihave) => self.on_ihave(now, from, ihave),
             Message::Graft(graft) => self.on_graft(now, from, graft),
             Message::Prune => self.on_prune(from),
+            Message::Digest(digest) => self.on_digest(now, from, digest),
+            Message::Want(want) => self.on_want(now, from, want),
+            Message::Repair(repair) => self.on_repair(now, from, repair),
         }
     }
 
@@ -314,7 +343,12 @@ impl<I: NodeId> Plumtree<I> {
                 self.missing
                     .refund_graft(&id, now, self.config.graft_retry_timeout);
             }
-            Message::Graft(_) | Message::Prune => {}
+            // Anti-entropy retries by itself: the next digest offers the same runs again.
+            Message::Graft(_)
+            | Message::Prune
+            | Message::Digest(_)
+            | Message::Want(_)
+            | Message::Repair(_) => {}
         }
     }
 
@@ -343,6 +377,7 @@ impl<I: NodeId> Plumtree<I> {
             self.flush_ihaves();
         }
         self.on_missing_timers(now);
+        self.on_digest_timer(now);
         self.store.expire(now);
     }
 
@@ -365,6 +400,7 @@ impl<I: NodeId> Plumtree<I> {
         [
             self.ihave_deadline,
             self.missing.next_deadline(),
+            self.digest_deadline,
             self.store.next_expiry(),
         ]
         .into_iter()
@@ -475,8 +511,8 @@ impl<I: NodeId> Plumtree<I> {
         self.set_role(&from, PeerRole::Lazy);
     }
 
-    /// Marks a new payload seen, caches it, delivers it, and passes it on.
-    fn accept(
+    /// Marks a new payload seen, caches it, delivers it, and records it for anti-entropy.
+    fn deliver(
         &mut self,
         seen: Seen,
         id: MessageId,
@@ -498,11 +534,34 @@ impl<I: NodeId> Plumtree<I> {
         self.stats.delivered += 1;
         self.events.push_back(Event::Deliver(Delivery {
             id,
-            origin: origin.clone(),
-            payload: payload.clone(),
+            origin,
+            payload,
             hops,
             from: from.cloned(),
         }));
+        if self.anti_entropy_on()
+            && let Some(gap) = self.origins.deliver(&id, now)
+        {
+            self.stats.gap_payloads += gap.count;
+            self.events.push_back(Event::Gap {
+                first: gap.first,
+                count: gap.count,
+            });
+        }
+    }
+
+    /// Delivers a new payload ([`deliver`](Self::deliver)) and passes it on.
+    fn accept(
+        &mut self,
+        seen: Seen,
+        id: MessageId,
+        origin: I,
+        hops: u32,
+        payload: Bytes,
+        from: Option<&I>,
+    ) {
+        let now = seen.at;
+        self.deliver(seen, id, origin.clone(), hops, payload.clone(), from);
 
         // Eager push to every eager neighbour, lazy push (an announcement) to every lazy one, both
         // except the peer it came from.

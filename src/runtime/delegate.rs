@@ -43,6 +43,14 @@ pub trait PlumtreeDelegate<I>: Send + Sync + 'static {
     fn on_give_up(&self, id: &MessageId) {
         let _ = id;
     }
+
+    /// Anti-entropy gave up on `count` payloads from `first` on (same origin and incarnation,
+    /// consecutive sequence numbers): no neighbour caches them any more. `on_deliver` will most
+    /// likely never see them; fetch what they carried from the application's own source. Also
+    /// counted ([`Stats::gap_payloads`](crate::Stats::gap_payloads), `plumtree_gaps_total`).
+    fn on_gap(&self, first: &MessageId, count: u64) {
+        let _ = (first, count);
+    }
 }
 
 /// A delegate that ignores everything: for nodes that only relay, or that read deliveries from

@@ -32,6 +32,7 @@ pub(crate) async fn deliver<I: NodeId, D: PlumtreeDelegate<I>>(
                 Event::GraftSent { peer } => delegate.on_graft(&peer),
                 Event::PruneSent { peer } => delegate.on_prune(&peer),
                 Event::GaveUp { id } => delegate.on_give_up(&id),
+                Event::Gap { first, count } => delegate.on_gap(&first, count),
                 Event::NeighbourAdded { .. } | Event::NeighbourRemoved { .. } => {}
             }
         }

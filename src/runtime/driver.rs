@@ -257,6 +257,10 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             match &event {
                 Event::Deliver(_) => self.metrics.delivered(),
                 Event::GaveUp { id } => self.gave_up(id),
+                Event::Gap { first, count } => {
+                    self.metrics.gap(*count);
+                    tracing::warn!(%first, count, "anti-entropy gave up on payloads no neighbour caches");
+                }
                 _ => {}
             }
             events.push(event);

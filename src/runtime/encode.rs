@@ -65,7 +65,11 @@ impl<I: NodeId> Encoder<I> {
         match message {
             Message::Gossip(g) => self.gossip = Some((g, frame)),
             Message::IHave(i) => self.ihave = Some((i, frame)),
-            Message::Graft(_) | Message::Prune => {}
+            Message::Graft(_)
+            | Message::Prune
+            | Message::Digest(_)
+            | Message::Want(_)
+            | Message::Repair(_) => {}
         }
     }
 

@@ -11,9 +11,9 @@ use crate::telemetry::{Counter, Gauge, counter, gauge};
 /// Registered handles of one node.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    sent: [Counter; 4],
+    sent: [Counter; MessageKind::ALL.len()],
     sent_bytes: Counter,
-    received: [Counter; 4],
+    received: [Counter; MessageKind::ALL.len()],
     received_bytes: Counter,
     deliveries: Counter,
     duplicates: Counter,
@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     decode_errors: Counter,
     non_members: Counter,
     given_up: Counter,
+    gaps: Counter,
     eager: Gauge,
     lazy: Gauge,
     cache_entries: Gauge,
@@ -49,6 +50,7 @@ impl Metrics {
             decode_errors: one("plumtree_decode_errors_total"),
             non_members: one("plumtree_non_member_messages_total"),
             given_up: one("plumtree_payloads_given_up_total"),
+            gaps: one("plumtree_gap_payloads_total"),
             eager: level("plumtree_eager_peers"),
             lazy: level("plumtree_lazy_peers"),
             cache_entries: level("plumtree_cache_entries"),
@@ -77,6 +79,10 @@ impl Metrics {
 
     pub(crate) fn gave_up(&self) {
         self.given_up.increment(1);
+    }
+
+    pub(crate) fn gap(&self, count: u64) {
+        self.gaps.increment(count);
     }
 
     pub(crate) fn decode_error(&self) {

@@ -39,7 +39,7 @@ pub use network::{NetworkConfig, Regions};
 pub use record::{MessageRecord, Traffic};
 pub use scenario::{Report, Scenario, Workload};
 
-use crate::message::{Message, MessageId, MessageKind};
+use crate::message::{Envelope, Message, MessageId};
 use crate::proto::{Event, Plumtree};
 use crate::{ConfigError, PlumtreeConfig};
 
@@ -381,8 +381,18 @@ impl Sim {
         let next = core.poll_timeout();
         for t in frames.drain(..) {
             let kind = t.message.kind();
-            self.traffic.count(kind);
-            if let (MessageKind::Gossip, Message::Gossip(g)) = (kind, &t.message) {
+            let envelope = Envelope {
+                sender: i,
+                message: t.message,
+            };
+            self.traffic.count(kind, envelope.encoded_len());
+            let t = crate::Transmit {
+                to: t.to,
+                message: envelope.message,
+                urgent: t.urgent,
+            };
+            // Repairs carry payloads too: redundancy counts them.
+            if let Message::Gossip(g) | Message::Repair(g) = &t.message {
                 if let Some(&r) = self.index.get(&g.id) {
                     self.records[r].payload_messages += 1;
                 }

@@ -108,15 +108,22 @@ impl MessageRecord {
     }
 }
 
-/// Frames sent, by kind.
+/// Frames sent, by kind, and their bytes on the wire (envelopes as encoded).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
-    counts: [u64; 4],
+    counts: [u64; MessageKind::ALL.len()],
+    bytes: u64,
 }
 
 impl Traffic {
-    pub(crate) fn count(&mut self, kind: MessageKind) {
+    pub(crate) fn count(&mut self, kind: MessageKind, bytes: usize) {
         self.counts[kind as usize] += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// Bytes of every frame sent so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Frames of `kind` sent so far.

@@ -12,6 +12,9 @@ use crate::message::MessageKind;
 /// Quiet time after the last broadcast, so that repairs finish before anything is measured.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// How long the partition scenario runs on after its last broadcast.
+const HEAL_DRAIN: Duration = Duration::from_secs(40);
+
 /// A standard workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -124,7 +127,7 @@ pub struct Report {
     /// Mean over broadcasts of their largest hop count.
     pub ldh_mean: f64,
     /// Frames of each kind per broadcast.
-    pub per_broadcast: [(MessageKind, f64); 4],
+    pub per_broadcast: [(MessageKind, f64); MessageKind::ALL.len()],
     /// Payloads delivered twice to one node (must be 0).
     pub duplicate_deliveries: u64,
     /// Delivery latency percentiles over every delivery, in ms: p50, p99, max.
@@ -249,6 +252,7 @@ pub fn run(
         }
         Scenario::Partition => {
             let cut = 10_000 / interval.as_millis().max(1) as usize;
+            let mut healed_at = Duration::ZERO;
             let side = |i: NodeIndex| u8::from(i >= n / 2);
             for m in 0..workload.messages {
                 if m == 50 {
@@ -256,14 +260,25 @@ pub fn run(
                 }
                 if m == 50 + cut {
                     sim.heal();
+                    healed_at = sim.elapsed();
                 }
                 let origin = random_live(&mut sim);
                 sim.broadcast(origin, payload.clone());
                 sim.run_for(interval);
             }
-            sim.run_for(DRAIN);
+            // Long enough for anti-entropy to finish what lazy push could not.
+            sim.run_for(HEAL_DRAIN);
             let during =
                 &sim.records()[50.min(sim.records().len())..(50 + cut).min(sim.records().len())];
+            let last = during
+                .iter()
+                .map(|r| r.sent_at + r.last_delivery())
+                .max()
+                .unwrap_or_default();
+            extra.push((
+                "cut_last_delivery_after_heal_ms",
+                ms(last.saturating_sub(healed_at)),
+            ));
             let mut crossed = 0;
             let mut should_cross = 0;
             for r in during {
@@ -303,7 +318,7 @@ fn min_reliability<'a>(sim: &Sim, records: impl Iterator<Item = &'a MessageRecor
         .fold(1.0, f64::min)
 }
 
-fn summarize(scenario: Scenario, sim: &Sim, extra: Vec<(&'static str, f64)>) -> Report {
+fn summarize(scenario: Scenario, sim: &Sim, mut extra: Vec<(&'static str, f64)>) -> Report {
     let records = sim.records();
     let count = records.len().max(1) as f64;
     let series: Vec<(f64, f64)> = records
@@ -328,6 +343,7 @@ fn summarize(scenario: Scenario, sim: &Sim, extra: Vec<(&'static str, f64)>) -> 
         }
     };
     let traffic = sim.traffic();
+    extra.push(("bytes_per_broadcast", traffic.bytes() as f64 / count));
     Report {
         scenario,
         nodes: sim.config.nodes,

@@ -35,10 +35,13 @@ impl<I: NodeId> Plumtree<I> {
         // Called for every received payload (usually Unchanged): clone the id only for an event.
         let change = self.peers.set_role(peer, role);
         match change {
-            RoleChange::Added => self.events.push_back(Event::NeighbourAdded {
-                peer: peer.clone(),
-                role,
-            }),
+            RoleChange::Added => {
+                self.events.push_back(Event::NeighbourAdded {
+                    peer: peer.clone(),
+                    role,
+                });
+                self.greet(peer.clone());
+            }
             RoleChange::Promoted => {
                 self.stats.promotions += 1;
                 self.events
@@ -72,7 +75,20 @@ impl<I: NodeId> Plumtree<I> {
                 // (one that just joined) would receive nothing.
                 self.graft(&peer, None);
             }
-            self.events.push_back(Event::NeighbourAdded { peer, role });
+            self.events.push_back(Event::NeighbourAdded {
+                peer: peer.clone(),
+                role,
+            });
+            self.greet(peer);
+        }
+    }
+
+    /// A new neighbour hears at once what this node can supply (anti-entropy), instead of at
+    /// the next turn of the digest timer: a link that appears after a partition or a restart
+    /// repairs what it missed first.
+    fn greet(&mut self, peer: I) {
+        if let Some(now) = self.now {
+            self.send_digest(now, peer);
         }
     }
 }

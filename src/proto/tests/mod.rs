@@ -10,16 +10,20 @@ use crate::PlumtreeConfig;
 use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 
 mod admission;
+mod anti_entropy;
 mod prune;
 mod repair;
 
 const ME: u64 = 0;
 
+/// Anti-entropy off: its timer would interleave with the timers these tests step through; it
+/// has tests of its own (anti_entropy.rs).
 fn config() -> PlumtreeConfig {
     PlumtreeConfig::default()
         .with_rng_seed(Some(1))
         .with_eager_fanout(2)
         .with_lazy_fanout(2)
+        .with_anti_entropy_interval(Duration::ZERO)
 }
 
 /// Node 0 with neighbours `eager` and `lazy` in exactly those roles, outputs drained.

@@ -1,0 +1,331 @@
+//! Round trips, limits and refusals of the wire format.
+
+use super::*;
+use crate::message::{IdRun, IdRuns};
+
+const LIMITS: DecodeLimits = DecodeLimits {
+    max_payload: 1024,
+    max_announcements: 4,
+    max_runs: 4,
+};
+
+fn id(seq: u64) -> MessageId {
+    MessageId::new(1, 2, seq)
+}
+
+#[test]
+fn no_frame_is_longer_than_max_frame_len() {
+    let long = "n".repeat(crate::MAX_NODE_ID_LEN);
+    let limits = DecodeLimits {
+        max_payload: 5000,
+        max_announcements: 300,
+        max_runs: 4,
+    };
+    let far = |i: u64| MessageId::new(u64::MAX - i, u64::MAX, u64::MAX - 2 * i);
+    let gossip = Message::Gossip(Gossip {
+        id: far(0),
+        origin: long.clone(),
+        round: u32::MAX,
+        heaviest: u32::MAX,
+        payload: Bytes::from(vec![0; limits.max_payload]),
+    });
+    // Every other sequence number: no two announcements form a run.
+    let entries = (0..limits.max_announcements as u64)
+        .map(|i| Announcement {
+            id: far(i),
+            round: u32::MAX,
+        })
+        .collect();
+    for message in [gossip, Message::IHave(IHave { entries })] {
+        let envelope = Envelope {
+            sender: long.clone(),
+            message,
+        };
+        assert!(envelope.encoded_len() <= limits.max_frame_len());
+    }
+}
+
+fn samples() -> Vec<Envelope<u64>> {
+    let gossip = Gossip {
+        id: id(1),
+        origin: 9,
+        round: 300,
+        heaviest: 0xdead_beef,
+        payload: Bytes::from_static(b"hi"),
+    };
+    let entries = (0..4)
+        .map(|i| Announcement {
+            id: id(i),
+            round: i as u32,
+        })
+        .collect();
+    [
+        Message::Gossip(gossip),
+        Message::IHave(IHave { entries }),
+        Message::IHave(IHave::default()),
+        Message::Graft(Graft { id: Some(id(3)) }),
+        Message::Graft(Graft { id: None }),
+        Message::Prune,
+        Message::Digest(IdRuns {
+            runs: vec![IdRun {
+                first: id(4),
+                len: 300,
+            }],
+        }),
+        Message::Want(IdRuns::default()),
+        Message::Repair(Gossip {
+            id: id(2),
+            origin: 9,
+            round: 3,
+            heaviest: 1,
+            payload: Bytes::from_static(b"again"),
+        }),
+    ]
+    .into_iter()
+    .map(|message| Envelope { sender: 5, message })
+    .collect()
+}
+
+#[test]
+fn every_message_round_trips_with_exact_length() {
+    for env in samples() {
+        let bytes = env.to_bytes();
+        assert_eq!(bytes.len(), env.encoded_len(), "{env:?}");
+        assert_eq!(Envelope::decode(&bytes, &LIMITS).unwrap(), env);
+    }
+}
+
+#[test]
+fn gossip_layout_is_as_documented() {
+    let env = Envelope {
+        sender: 5u64,
+        message: Message::Gossip(Gossip {
+            id: id(1),
+            origin: 9u64,
+            round: 1,
+            heaviest: 0x0102_0304,
+            payload: Bytes::from_static(b"x"),
+        }),
+    };
+    let bytes = env.to_bytes();
+    assert_eq!(bytes[0], PLUMTREE_VERSION);
+    assert_eq!(&bytes[1..9], &5u64.to_be_bytes());
+    assert_eq!(bytes[9], KIND_GOSSIP);
+    assert_eq!(&bytes[10..34], &id(1).to_bytes());
+    assert_eq!(&bytes[34..42], &9u64.to_be_bytes());
+    assert_eq!(&bytes[42..], &[1, 1, 2, 3, 4, 1, b'x']);
+}
+
+#[test]
+fn ihave_runs_are_as_documented() {
+    let at = |seq, round| Announcement { id: id(seq), round };
+    let env = Envelope {
+        sender: 5u64,
+        message: Message::IHave(IHave {
+            entries: vec![at(1, 0), at(2, 0), at(3, 0), at(7, 0), at(8, 1)],
+        }),
+    };
+    let bytes = env.to_bytes();
+    let mut expected = vec![PLUMTREE_VERSION];
+    expected.extend(5u64.to_be_bytes());
+    expected.extend([KIND_IHAVE, 3]);
+    for (seq, round, more) in [(1, 0, 2), (7, 0, 0), (8, 1, 0)] {
+        expected.extend(id(seq).to_bytes());
+        expected.extend([round, more]);
+    }
+    assert_eq!(&bytes[..], &expected[..]);
+    let limits = DecodeLimits {
+        max_announcements: 5,
+        ..LIMITS
+    };
+    assert_eq!(Envelope::decode(&bytes, &limits), Ok(env));
+}
+
+#[test]
+fn rejects_what_the_encoder_never_writes() {
+    let prune = Envelope::<u64> {
+        sender: 5,
+        message: Message::Prune,
+    }
+    .to_bytes();
+    let mut bad = prune.to_vec();
+    bad[0] = WIRE_VERSION + 1;
+    assert_eq!(
+        Envelope::<u64>::decode(&bad.into(), &LIMITS),
+        Err(DecodeError::UnsupportedVersion(WIRE_VERSION + 1))
+    );
+    let mut bad = prune.to_vec();
+    bad[9] = 77;
+    assert_eq!(
+        Envelope::<u64>::decode(&bad.into(), &LIMITS),
+        Err(DecodeError::UnknownKind(77))
+    );
+    let mut bad = prune.to_vec();
+    bad.push(0);
+    assert_eq!(
+        Envelope::<u64>::decode(&bad.into(), &LIMITS),
+        Err(DecodeError::TrailingBytes(1))
+    );
+
+    let big = Envelope {
+        sender: 5u64,
+        message: Message::Gossip(Gossip {
+            id: id(1),
+            origin: 5,
+            round: 0,
+            heaviest: 0,
+            payload: Bytes::from(vec![0; 1025]),
+        }),
+    };
+    assert_eq!(
+        Envelope::<u64>::decode(&big.to_bytes(), &LIMITS),
+        Err(DecodeError::PayloadTooLarge {
+            len: 1025,
+            max: 1024
+        })
+    );
+
+    let entries = (0..5)
+        .map(|i| Announcement {
+            id: id(i),
+            round: 0,
+        })
+        .collect();
+    let many = Envelope::<u64> {
+        sender: 5,
+        message: Message::IHave(IHave { entries }),
+    };
+    assert_eq!(
+        Envelope::<u64>::decode(&many.to_bytes(), &LIMITS),
+        Err(DecodeError::TooManyAnnouncements { count: 5, max: 4 })
+    );
+
+    // One run of three from the last sequence number would wrap around.
+    let run = |seq: u64, more: u8| {
+        let mut frame = vec![WIRE_VERSION];
+        frame.extend(5u64.to_be_bytes());
+        frame.extend([KIND_IHAVE, 1]);
+        frame.extend(MessageId::new(1, 2, seq).to_bytes());
+        frame.extend([0, more]);
+        Bytes::from(frame)
+    };
+    assert_eq!(
+        Envelope::<u64>::decode(&run(u64::MAX - 1, 2), &LIMITS),
+        Err(DecodeError::RunOverflow)
+    );
+    assert_eq!(
+        Envelope::<u64>::decode(&run(1, 9), &LIMITS),
+        Err(DecodeError::TooManyAnnouncements { count: 10, max: 4 })
+    );
+    assert!(Envelope::<u64>::decode(&run(u64::MAX - 1, 1), &LIMITS).is_ok());
+
+    let graft = Envelope::<u64> {
+        sender: 5,
+        message: Message::Graft(Graft { id: None }),
+    };
+    let mut bad = graft.to_bytes().to_vec();
+    bad[10] = 2;
+    assert_eq!(
+        Envelope::<u64>::decode(&bad.into(), &LIMITS),
+        Err(DecodeError::InvalidFlag(2))
+    );
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for env in samples() {
+        let bytes = env.to_bytes();
+        for cut in 0..bytes.len() {
+            assert!(
+                Envelope::<u64>::decode(&bytes.slice(..cut), &LIMITS).is_err(),
+                "cut {cut} of {env:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn huge_declared_ihave_count_does_not_allocate() {
+    // A count within the limit but far beyond the bytes present fails before reserving.
+    let limits = DecodeLimits {
+        max_payload: 16,
+        max_announcements: usize::MAX,
+        max_runs: 4,
+    };
+    let mut buf = BytesMut::new();
+    buf.put_u8(WIRE_VERSION);
+    5u64.encode(&mut buf);
+    buf.put_u8(KIND_IHAVE);
+    varint::put(&mut buf, crate::MAX_IHAVE_BATCH_SIZE as u64);
+    assert_eq!(
+        Envelope::<u64>::decode(&buf.freeze(), &limits),
+        Err(DecodeError::Truncated)
+    );
+
+    // One run of 2^40 ids in 37 bytes: refused before expanding, whatever the limits say.
+    let mut buf = BytesMut::new();
+    buf.put_u8(WIRE_VERSION);
+    5u64.encode(&mut buf);
+    buf.put_u8(KIND_IHAVE);
+    varint::put(&mut buf, 1);
+    buf.put_slice(&id(1).to_bytes());
+    varint::put(&mut buf, 0);
+    varint::put(&mut buf, 1 << 40);
+    assert_eq!(
+        Envelope::<u64>::decode(&buf.freeze(), &limits),
+        Err(DecodeError::TooManyAnnouncements {
+            count: (1 << 40) + 1,
+            max: crate::MAX_IHAVE_BATCH_SIZE
+        })
+    );
+}
+
+#[test]
+fn anti_entropy_frames_are_version_4_and_plumtree_frames_version_3() {
+    for env in samples() {
+        let bytes = env.to_bytes();
+        let newer = matches!(
+            env.message,
+            Message::Digest(_) | Message::Want(_) | Message::Repair(_)
+        );
+        assert_eq!(
+            bytes[0],
+            if newer {
+                WIRE_VERSION
+            } else {
+                PLUMTREE_VERSION
+            }
+        );
+    }
+    // An anti-entropy kind under version 3 is not a version-3 message.
+    let mut digest = Envelope::<u64> {
+        sender: 5,
+        message: Message::Digest(IdRuns::default()),
+    }
+    .to_bytes()
+    .to_vec();
+    digest[0] = PLUMTREE_VERSION;
+    assert_eq!(
+        Envelope::<u64>::decode(&digest.into(), &LIMITS),
+        Err(DecodeError::UnknownKind(KIND_DIGEST))
+    );
+}
+
+#[test]
+fn a_repair_is_a_two_part_frame_like_a_gossip() {
+    let env = Envelope {
+        sender: 5u64,
+        message: Message::Repair(Gossip {
+            id: id(1),
+            origin: 9,
+            round: 0,
+            heaviest: 0,
+            payload: Bytes::from(vec![7; 100]),
+        }),
+    };
+    let frame = env.encode_frame(&mut BytesMut::new());
+    let (head, payload) = frame.clone().into_parts();
+    assert_eq!(payload.len(), 100);
+    assert_eq!(head.len() + 100, env.encoded_len());
+    assert_eq!(Envelope::decode_frame(&frame, &LIMITS), Ok(env));
+}

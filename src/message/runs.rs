@@ -1,0 +1,136 @@
+//! [`IdRuns`]: runs of consecutive payload ids, the body of anti-entropy's Digest and Want.
+//!
+//! ```text
+//! runs := count:varint  count * (first:24B  len:varint)
+//! ```
+//!
+//! A run names `len` ids: `first` and the `len - 1` that follow it (same origin and
+//! incarnation, the next sequence numbers). An origin's payloads are numbered in order, so what a
+//! node has delivered of one origin is usually one run however many payloads it holds.
+
+use bytes::{BufMut, BytesMut};
+
+use super::codec::{DecodeError, message_id};
+use super::{MESSAGE_ID_LEN, MessageId, varint};
+
+/// `first` and the `len - 1` payload ids that follow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRun {
+    /// The run's first id.
+    pub first: MessageId,
+    /// How many ids the run names, at least 1.
+    pub len: u64,
+}
+
+impl IdRun {
+    /// The run's ids in order (none past the last sequence number).
+    pub fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
+        (0..self.len).map_while(|k| self.first.after(k))
+    }
+}
+
+/// Runs of payload ids (see the module docs for the wire form).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdRuns {
+    /// The runs, in the order they were written.
+    pub runs: Vec<IdRun>,
+}
+
+impl IdRuns {
+    /// Every id of every run.
+    pub fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
+        self.runs.iter().flat_map(IdRun::ids)
+    }
+
+    pub(super) fn encoded_len(&self) -> usize {
+        let runs: usize = self
+            .runs
+            .iter()
+            .map(|run| MESSAGE_ID_LEN + varint::len(run.len))
+            .sum();
+        varint::len(self.runs.len() as u64) + runs
+    }
+
+    pub(super) fn encode(&self, buf: &mut BytesMut) {
+        varint::put(buf, self.runs.len() as u64);
+        for run in &self.runs {
+            buf.put_slice(&run.first.to_bytes());
+            varint::put(buf, run.len);
+        }
+    }
+
+    /// Reads at most `max_runs` runs, each of at least one id and none past the last sequence
+    /// number. Allocates in proportion to the runs read, never to the ids they name.
+    pub(super) fn decode(input: &mut &[u8], max_runs: usize) -> Result<Self, DecodeError> {
+        let count = varint::get(input)?;
+        if count > max_runs as u64 {
+            return Err(DecodeError::TooManyRuns {
+                count,
+                max: max_runs,
+            });
+        }
+        // Each run takes at least 25 bytes: a count the input cannot hold is truncated.
+        if count > (input.len() / (MESSAGE_ID_LEN + 1)) as u64 {
+            return Err(DecodeError::Truncated);
+        }
+        let mut runs = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let first = message_id(input)?;
+            let len = varint::get(input)?;
+            if len == 0 {
+                return Err(DecodeError::EmptyRun);
+            }
+            first.after(len - 1).ok_or(DecodeError::RunOverflow)?;
+            runs.push(IdRun { first, len });
+        }
+        Ok(Self { runs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_round_trip_and_name_their_ids() {
+        let runs = IdRuns {
+            runs: vec![
+                IdRun {
+                    first: MessageId::new(1, 2, 10),
+                    len: 3,
+                },
+                IdRun {
+                    first: MessageId::new(7, 8, 0),
+                    len: 1,
+                },
+            ],
+        };
+        let mut buf = BytesMut::new();
+        runs.encode(&mut buf);
+        assert_eq!(buf.len(), runs.encoded_len());
+        let mut input = &buf[..];
+        assert_eq!(IdRuns::decode(&mut input, 2).unwrap(), runs);
+        assert!(input.is_empty());
+        let seqs: Vec<u64> = runs.ids().map(|id| id.seq()).collect();
+        assert_eq!(seqs, [10, 11, 12, 0]);
+        let mut input = &buf[..];
+        assert_eq!(
+            IdRuns::decode(&mut input, 1),
+            Err(DecodeError::TooManyRuns { count: 2, max: 1 })
+        );
+    }
+
+    #[test]
+    fn empty_and_overflowing_runs_are_refused() {
+        for (seq, len, error) in [
+            (5, 0, DecodeError::EmptyRun),
+            (u64::MAX, 2, DecodeError::RunOverflow),
+        ] {
+            let mut buf = BytesMut::new();
+            varint::put(&mut buf, 1);
+            buf.put_slice(&MessageId::new(1, 1, seq).to_bytes());
+            varint::put(&mut buf, len);
+            assert_eq!(IdRuns::decode(&mut &buf[..], 4), Err(error));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Anti-entropy: neighbours tell each other what they have delivered and can still supply, and
+//! ask for what they lack, so that a payload that lazy push could not repair (a partition, an
+//! announcement lost with a crashed node) still reaches every live node while it is cached.
+//!
+//! Every `anti_entropy_interval` a node sends one neighbour, chosen at random, a Digest: per
+//! origin, the run of sequence numbers it has delivered and still caches (its records take turns,
+//! at most `anti_entropy_max_runs` per digest). A new neighbour gets one at once. The receiver
+//! compares each run with its own record of that origin (src/proto/origins.rs) and sends a Want
+//! for the runs it lacks; the holder answers with Repair messages, at most `anti_entropy_batch`
+//! payloads per Want and one Want a peer per half interval. A repair is delivered and cached
+//! like a pushed payload, but changes no link's role and is not pushed on: the tree stays as the
+//! protocol shaped it, and every node that lacks a payload asks for it itself.
+//!
+//! What no neighbour can supply any more is reported, not left silent: when a digest shows that
+//! its sender's cache starts above a payload this node still lacks, and the payload has not come
+//! from anywhere `gap_timeout` later, the node gives it up with [`Event::Gap`].
+
+use std::time::Instant;
+
+use super::{Plumtree, admission};
+
+/// Most payloads a digest steps back over to find an origin's settled ones.
+const SETTLE_STEPS: usize = 64;
+use crate::NodeId;
+use crate::message::{Gossip, IdRun, IdRuns, Message, MessageId};
+use crate::proto::origins::Key;
+use crate::proto::output::{Event, Transmit};
+use crate::proto::store::Seen;
+
+impl<I: NodeId> Plumtree<I> {
+    /// Whether anti-entropy runs at all (`anti_entropy_interval` is not zero).
+    pub(super) fn anti_entropy_on(&self) -> bool {
+        !self.config.anti_entropy_interval.is_zero()
+    }
+
+    /// Arms the digest timer unless it is armed.
+    pub(super) fn arm_digest(&mut self, now: Instant) {
+        if self.anti_entropy_on() && self.digest_deadline.is_none() {
+            self.digest_deadline = Some(now + self.config.anti_entropy_interval);
+        }
+    }
+
+    /// The digest timer: a digest to one neighbour, and gaps given up. Re-arms itself.
+    pub(super) fn on_digest_timer(&mut self, now: Instant) {
+        if self.digest_deadline.is_none_or(|at| at > now) {
+            return;
+        }
+        self.digest_deadline = None;
+        let neighbours: Vec<I> = self
+            .peers
+            .neighbours_mut()
+            .map(|(p, _)| p.clone())
+            .collect();
+        if !neighbours.is_empty() {
+            let to = neighbours[self.ae_rng.usize(..neighbours.len())].clone();
+            self.send_digest(now, to);
+        }
+        self.give_up_stale(now);
+        self.arm_digest(now);
+    }
+
+    /// Sends `to` a digest of what this node can supply, if anything, taking records in turn.
+    ///
+    /// Only settled payloads are offered: those delivered here more than twice the repair
+    /// horizon ago. A younger one is most likely still on its way to the neighbour through the
+    /// tree; asking for it would race the tree, and a repair that wins makes the tree's copy a
+    /// duplicate, which prunes a good link.
+    pub(super) fn send_digest(&mut self, now: Instant, to: I) {
+        if !self.anti_entropy_on() {
+            return;
+        }
+        let max = self.config.anti_entropy_max_runs;
+        let settled = now.checked_sub(2 * admission::repair_horizon(&self.config, &self.adaptive));
+        let store = &self.store;
+        let mut runs = Vec::new();
+        let mut last = None;
+        for (key, record) in self.origins.iter_from(self.digest_cursor) {
+            if runs.len() >= max {
+                break;
+            }
+            let (tag, incarnation) = *key;
+            last = Some(*key);
+            let id = |seq| MessageId::new(tag, incarnation, seq);
+            let Some((from, mut to)) = record.supply(|seq| store.cached(&id(seq)).is_some()) else {
+                continue;
+            };
+            let young = |seq| {
+                store
+                    .seen(&id(seq))
+                    .is_some_and(|seen| settled.is_none_or(|at| seen.at > at))
+            };
+            // Back off over the youngest, a bounded number of steps: an origin busier than that
+            // is being served by the tree right now.
+            let mut steps = 0;
+            while to > from && young(to - 1) && steps < SETTLE_STEPS {
+                to -= 1;
+                steps += 1;
+            }
+            if to > from && !young(to - 1) {
+                runs.push(IdRun {
+                    first: id(from),
+                    len: to - from,
+                });
+            }
+        }
+        self.digest_cursor = last;
+        if runs.is_empty() {
+            return;
+        }
+        self.stats.digests_sent += 1;
+        self.send(to, Message::Digest(IdRuns { runs }));
+    }
+
+    /// A neighbour's digest: ask it for what we lack of what it offers.
+    pub(super) fn on_digest(&mut self, now: Instant, from: I, digest: IdRuns) {
+        self.stats.digests_received += 1;
+        let budget = self.config.anti_entropy_batch as u64;
+        let max_runs = self.config.anti_entropy_max_runs;
+        let mut wanted = Vec::new();
+        let mut count = 0u64;
+        for run in &digest.runs {
+            let key: Key = (run.first.origin(), run.first.incarnation());
+            let (start, end) = (run.first.seq(), run.first.seq().saturating_add(run.len));
+            let record = self.origins.reach_down(key, start, now);
+            if start > record.next() {
+                // It no longer caches what lies below `start`, and we still lack some of it.
+                if record.stale.is_none() {
+                    record.stale = Some((now, start));
+                }
+            } else {
+                record.stale = None;
+            }
+            if record.asked_until.is_some_and(|until| until > now) || count >= budget {
+                continue;
+            }
+            let mut asked = false;
+            for (a, b) in record.lacking(start, end) {
+                if count >= budget || wanted.len() >= max_runs {
+                    break;
+                }
+                let len = (b - a).min(budget - count);
+                wanted.push(IdRun {
+                    first: MessageId::new(key.0, key.1, a),
+                    len,
+                });
+                count += len;
+                asked = true;
+            }
+            if asked {
+                // One outstanding request per origin: the answer takes a round trip.
+                record.asked_until = Some(now + self.config.graft_timeout);
+            }
+        }
+        if !wanted.is_empty() {
+            self.stats.wants_sent += 1;
+            self.send(from, Message::Want(IdRuns { runs: wanted }));
+        }
+    }
+
+    /// A request: answer with what we cache, within the batch, at most once per half interval
+    /// per neighbour.
+    pub(super) fn on_want(&mut self, now: Instant, from: I, want: IdRuns) {
+        self.stats.wants_received += 1;
+        let pause = self.config.anti_entropy_interval / 2;
+        let Some(neighbour) = self.peers.neighbour_mut(&from) else {
+            return; // digests go to neighbours only: a stranger's request is not answered
+        };
+        if neighbour.answered_at.is_some_and(|at| now < at + pause) {
+            self.stats.wants_refused += 1;
+            return;
+        }
+        neighbour.answered_at = Some(now);
+        let mut sent = 0;
+        for id in want.ids().take(self.config.anti_entropy_batch) {
+            let (Some(cached), Some(seen)) = (self.store.cached(&id), self.store.seen(&id)) else {
+                continue;
+            };
+            let repair = Gossip {
+                id,
+                origin: cached.origin.clone(),
+                round: cached.hops,
+                heaviest: seen.heaviest,
+                payload: cached.payload.clone(),
+            };
+            // A payload: it queues behind pushed payloads, not ahead of control messages.
+            self.transmits.push_back(Transmit {
+                to: from.clone(),
+                message: Message::Repair(repair),
+                urgent: false,
+            });
+            sent += 1;
+        }
+        self.stats.repairs_sent += sent;
+    }
+
+    /// A payload sent in answer to our request: delivered and cached if new, nothing else.
+    pub(super) fn on_repair(&mut self, now: Instant, from: I, repair: Gossip<I>) {
+        self.stats.repairs_received += 1;
+        if repair.payload.len() > self.config.max_message_size {
+            self.stats.invalid_messages += 1;
+            return;
+        }
+        if self.store.contains(&repair.id) {
+            self.stats.repair_duplicates += 1;
+            return;
+        }
+        // An announcement of it may be waiting for its graft: it has come.
+        self.missing.remove(&repair.id);
+        let seen = Seen {
+            at: now,
+            heaviest: repair.heaviest,
+        };
+        self.deliver(
+            seen,
+            repair.id,
+            repair.origin,
+            repair.round.saturating_add(1),
+            repair.payload,
+            Some(&from),
+        );
+    }
+
+    /// Gives up what has stayed missing `gap_timeout` after a digest showed that its sender no
+    /// longer caches it, and reports it.
+    fn give_up_stale(&mut self, now: Instant) {
+        let timeout = self.config.gap_timeout;
+        for (&(tag, incarnation), record) in self.origins.iter_mut() {
+            let Some((since, below)) = record.stale else {
+                continue;
+            };
+            if record.next() >= below {
+                record.stale = None;
+                continue;
+            }
+            if now.saturating_duration_since(since) < timeout {
+                continue;
+            }
+            record.stale = None;
+            for (from, to) in record.give_up_below(below) {
+                self.stats.gap_payloads += to - from;
+                self.events.push_back(Event::Gap {
+                    first: MessageId::new(tag, incarnation, from),
+                    count: to - from,
+                });
+            }
+        }
+    }
+}
