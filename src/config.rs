@@ -150,8 +150,10 @@ pub struct PlumtreeConfig {
     /// lost announcement) hears of what it missed within seconds. Zero turns anti-entropy off.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub anti_entropy_interval: Duration,
-    /// Most runs of ids in one digest or request; also what a node accepts. Default 8: a digest
-    /// then costs at most about 220 bytes, and a node's records take turns.
+    /// Most runs of ids in one digest or request; also what a node accepts. Default 64. While
+    /// neighbours agree a digest carries an eighth of it (about 220 bytes by default, the
+    /// records taking turns); for ten intervals after an exchange found something lacking, all
+    /// of it.
     pub anti_entropy_max_runs: usize,
     /// Most payloads a node sends in answer to one request. Default 128; at most one request a
     /// peer is answered per half `anti_entropy_interval`.
@@ -159,8 +161,10 @@ pub struct PlumtreeConfig {
     /// Most origins whose deliveries a node tracks for anti-entropy; the one heard from least
     /// recently leaves first. Default 4,096.
     pub anti_entropy_max_origins: usize,
-    /// How long a payload that a neighbour's digest shows is no longer cached may stay missing
-    /// before it is reported as a gap (`Event::Gap`) and no longer asked for. Default 30 s.
+    /// How long a payload known to be missing (a digest offered it, or a later payload of its
+    /// origin arrived) may stay missing before it is reported as a gap (`Event::Gap`) and no
+    /// longer asked for. Default 60 s, the default `message_cache_ttl`: after that no holder
+    /// that had it when it was sent still caches it.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub gap_timeout: Duration,
     /// Seed for the protocol's random choices. `None` (default): seeded from the OS.
@@ -197,10 +201,10 @@ impl Default for PlumtreeConfig {
             adaptive_ihave: false,
             adaptive_cache: false,
             anti_entropy_interval: Duration::from_secs(1),
-            anti_entropy_max_runs: 8,
+            anti_entropy_max_runs: 64,
             anti_entropy_batch: 128,
             anti_entropy_max_origins: 4096,
-            gap_timeout: Duration::from_secs(30),
+            gap_timeout: Duration::from_secs(60),
             rng_seed: None,
         }
     }

@@ -88,6 +88,26 @@ fn partition_heals() {
         r.reliability_min >= 0.45,
         "each side keeps delivering during the cut"
     );
+    // Anti-entropy: every delivery the cut held back happens after the heal, within 30 s, once.
+    assert_eq!(
+        extra(&r, "cut_deliveries_across_after_heal"),
+        extra(&r, "cut_deliveries_across_expected")
+    );
+    assert!(extra(&r, "cut_last_delivery_after_heal_ms") <= 30_000.0);
+    assert_eq!(r.duplicate_deliveries, 0);
+}
+
+#[test]
+fn without_anti_entropy_a_partition_loses_most_of_what_it_cut_off() {
+    let mut config = SimConfig::new(150, 1);
+    config.protocol = config
+        .protocol
+        .with_anti_entropy_interval(std::time::Duration::ZERO);
+    let (r, _) = scenario::run(Scenario::Partition, config, &Workload::default()).unwrap();
+    assert!(
+        extra(&r, "cut_deliveries_across_after_heal")
+            < extra(&r, "cut_deliveries_across_expected") / 2.0
+    );
 }
 
 #[test]

@@ -42,8 +42,8 @@ pub(crate) struct Record {
     pub(crate) touched: Instant,
     /// Until when a request for this origin is outstanding (no second one before).
     pub(crate) asked_until: Option<Instant>,
-    /// Since when a neighbour's digest has shown that it no longer caches what lies below the
-    /// sequence number given, while this node still lacks some of it.
+    /// Since when this node has known that it lacks some of what lies below the sequence
+    /// number given (a digest offered it, or a later payload arrived).
     pub(crate) stale: Option<(Instant, u64)>,
 }
 
@@ -57,6 +57,13 @@ impl Record {
             touched: now,
             asked_until: None,
             stale: None,
+        }
+    }
+
+    /// Notes that something below `below` is lacking, unless an earlier note still stands.
+    pub(crate) fn lacking_since(&mut self, now: Instant, below: u64) {
+        if self.stale.is_none() {
+            self.stale = Some((now, below));
         }
     }
 
@@ -209,7 +216,12 @@ impl Origins {
         let key = (id.origin(), id.incarnation());
         let record = self.entry(key, id.seq(), now);
         record.touched = now;
-        let (from, to) = record.deliver(id.seq())?;
+        let given_up = record.deliver(id.seq());
+        if record.next() <= id.seq() {
+            // Delivered above a hole: what the hole holds is known to be missing.
+            record.lacking_since(now, id.seq());
+        }
+        let (from, to) = given_up?;
         Some(Gap {
             first: MessageId::new(key.0, key.1, from),
             count: to - from,
@@ -245,6 +257,18 @@ impl Origins {
     #[cfg(test)]
     pub(crate) fn get(&self, key: &Key) -> Option<&Record> {
         self.records.get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &Key) -> Option<&mut Record> {
+        self.records.get_mut(key)
+    }
+
+    /// Every key, the record a delivery moved most recently first.
+    pub(crate) fn by_recency(&self) -> Vec<Key> {
+        let mut keys: Vec<(Instant, Key)> =
+            self.records.iter().map(|(k, r)| (r.touched, *k)).collect();
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.into_iter().map(|(_, k)| k).collect()
     }
 
     /// Records from `after` on (wrapping around), for digests that take turns over all of them.

@@ -92,6 +92,11 @@ pub struct Plumtree<I: NodeId> {
     /// When the next digest leaves, and the origin the last one ended with.
     digest_deadline: Option<Instant>,
     digest_cursor: Option<Key>,
+    /// Until when digests carry every run they may (an exchange found a difference).
+    boosted_until: Option<Instant>,
+    /// Neighbours that asked for something lately, each with the record to page on from and
+    /// the pages left (at most one entry per neighbour).
+    follow_ups: std::collections::BTreeMap<I, (Option<Key>, u32)>,
     /// Anti-entropy's own random choices, apart from the protocol's: turning it on or off
     /// leaves every other choice of a seeded node as it was.
     ae_rng: fastrand::Rng,
@@ -147,6 +152,8 @@ impl<I: NodeId> Plumtree<I> {
             origins: Origins::new(max_origins),
             digest_deadline: None,
             digest_cursor: None,
+            boosted_until: None,
+            follow_ups: std::collections::BTreeMap::new(),
             ae_rng,
             adaptive,
             now: None,

@@ -11,9 +11,10 @@
 //! like a pushed payload, but changes no link's role and is not pushed on: the tree stays as the
 //! protocol shaped it, and every node that lacks a payload asks for it itself.
 //!
-//! What no neighbour can supply any more is reported, not left silent: when a digest shows that
-//! its sender's cache starts above a payload this node still lacks, and the payload has not come
-//! from anywhere `gap_timeout` later, the node gives it up with [`Event::Gap`].
+//! What no neighbour supplies is reported, not left silent: a payload known to be missing (a
+//! digest offered it, or a later one of its origin arrived) that has not come from anywhere
+//! `gap_timeout` later (by default the cache's lifetime, after which no holder keeps it) is given
+//! up with [`Event::Gap`].
 
 use std::time::Instant;
 
@@ -21,11 +22,14 @@ use super::{Plumtree, admission};
 
 /// Most payloads a digest steps back over to find an origin's settled ones.
 const SETTLE_STEPS: usize = 64;
+
+/// Digest intervals a node lists its records at full size after an exchange found a difference.
+const BOOST_INTERVALS: u32 = 10;
 use crate::NodeId;
 use crate::message::{Gossip, IdRun, IdRuns, Message, MessageId};
-use crate::proto::origins::Key;
+use crate::proto::origins::{Key, Record};
 use crate::proto::output::{Event, Transmit};
-use crate::proto::store::Seen;
+use crate::proto::store::{MessageStore, Seen};
 
 impl<I: NodeId> Plumtree<I> {
     /// Whether anti-entropy runs at all (`anti_entropy_interval` is not zero).
@@ -55,11 +59,17 @@ impl<I: NodeId> Plumtree<I> {
             let to = neighbours[self.ae_rng.usize(..neighbours.len())].clone();
             self.send_digest(now, to);
         }
+        self.send_follow_up(now);
         self.give_up_stale(now);
         self.arm_digest(now);
     }
 
-    /// Sends `to` a digest of what this node can supply, if anything, taking records in turn.
+    /// Sends `to` a digest of what this node can supply, if anything.
+    ///
+    /// Half the runs go to the records a delivery moved most recently: after a partition heals,
+    /// what a node was just repaired with is what its neighbours on the same side lack too, so
+    /// repairs spread from node to node like news. The other half takes the records in turn, so
+    /// that every record is offered now and then.
     ///
     /// Only settled payloads are offered: those delivered here more than twice the repair
     /// horizon ago. A younger one is most likely still on its way to the neighbour through the
@@ -69,38 +79,35 @@ impl<I: NodeId> Plumtree<I> {
         if !self.anti_entropy_on() {
             return;
         }
-        let max = self.config.anti_entropy_max_runs;
+        let max = self.digest_budget(now);
         let settled = now.checked_sub(2 * admission::repair_horizon(&self.config, &self.adaptive));
         let store = &self.store;
         let mut runs = Vec::new();
+        let mut offered = Vec::new();
+        for key in self.origins.by_recency() {
+            if runs.len() >= max.div_ceil(2) {
+                break;
+            }
+            if let Some(run) = self
+                .origins
+                .get_mut(&key)
+                .and_then(|r| offer(store, settled, key, r))
+            {
+                runs.push(run);
+                offered.push(key);
+            }
+        }
         let mut last = None;
         for (key, record) in self.origins.iter_from(self.digest_cursor) {
             if runs.len() >= max {
                 break;
             }
-            let (tag, incarnation) = *key;
             last = Some(*key);
-            let id = |seq| MessageId::new(tag, incarnation, seq);
-            let Some((from, mut to)) = record.supply(|seq| store.cached(&id(seq)).is_some()) else {
+            if offered.contains(key) {
                 continue;
-            };
-            let young = |seq| {
-                store
-                    .seen(&id(seq))
-                    .is_some_and(|seen| settled.is_none_or(|at| seen.at > at))
-            };
-            // Back off over the youngest, a bounded number of steps: an origin busier than that
-            // is being served by the tree right now.
-            let mut steps = 0;
-            while to > from && young(to - 1) && steps < SETTLE_STEPS {
-                to -= 1;
-                steps += 1;
             }
-            if to > from && !young(to - 1) {
-                runs.push(IdRun {
-                    first: id(from),
-                    len: to - from,
-                });
+            if let Some(run) = offer(store, settled, *key, record) {
+                runs.push(run);
             }
         }
         self.digest_cursor = last;
@@ -109,6 +116,38 @@ impl<I: NodeId> Plumtree<I> {
         }
         self.stats.digests_sent += 1;
         self.send(to, Message::Digest(IdRuns { runs }));
+    }
+
+    /// The next page of every record, in key order, to the first neighbour that asked for
+    /// something lately: a node that lacked one thing (a partition, a restart) likely lacks
+    /// others, including whole origins it has never heard of, which the random digests would
+    /// take long to name. Costs nothing while no one asks.
+    fn send_follow_up(&mut self, now: Instant) {
+        let Some((peer, (cursor, pages))) = self.follow_ups.pop_first() else {
+            return;
+        };
+        if self.peers.role(&peer).is_none() {
+            return; // no longer a neighbour
+        }
+        let settled = now.checked_sub(2 * admission::repair_horizon(&self.config, &self.adaptive));
+        let max = self.config.anti_entropy_max_runs;
+        let store = &self.store;
+        let mut runs = Vec::new();
+        let mut last = cursor;
+        for (key, record) in self.origins.iter_from(cursor) {
+            if runs.len() >= max {
+                break;
+            }
+            last = Some(*key);
+            runs.extend(offer(store, settled, *key, record));
+        }
+        if pages > 1 {
+            self.follow_ups.insert(peer.clone(), (last, pages - 1));
+        }
+        if !runs.is_empty() {
+            self.stats.digests_sent += 1;
+            self.send(peer, Message::Digest(IdRuns { runs }));
+        }
     }
 
     /// A neighbour's digest: ask it for what we lack of what it offers.
@@ -122,19 +161,15 @@ impl<I: NodeId> Plumtree<I> {
             let key: Key = (run.first.origin(), run.first.incarnation());
             let (start, end) = (run.first.seq(), run.first.seq().saturating_add(run.len));
             let record = self.origins.reach_down(key, start, now);
-            if start > record.next() {
-                // It no longer caches what lies below `start`, and we still lack some of it.
-                if record.stale.is_none() {
-                    record.stale = Some((now, start));
-                }
-            } else {
-                record.stale = None;
+            let lacking = record.lacking(start, end);
+            if !lacking.is_empty() {
+                record.lacking_since(now, end);
             }
             if record.asked_until.is_some_and(|until| until > now) || count >= budget {
                 continue;
             }
             let mut asked = false;
-            for (a, b) in record.lacking(start, end) {
+            for (a, b) in lacking {
                 if count >= budget || wanted.len() >= max_runs {
                     break;
                 }
@@ -152,6 +187,7 @@ impl<I: NodeId> Plumtree<I> {
             }
         }
         if !wanted.is_empty() {
+            self.boost(now);
             self.stats.wants_sent += 1;
             self.send(from, Message::Want(IdRuns { runs: wanted }));
         }
@@ -170,9 +206,29 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         neighbour.answered_at = Some(now);
+        self.boost(now);
+        // It lacked something: page through every record for it (see `send_follow_up`).
+        let pages = self
+            .origins
+            .len()
+            .div_ceil(self.config.anti_entropy_max_runs) as u32
+            + 1;
+        self.follow_ups
+            .entry(from.clone())
+            .and_modify(|(_, left)| *left = pages)
+            .or_insert((None, pages));
         let mut sent = 0;
         for id in want.ids().take(self.config.anti_entropy_batch) {
-            let (Some(cached), Some(seen)) = (self.store.cached(&id), self.store.seen(&id)) else {
+            let Some(seen) = self.store.seen(&id) else {
+                continue;
+            };
+            // Asked for at this age: with adaptive retention, keep payloads at least this long
+            // from now on (as for grafts), so that the next repair of this kind finds them.
+            let age = now.saturating_duration_since(seen.at);
+            if let Some(longer) = self.adaptive.grafted_at_age(age, &self.config) {
+                self.store.set_retention(longer);
+            }
+            let Some(cached) = self.store.cached(&id) else {
                 continue;
             };
             let repair = Gossip {
@@ -220,8 +276,26 @@ impl<I: NodeId> Plumtree<I> {
         );
     }
 
-    /// Gives up what has stayed missing `gap_timeout` after a digest showed that its sender no
-    /// longer caches it, and reports it.
+    /// Runs a digest may carry now: an eighth of `anti_entropy_max_runs` while the neighbours
+    /// agree, all of it for [`BOOST_INTERVALS`] digest intervals after an exchange found
+    /// something lacking. Agreement is the steady state and costs a few dozen bytes a second;
+    /// after a partition heals, the first exchange across it finds a difference, and the nodes
+    /// on both sides then list their records eight times as fast.
+    fn digest_budget(&self, now: Instant) -> usize {
+        let max = self.config.anti_entropy_max_runs;
+        if self.boosted_until.is_some_and(|until| until > now) {
+            max
+        } else {
+            (max / 8).max(1)
+        }
+    }
+
+    fn boost(&mut self, now: Instant) {
+        self.boosted_until = Some(now + BOOST_INTERVALS * self.config.anti_entropy_interval);
+    }
+
+    /// Gives up what has been known missing for `gap_timeout` (no neighbour supplied it in that
+    /// time, asked at every digest that offered it), and reports it.
     fn give_up_stale(&mut self, now: Instant) {
         let timeout = self.config.gap_timeout;
         for (&(tag, incarnation), record) in self.origins.iter_mut() {
@@ -245,4 +319,32 @@ impl<I: NodeId> Plumtree<I> {
             }
         }
     }
+}
+
+/// The run of `key` this node offers: what it has delivered and still caches, without the
+/// payloads delivered after `settled` (none if nothing is left).
+fn offer<I: NodeId>(
+    store: &MessageStore<I>,
+    settled: Option<Instant>,
+    (tag, incarnation): Key,
+    record: &mut Record,
+) -> Option<IdRun> {
+    let id = |seq| MessageId::new(tag, incarnation, seq);
+    let (from, mut to) = record.supply(|seq| store.cached(&id(seq)).is_some())?;
+    let young = |seq| {
+        store
+            .seen(&id(seq))
+            .is_some_and(|seen| settled.is_none_or(|at| seen.at > at))
+    };
+    // Back off over the youngest, a bounded number of steps: an origin busier than that is
+    // being served by the tree right now.
+    let mut steps = 0;
+    while to > from && young(to - 1) && steps < SETTLE_STEPS {
+        to -= 1;
+        steps += 1;
+    }
+    (to > from && !young(to - 1)).then(|| IdRun {
+        first: id(from),
+        len: to - from,
+    })
 }
