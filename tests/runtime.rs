@@ -370,3 +370,50 @@ async fn a_payload_no_announcer_supplies_is_reported_to_the_delegate() {
     assert_eq!(stats.protocol.grafts_given_up, 1);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_partition_heals_every_node_delivers_every_broadcast_once() {
+    let network = LocalNetwork::new();
+    let n = 10u64;
+    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::default()).collect();
+    // Digests every 200 ms, so that the test takes seconds, not tens of them.
+    let nodes: Vec<_> = (0..n)
+        .map(|id| {
+            let config = config(id).with_anti_entropy_interval(Duration::from_millis(200));
+            PlumtreeMemberlist::new(id, config, recorders[id as usize].clone()).unwrap()
+        })
+        .collect();
+    for node in &nodes {
+        node.start(network.join(node)).unwrap();
+        node.inputs().add_peers(0..n);
+    }
+    let mut ids = broadcast_from(&nodes, &[0, 7], 10, Duration::from_millis(5)).await;
+    assert!(all_deliver(&recorders, &ids, Duration::from_secs(10)).await);
+
+    // Cut into 0..5 and 5..10, broadcast on both sides, and wait long enough for every graft
+    // across the cut to give up: only anti-entropy can repair what the cut held back.
+    network.partition(move |id| u8::from(*id >= n / 2));
+    ids.extend(broadcast_from(&nodes, &[1, 2, 6, 9], 40, Duration::from_millis(10)).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        recorders[0].count() < ids.len(),
+        "the cut held something back"
+    );
+    network.heal();
+    assert!(
+        all_deliver(&recorders, &ids, Duration::from_secs(30)).await,
+        "not every node got every broadcast after the heal"
+    );
+    assert!(
+        recorders.iter().all(|r| *r.twice.lock().unwrap() == 0),
+        "a broadcast was delivered twice"
+    );
+    let stats = nodes[0].stats().await.unwrap();
+    assert!(
+        stats.protocol.repairs_received > 0,
+        "repaired by anti-entropy"
+    );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}

@@ -51,13 +51,31 @@ impl<I> Clone for LocalNetwork<I> {
     }
 }
 
-#[derive(Debug)]
+/// Which side of a partition a node is on.
+type Sides<I> = Arc<dyn Fn(&I) -> u8 + Send + Sync>;
+
 struct Inner<I> {
     sinks: RwLock<HashMap<I, FrameSink>>,
+    /// While set, frames between nodes on different sides are lost.
+    partition: RwLock<Option<Sides<I>>>,
     latency: Range<Duration>,
     loss: f64,
     seed: u64,
     rng: Mutex<fastrand::Rng>,
+}
+
+impl<I: std::fmt::Debug> std::fmt::Debug for Inner<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNetwork")
+            .field("nodes", &self.sinks.read().map(|s| s.len()).unwrap_or(0))
+            .field("latency", &self.latency)
+            .field("loss", &self.loss)
+            .field(
+                "partitioned",
+                &self.partition.read().is_ok_and(|p| p.is_some()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl<I: NodeId> Default for LocalNetwork<I> {
@@ -78,6 +96,7 @@ impl<I: NodeId> LocalNetwork<I> {
         Self {
             inner: Arc::new(Inner {
                 sinks: RwLock::default(),
+                partition: RwLock::default(),
                 latency,
                 loss,
                 seed,
@@ -107,6 +126,23 @@ impl<I: NodeId> LocalNetwork<I> {
     /// Disconnects `id`: frames to it are lost from now on (as if it crashed).
     pub fn leave(&self, id: &I) {
         self.inner.sinks.write().expect("not poisoned").remove(id);
+    }
+
+    /// Cuts the network: from now on, frames between nodes that `side` puts on different sides
+    /// are lost (the sender is not told), until [`heal`](Self::heal).
+    pub fn partition(&self, side: impl Fn(&I) -> u8 + Send + Sync + 'static) {
+        *self.inner.partition.write().expect("not poisoned") = Some(Arc::new(side));
+    }
+
+    /// Ends a [`partition`](Self::partition).
+    pub fn heal(&self) {
+        *self.inner.partition.write().expect("not poisoned") = None;
+    }
+
+    /// Whether a frame from `a` to `b` is lost to a partition.
+    fn cut(&self, a: &I, b: &I) -> bool {
+        let partition = self.inner.partition.read().expect("not poisoned");
+        partition.as_ref().is_some_and(|side| side(a) != side(b))
     }
 
     fn sink(&self, id: &I) -> Option<FrameSink> {
@@ -146,7 +182,7 @@ pub struct LocalTransport<I> {
 impl<I: NodeId> Transport<I> for LocalTransport<I> {
     async fn send(&self, to: &I, frame: Frame) -> Result<(), TransportError> {
         let sink = self.network.sink(to).ok_or(TransportError::Unreachable)?;
-        if self.network.lost() {
+        if self.network.lost() || self.network.cut(&self.from, to) {
             return Ok(());
         }
         let latency = self.network.latency(&self.from, to);
@@ -173,6 +209,9 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
         let inner = &self.network.inner;
         if inner.loss > 0.0 || !inner.latency.start.is_zero() || !inner.latency.end.is_zero() {
             return Err(frame);
+        }
+        if self.network.cut(&self.from, to) {
+            return Ok(()); // lost, as on a cut link
         }
         let sinks = inner.sinks.read().expect("not poisoned");
         match sinks.get(to) {
