@@ -29,6 +29,7 @@ usage: cargo run --release --features sim --example simulate -- [FLAGS]
   --latency-ms MIN-MAX one-way link latency (default 10-50)
   --regions R          R regions instead: 2 ms one way inside one, 80 ms between
   --loss P             frame loss, 0 to 1 (default 0)
+  --partition-secs S   how long the partition scenario's cut lasts (default 10)
   --json               the report as JSON
   --out DIR            also write an SVG plot of reliability and RMR per broadcast and the
                        final eager tree as a Graphviz DOT file
@@ -43,6 +44,7 @@ struct Args {
     json: bool,
     overrides: Vec<(String, String)>,
     interval_ms: u64,
+    partition_secs: u64,
     out: Option<std::path::PathBuf>,
     latency: Option<std::ops::Range<std::time::Duration>>,
     regions: Option<u64>,
@@ -59,6 +61,7 @@ fn parse() -> Result<Args, String> {
         json: false,
         overrides: Vec::new(),
         interval_ms: 100,
+        partition_secs: 10,
         out: None,
         latency: None,
         regions: None,
@@ -92,6 +95,11 @@ fn parse() -> Result<Args, String> {
             "--loss" => args.loss = value()?.parse().map_err(|e| format!("--loss: {e}"))?,
             "--regions" => {
                 args.regions = Some(value()?.parse().map_err(|e| format!("--regions: {e}"))?)
+            }
+            "--partition-secs" => {
+                args.partition_secs = value()?
+                    .parse()
+                    .map_err(|e| format!("--partition-secs: {e}"))?
             }
             "--interval-ms" => {
                 args.interval_ms = value()?
@@ -158,6 +166,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let workload = Workload {
         messages: args.messages,
         interval: std::time::Duration::from_millis(args.interval_ms),
+        partition: std::time::Duration::from_secs(args.partition_secs),
         ..Workload::default()
     };
     let started = Instant::now();

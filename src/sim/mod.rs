@@ -108,6 +108,8 @@ pub struct Sim {
     index: HashMap<MessageId, usize, foldhash::fast::RandomState>,
     traffic: Traffic,
     duplicates: u64,
+    /// Payloads given up by anti-entropy and reported as gaps, over all nodes.
+    gap_payloads: u64,
     /// Promotions (lazy to eager) and demotions seen, over all nodes.
     role_changes: (u64, u64),
     /// Largest payload cache of one node at any sample, in bytes.
@@ -134,6 +136,7 @@ impl Sim {
             index: HashMap::default(),
             traffic: Traffic::default(),
             duplicates: 0,
+            gap_payloads: 0,
             role_changes: (0, 0),
             cache_peak: 0,
             cache_samples: (0.0, 0),
@@ -224,6 +227,11 @@ impl Sim {
     /// Frames sent so far, by kind.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// Payloads given up by anti-entropy (`Event::Gap`), summed over all nodes.
+    pub fn gap_payloads(&self) -> u64 {
+        self.gap_payloads
     }
 
     /// Payloads delivered twice to the same node (the protocol promises 0).
@@ -368,6 +376,7 @@ impl Sim {
             match &event {
                 Event::Promoted { .. } => self.role_changes.0 += 1,
                 Event::Demoted { .. } => self.role_changes.1 += 1,
+                Event::Gap { count, .. } => self.gap_payloads += count,
                 _ => {}
             }
             if let Event::Deliver(d) = event {

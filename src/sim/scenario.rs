@@ -90,6 +90,8 @@ pub struct Workload {
     pub payload: usize,
     /// How long a crash goes unnoticed. Default 2 s.
     pub detection_delay: Duration,
+    /// How long the `Partition` scenario's cut lasts. Default 10 s.
+    pub partition: Duration,
 }
 
 impl Default for Workload {
@@ -99,6 +101,7 @@ impl Default for Workload {
             interval: Duration::from_millis(100),
             payload: 256,
             detection_delay: Duration::from_secs(2),
+            partition: Duration::from_secs(10),
         }
     }
 }
@@ -251,10 +254,11 @@ pub fn run(
             }
         }
         Scenario::Partition => {
-            let cut = 10_000 / interval.as_millis().max(1) as usize;
+            let cut = (workload.partition.as_millis() / interval.as_millis().max(1)) as usize;
             let mut healed_at = Duration::ZERO;
             let side = |i: NodeIndex| u8::from(i >= n / 2);
-            for m in 0..workload.messages {
+            // Broadcasts go on for a while after the heal, however long the cut.
+            for m in 0..workload.messages.max(50 + cut + 50) {
                 if m == 50 {
                     sim.partition(side);
                 }
@@ -344,6 +348,7 @@ fn summarize(scenario: Scenario, sim: &Sim, mut extra: Vec<(&'static str, f64)>)
     };
     let traffic = sim.traffic();
     extra.push(("bytes_per_broadcast", traffic.bytes() as f64 / count));
+    extra.push(("gap_payloads", sim.gap_payloads() as f64));
     Report {
         scenario,
         nodes: sim.config.nodes,
