@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use memberlist_plumtree::message::{Announcement, Gossip, Graft, IHave, IdRun, IdRuns};
+use memberlist_plumtree::message::{
+    Announcement, Digest, Gossip, Graft, IHave, IdRun, IdRuns, Offer,
+};
 use memberlist_plumtree::{
     DecodeLimits, Envelope, Event, Message, MessageId, Plumtree, PlumtreeConfig,
 };
@@ -69,8 +71,8 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
             }),
         prop::option::of(message_id()).prop_map(|id| Message::Graft(Graft { id })),
         Just(Message::Prune),
-        (runs(), any::<bool>()).prop_map(|(runs, digest)| if digest {
-            Message::Digest(runs)
+        (runs(), any::<bool>(), any::<u64>()).prop_map(|(runs, digest, age_ms)| if digest {
+            Message::Digest(as_digest(runs, age_ms))
         } else {
             Message::Want(runs)
         }),
@@ -87,6 +89,17 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
                 payload: payload.into()
             })),
     ]
+}
+
+/// `runs` offered in a digest, each `age_ms` old.
+fn as_digest(runs: IdRuns, age_ms: u64) -> Digest {
+    Digest {
+        offers: runs
+            .runs
+            .into_iter()
+            .map(|run| Offer { run, age_ms })
+            .collect(),
+    }
 }
 
 /// Runs of ids, any length that does not pass the last sequence number.
@@ -223,14 +236,16 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, id)| Op::Receive(p, Message::Graft(Graft { id }))),
         peer.clone().prop_map(|p| Op::Receive(p, Message::Prune)),
         // Forged anti-entropy: runs of any length over the small id space and far beyond it.
-        (peer.clone(), small_runs(), any::<bool>()).prop_map(|(p, runs, digest)| Op::Receive(
-            p,
-            if digest {
-                Message::Digest(runs)
-            } else {
-                Message::Want(runs)
-            }
-        )),
+        (peer.clone(), small_runs(), any::<bool>(), 0u64..5000).prop_map(
+            |(p, runs, digest, age)| Op::Receive(
+                p,
+                if digest {
+                    Message::Digest(as_digest(runs, age))
+                } else {
+                    Message::Want(runs)
+                }
+            )
+        ),
         (peer, small_id(), 0usize..300).prop_map(|(p, id, len)| Op::Receive(
             p,
             Message::Repair(Gossip {
@@ -299,12 +314,13 @@ proptest! {
                 prop_assert!(node.is_member(&t.to), "{:?} is not a member", t.to);
                 match &t.message {
                     Message::Repair(_) => repairs += 1,
-                    Message::Digest(runs) | Message::Want(runs) => {
+                    Message::Digest(digest) => {
+                        prop_assert!(digest.offers.len() <= config.anti_entropy_max_runs);
+                    }
+                    Message::Want(runs) => {
                         prop_assert!(runs.runs.len() <= config.anti_entropy_max_runs);
                         let ids: u64 = runs.runs.iter().map(|r| r.len).sum();
-                        if let Message::Want(_) = t.message {
-                            prop_assert!(ids <= config.anti_entropy_batch as u64);
-                        }
+                        prop_assert!(ids <= config.anti_entropy_batch as u64);
                     }
                     _ => {}
                 }

@@ -6,8 +6,8 @@
 //! ihave    := runs:varint  runs * (id:24B  round:varint  more:varint)               (kind 2)
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
 //! prune    := (empty)                                                                 (kind 4)
-//! digest   := runs (src/message/runs.rs)                                              (kind 5)
-//! want     := runs                                                                    (kind 6)
+//! digest   := runs, each with an age (src/message/runs.rs)                            (kind 5)
+//! want     := runs (src/message/runs.rs)                                              (kind 6)
 //! repair   := as gossip                                                               (kind 7)
 //! ```
 //!
@@ -33,7 +33,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::runs::IdRuns;
+use super::runs::{Digest, IdRuns};
 use super::types::{Announcement, Envelope, Gossip, Graft, IHave, Message};
 use super::{MESSAGE_ID_LEN, MessageId, varint};
 use crate::NodeId;
@@ -140,7 +140,7 @@ impl DecodeLimits {
         let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + VARINT_64 + self.max_payload;
         let announcement = MESSAGE_ID_LEN + VARINT_32 + VARINT_64;
         let ihave = VARINT_64 + self.max_announcements.saturating_mul(announcement);
-        let runs = VARINT_64 + self.max_runs.saturating_mul(MESSAGE_ID_LEN + VARINT_64);
+        let runs = VARINT_64 + self.max_runs.saturating_mul(MESSAGE_ID_LEN + 2 * VARINT_64);
         envelope.saturating_add(gossip.max(ihave).max(runs))
     }
 }
@@ -166,7 +166,8 @@ impl<I: NodeId> Envelope<I> {
             }
             Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
             Message::Prune => 0,
-            Message::Digest(runs) | Message::Want(runs) => runs.encoded_len(),
+            Message::Digest(digest) => digest.encoded_len(),
+            Message::Want(runs) => runs.encoded_len(),
         };
         1 + self.sender.encoded_len() + 1 + body
     }
@@ -221,9 +222,9 @@ impl<I: NodeId> Envelope<I> {
                 }
             }
             Message::Prune => buf.put_u8(KIND_PRUNE),
-            Message::Digest(runs) => {
+            Message::Digest(digest) => {
                 buf.put_u8(KIND_DIGEST);
-                runs.encode(buf);
+                digest.encode(buf);
             }
             Message::Want(runs) => {
                 buf.put_u8(KIND_WANT);
@@ -347,7 +348,7 @@ impl<I: NodeId> Envelope<I> {
                 [flag] => return Err(DecodeError::InvalidFlag(flag)),
             },
             KIND_PRUNE => Message::Prune,
-            KIND_DIGEST => Message::Digest(IdRuns::decode(&mut input, limits.max_runs)?),
+            KIND_DIGEST => Message::Digest(Digest::decode(&mut input, limits.max_runs)?),
             KIND_WANT => Message::Want(IdRuns::decode(&mut input, limits.max_runs)?),
             other => return Err(DecodeError::UnknownKind(other)),
         };

@@ -12,5 +12,6 @@ pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
 pub use frame::Frame;
 pub use id::{MESSAGE_ID_LEN, MessageId};
 pub use types::{
-    Announcement, Envelope, Gossip, Graft, IHave, IdRun, IdRuns, Message, MessageKind,
+    Announcement, Digest, Envelope, Gossip, Graft, IHave, IdRun, IdRuns, Message, MessageKind,
+    Offer,
 };

@@ -1,8 +1,13 @@
-//! [`IdRuns`]: runs of consecutive payload ids, the body of anti-entropy's Digest and Want.
+//! [`IdRuns`] and [`Digest`]: runs of consecutive payload ids, the bodies of anti-entropy's Want
+//! and Digest.
 //!
 //! ```text
-//! runs := count:varint  count * (first:24B  len:varint)
+//! runs   := count:varint  count * (first:24B  len:varint)                (Want)
+//! digest := count:varint  count * (first:24B  len:varint  age:varint)    (Digest)
 //! ```
+//!
+//! A digest's `age` is how many milliseconds ago its sender delivered the run's first payload:
+//! a node that started later than that knows the run begins before its own time.
 //!
 //! A run names `len` ids: `first` and the `len - 1` that follow it (same origin and
 //! incarnation, the next sequence numbers). An origin's payloads are numbered in order, so what a
@@ -62,29 +67,88 @@ impl IdRuns {
     /// Reads at most `max_runs` runs, each of at least one id and none past the last sequence
     /// number. Allocates in proportion to the runs read, never to the ids they name.
     pub(super) fn decode(input: &mut &[u8], max_runs: usize) -> Result<Self, DecodeError> {
-        let count = varint::get(input)?;
-        if count > max_runs as u64 {
-            return Err(DecodeError::TooManyRuns {
-                count,
-                max: max_runs,
-            });
-        }
-        // Each run takes at least 25 bytes: a count the input cannot hold is truncated.
-        if count > (input.len() / (MESSAGE_ID_LEN + 1)) as u64 {
-            return Err(DecodeError::Truncated);
-        }
-        let mut runs = Vec::with_capacity(count as usize);
+        let count = count(input, max_runs)?;
+        let mut runs = Vec::with_capacity(count);
         for _ in 0..count {
-            let first = message_id(input)?;
-            let len = varint::get(input)?;
-            if len == 0 {
-                return Err(DecodeError::EmptyRun);
-            }
-            first.after(len - 1).ok_or(DecodeError::RunOverflow)?;
-            runs.push(IdRun { first, len });
+            runs.push(run(input)?);
         }
         Ok(Self { runs })
     }
+}
+
+/// A run a digest offers, with how long ago its sender delivered the run's first payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offer {
+    /// The payloads offered.
+    pub run: IdRun,
+    /// Milliseconds since the sender delivered `run.first` (saturating).
+    pub age_ms: u64,
+}
+
+/// What a node has delivered and can still supply, per origin (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Digest {
+    /// One offer per origin, in the order they were written.
+    pub offers: Vec<Offer>,
+}
+
+impl Digest {
+    pub(super) fn encoded_len(&self) -> usize {
+        let offers: usize = self
+            .offers
+            .iter()
+            .map(|o| MESSAGE_ID_LEN + varint::len(o.run.len) + varint::len(o.age_ms))
+            .sum();
+        varint::len(self.offers.len() as u64) + offers
+    }
+
+    pub(super) fn encode(&self, buf: &mut BytesMut) {
+        varint::put(buf, self.offers.len() as u64);
+        for offer in &self.offers {
+            buf.put_slice(&offer.run.first.to_bytes());
+            varint::put(buf, offer.run.len);
+            varint::put(buf, offer.age_ms);
+        }
+    }
+
+    /// As [`IdRuns::decode`], each run followed by its age.
+    pub(super) fn decode(input: &mut &[u8], max_runs: usize) -> Result<Self, DecodeError> {
+        let count = count(input, max_runs)?;
+        let mut offers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let run = run(input)?;
+            let age_ms = varint::get(input)?;
+            offers.push(Offer { run, age_ms });
+        }
+        Ok(Self { offers })
+    }
+}
+
+/// A run count, within `max_runs` and within what the input can hold (each run takes at least
+/// 25 bytes): a count the input cannot hold is truncated, and is refused before allocating.
+fn count(input: &mut &[u8], max_runs: usize) -> Result<usize, DecodeError> {
+    let count = varint::get(input)?;
+    if count > max_runs as u64 {
+        return Err(DecodeError::TooManyRuns {
+            count,
+            max: max_runs,
+        });
+    }
+    if count > (input.len() / (MESSAGE_ID_LEN + 1)) as u64 {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(count as usize)
+}
+
+/// One run: at least one id, none past the last sequence number.
+fn run(input: &mut &[u8]) -> Result<IdRun, DecodeError> {
+    let first = message_id(input)?;
+    let len = varint::get(input)?;
+    if len == 0 {
+        return Err(DecodeError::EmptyRun);
+    }
+    first.after(len - 1).ok_or(DecodeError::RunOverflow)?;
+    Ok(IdRun { first, len })
 }
 
 #[cfg(test)]
@@ -118,6 +182,23 @@ mod tests {
             IdRuns::decode(&mut input, 1),
             Err(DecodeError::TooManyRuns { count: 2, max: 1 })
         );
+    }
+
+    #[test]
+    fn digests_round_trip_with_their_ages() {
+        let digest = Digest {
+            offers: vec![Offer {
+                run: IdRun {
+                    first: MessageId::new(3, 4, 5),
+                    len: 9,
+                },
+                age_ms: 70_000,
+            }],
+        };
+        let mut buf = BytesMut::new();
+        digest.encode(&mut buf);
+        assert_eq!(buf.len(), digest.encoded_len());
+        assert_eq!(Digest::decode(&mut &buf[..], 1).unwrap(), digest);
     }
 
     #[test]

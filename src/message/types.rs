@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::MessageId;
-pub use super::runs::{IdRun, IdRuns};
+pub use super::runs::{Digest, IdRun, IdRuns, Offer};
 
 /// A frame as it travels between two nodes: who sent it, and what it says.
 ///
@@ -30,7 +30,7 @@ pub enum Message<I> {
     /// "Stop pushing payloads to me; announce them instead."
     Prune,
     /// Anti-entropy: runs of payloads the sender has delivered and still caches.
-    Digest(IdRuns),
+    Digest(Digest),
     /// Anti-entropy: runs of payloads the sender lacks, asked of a peer whose digest offered
     /// them.
     Want(IdRuns),

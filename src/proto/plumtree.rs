@@ -102,6 +102,8 @@ pub struct Plumtree<I: NodeId> {
     ae_rng: fastrand::Rng,
     /// Latest time seen; inputs never move it back.
     now: Option<Instant>,
+    /// The first time seen: anti-entropy fetches nothing from before it.
+    born: Option<Instant>,
     transmits: VecDeque<Transmit<I>>,
     events: VecDeque<Event<I>>,
     stats: Stats,
@@ -157,6 +159,7 @@ impl<I: NodeId> Plumtree<I> {
             ae_rng,
             adaptive,
             now: None,
+            born: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -418,6 +421,7 @@ impl<I: NodeId> Plumtree<I> {
     fn advance(&mut self, now: Instant) -> Instant {
         let now = self.now.map_or(now, |last| last.max(now));
         self.now = Some(now);
+        self.born.get_or_insert(now);
         now
     }
 

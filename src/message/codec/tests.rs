@@ -1,7 +1,7 @@
 //! Round trips, limits and refusals of the wire format.
 
 use super::*;
-use crate::message::{IdRun, IdRuns};
+use crate::message::{Digest, IdRun, IdRuns, Offer};
 
 const LIMITS: DecodeLimits = DecodeLimits {
     max_payload: 1024,
@@ -66,10 +66,13 @@ fn samples() -> Vec<Envelope<u64>> {
         Message::Graft(Graft { id: Some(id(3)) }),
         Message::Graft(Graft { id: None }),
         Message::Prune,
-        Message::Digest(IdRuns {
-            runs: vec![IdRun {
-                first: id(4),
-                len: 300,
+        Message::Digest(Digest {
+            offers: vec![Offer {
+                run: IdRun {
+                    first: id(4),
+                    len: 300,
+                },
+                age_ms: 1500,
             }],
         }),
         Message::Want(IdRuns::default()),
@@ -300,7 +303,7 @@ fn anti_entropy_frames_are_version_4_and_plumtree_frames_version_3() {
     // An anti-entropy kind under version 3 is not a version-3 message.
     let mut digest = Envelope::<u64> {
         sender: 5,
-        message: Message::Digest(IdRuns::default()),
+        message: Message::Digest(Digest::default()),
     }
     .to_bytes()
     .to_vec();

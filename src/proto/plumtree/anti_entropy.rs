@@ -16,7 +16,7 @@
 //! `gap_timeout` later (by default the cache's lifetime, after which no holder keeps it) is given
 //! up with [`Event::Gap`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Plumtree, admission};
 
@@ -26,7 +26,7 @@ const SETTLE_STEPS: usize = 64;
 /// Digest intervals a node lists its records at full size after an exchange found a difference.
 const BOOST_INTERVALS: u32 = 10;
 use crate::NodeId;
-use crate::message::{Gossip, IdRun, IdRuns, Message, MessageId};
+use crate::message::{Digest, Gossip, IdRun, IdRuns, Message, MessageId, Offer};
 use crate::proto::origins::{Key, Record};
 use crate::proto::output::{Event, Transmit};
 use crate::proto::store::{MessageStore, Seen};
@@ -91,7 +91,7 @@ impl<I: NodeId> Plumtree<I> {
             if let Some(run) = self
                 .origins
                 .get_mut(&key)
-                .and_then(|r| offer(store, settled, key, r))
+                .and_then(|r| offer(store, now, settled, key, r))
             {
                 runs.push(run);
                 offered.push(key);
@@ -106,7 +106,7 @@ impl<I: NodeId> Plumtree<I> {
             if offered.contains(key) {
                 continue;
             }
-            if let Some(run) = offer(store, settled, *key, record) {
+            if let Some(run) = offer(store, now, settled, *key, record) {
                 runs.push(run);
             }
         }
@@ -115,7 +115,7 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         self.stats.digests_sent += 1;
-        self.send(to, Message::Digest(IdRuns { runs }));
+        self.send(to, Message::Digest(Digest { offers: runs }));
     }
 
     /// The next page of every record, in key order, to the first neighbour that asked for
@@ -139,28 +139,42 @@ impl<I: NodeId> Plumtree<I> {
                 break;
             }
             last = Some(*key);
-            runs.extend(offer(store, settled, *key, record));
+            runs.extend(offer(store, now, settled, *key, record));
         }
         if pages > 1 {
             self.follow_ups.insert(peer.clone(), (last, pages - 1));
         }
         if !runs.is_empty() {
             self.stats.digests_sent += 1;
-            self.send(peer, Message::Digest(IdRuns { runs }));
+            self.send(peer, Message::Digest(Digest { offers: runs }));
         }
     }
 
     /// A neighbour's digest: ask it for what we lack of what it offers.
-    pub(super) fn on_digest(&mut self, now: Instant, from: I, digest: IdRuns) {
+    ///
+    /// A run that begins before this node's time (its holder delivered its first payload before
+    /// this node started) is not fetched below what this node already covers: a node that joins
+    /// receives what is broadcast from then on, not the history its neighbours still cache.
+    pub(super) fn on_digest(&mut self, now: Instant, from: I, digest: Digest) {
         self.stats.digests_received += 1;
         let budget = self.config.anti_entropy_batch as u64;
         let max_runs = self.config.anti_entropy_max_runs;
+        let uptime = self
+            .born
+            .map_or(Duration::ZERO, |born| now.saturating_duration_since(born));
         let mut wanted = Vec::new();
         let mut count = 0u64;
-        for run in &digest.runs {
+        for Offer { run, age_ms } in &digest.offers {
             let key: Key = (run.first.origin(), run.first.incarnation());
             let (start, end) = (run.first.seq(), run.first.seq().saturating_add(run.len));
-            let record = self.origins.reach_down(key, start, now);
+            let record = if Duration::from_millis(*age_ms) <= uptime {
+                self.origins.reach_down(key, start, now)
+            } else {
+                match self.origins.get_mut(&key) {
+                    Some(record) => record,
+                    None => continue,
+                }
+            };
             let lacking = record.lacking(start, end);
             if !lacking.is_empty() {
                 record.lacking_since(now, end);
@@ -322,13 +336,14 @@ impl<I: NodeId> Plumtree<I> {
 }
 
 /// The run of `key` this node offers: what it has delivered and still caches, without the
-/// payloads delivered after `settled` (none if nothing is left).
+/// payloads delivered after `settled` (none if nothing is left), and the age of its first.
 fn offer<I: NodeId>(
     store: &MessageStore<I>,
+    now: Instant,
     settled: Option<Instant>,
     (tag, incarnation): Key,
     record: &mut Record,
-) -> Option<IdRun> {
+) -> Option<Offer> {
     let id = |seq| MessageId::new(tag, incarnation, seq);
     let (from, mut to) = record.supply(|seq| store.cached(&id(seq)).is_some())?;
     let young = |seq| {
@@ -343,8 +358,17 @@ fn offer<I: NodeId>(
         to -= 1;
         steps += 1;
     }
-    (to > from && !young(to - 1)).then(|| IdRun {
-        first: id(from),
-        len: to - from,
+    if to == from || young(to - 1) {
+        return None;
+    }
+    let age = store.seen(&id(from)).map_or(Duration::ZERO, |seen| {
+        now.saturating_duration_since(seen.at)
+    });
+    Some(Offer {
+        run: IdRun {
+            first: id(from),
+            len: to - from,
+        },
+        age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
     })
 }

@@ -207,3 +207,32 @@ fn a_repair_of_a_payload_already_delivered_is_dropped() {
     assert!(std::iter::from_fn(|| b.poll_event()).next().is_none());
     assert_eq!(b.stats().repair_duplicates, 1);
 }
+
+#[test]
+fn a_node_that_starts_later_is_not_sent_the_history() {
+    let t = Instant::now();
+    let mut a = Plumtree::new(A, ae_config()).unwrap();
+    a.add_peer(t, B);
+    for i in 0..5u8 {
+        a.broadcast(t, vec![i; 4]).unwrap();
+    }
+    while a.poll_transmit().is_some() {}
+    // B starts ten seconds later, while A still caches all five.
+    let later = t + Duration::from_secs(10);
+    let mut b = Plumtree::new(B, ae_config()).unwrap();
+    b.add_peer(later, A);
+    let mut now = later;
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        now += Duration::from_secs(1);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        events.extend(carry(&mut a, &mut b, now, true).1);
+    }
+    assert!(delivered(&events).is_empty(), "history fetched: {events:?}");
+    assert!(b.stats().digests_received > 0, "B heard what A offers");
+    assert_eq!(b.stats().wants_sent, 0);
+    // What A broadcasts from then on reaches B as usual.
+    let id = a.broadcast(now, vec![9; 4]).unwrap();
+    assert_eq!(delivered(&carry(&mut a, &mut b, now, true).1), [id.seq()]);
+}
