@@ -553,11 +553,7 @@ impl<I: NodeId> Plumtree<I> {
         if self.anti_entropy_on()
             && let Some(gap) = self.origins.deliver(&id, now)
         {
-            self.stats.gap_payloads += gap.count;
-            self.events.push_back(Event::Gap {
-                first: gap.first,
-                count: gap.count,
-            });
+            self.report_gap(gap);
         }
     }
 

@@ -27,7 +27,7 @@ const SETTLE_STEPS: usize = 64;
 const BOOST_INTERVALS: u32 = 10;
 use crate::NodeId;
 use crate::message::{Digest, Gossip, IdRun, IdRuns, Message, MessageId, Offer};
-use crate::proto::origins::{Key, Record};
+use crate::proto::origins::{Gap, Key, Record};
 use crate::proto::output::{Event, Transmit};
 use crate::proto::store::{MessageStore, Seen};
 
@@ -312,6 +312,7 @@ impl<I: NodeId> Plumtree<I> {
     /// time, asked at every digest that offered it), and reports it.
     fn give_up_stale(&mut self, now: Instant) {
         let timeout = self.config.gap_timeout;
+        let mut gaps = Vec::new();
         for (&(tag, incarnation), record) in self.origins.iter_mut() {
             let Some((since, below)) = record.stale else {
                 continue;
@@ -325,13 +326,24 @@ impl<I: NodeId> Plumtree<I> {
             }
             record.stale = None;
             for (from, to) in record.give_up_below(below) {
-                self.stats.gap_payloads += to - from;
-                self.events.push_back(Event::Gap {
+                gaps.push(Gap {
                     first: MessageId::new(tag, incarnation, from),
                     count: to - from,
                 });
             }
         }
+        for gap in gaps {
+            self.report_gap(gap);
+        }
+    }
+
+    /// Reports payloads given up: an event for the application, and the count.
+    pub(super) fn report_gap(&mut self, gap: Gap) {
+        self.stats.gap_payloads += gap.count;
+        self.events.push_back(Event::Gap {
+            first: gap.first,
+            count: gap.count,
+        });
     }
 }
 
