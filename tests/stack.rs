@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use memberlist_plumtree::memberlist::Options;
 use memberlist_plumtree::{
-    Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, TcpStack,
+    BridgeConfig, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, TcpStack,
 };
 
 /// Counts deliveries per message id, so that duplicates show.
@@ -77,6 +77,8 @@ async fn try_start(
                 .with_peer_scoring(true),
         )
         .memberlist_options(swim)
+        // Departed members are tried again quickly, so that re-merging shows within the test.
+        .bridge(BridgeConfig::default().with_reconnect_interval(Duration::from_millis(300)))
         .build(recorder.clone())
         .await?;
     Ok((node, recorder))
@@ -241,6 +243,47 @@ async fn restarted_node_rejoins_and_receives_new_broadcasts() {
     })
     .await;
     broadcast_and_check(&nodes, 30).await;
+    shutdown_all(nodes).await;
+}
+
+/// A node that comes back without seeds (a restarted process with an empty seed list, or one
+/// side of a healed split that never contacts the other) is found again by the members that saw
+/// it fail: they try departed members' addresses every `reconnect_interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survivors_join_a_failed_member_again_when_it_comes_back() {
+    // memberlist itself keeps gossiping to a dead member for `gossip_to_the_dead_time`, which
+    // would find the node by itself; past that, only the reconnect attempts do.
+    let swim = || swim().with_gossip_to_the_dead_time(Duration::from_millis(300));
+    let mut nodes = cluster(4, swim()).await;
+    let (old, _) = nodes.remove(3);
+    let bind = address(&old);
+    old.shutdown().await.expect("shutdown");
+    wait_for("failure detection", Duration::from_secs(10), || {
+        nodes.iter().all(|(node, _)| !node.members().contains(&3))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Same id, same address, and no seeds: it contacts no one.
+    let mut attempt = 0;
+    let back = loop {
+        match try_start(3, bind, &[], swim()).await {
+            Ok(node) => break node,
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                eprintln!("restart attempt {attempt} failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("node 3 did not restart: {e}"),
+        }
+    };
+    nodes.push(back);
+    wait_for(
+        "the survivors to join it again",
+        Duration::from_secs(10),
+        || nodes.iter().all(|(node, _)| node.members().len() == 3),
+    )
+    .await;
+    broadcast_and_check(&nodes, 20).await;
     shutdown_all(nodes).await;
 }
 

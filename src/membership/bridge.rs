@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use super::meta::{META_MAX_SIZE, NodeMeta};
 use crate::ConfigError;
@@ -35,6 +35,13 @@ pub struct BridgeConfig {
     /// Only members whose metadata says they run Plumtree become peers, so a memberlist cluster
     /// may hold other services too. With `false`, every member is a peer. Default `true`.
     pub plumtree_only: bool,
+    /// How often a started `MemberlistStack` tries to join again the members that left or
+    /// failed (as serf's reconnect does). After a network split, SWIM on each side declares the
+    /// other side dead and neither would contact it again; these attempts bring the halves back
+    /// together once the network heals. Zero turns it off. Default 10 s.
+    pub reconnect_interval: Duration,
+    /// How long a member that left or failed is tried again. Default 6 hours.
+    pub reconnect_timeout: Duration,
 }
 
 impl Default for BridgeConfig {
@@ -42,6 +49,8 @@ impl Default for BridgeConfig {
         Self {
             transport_addr: None,
             plumtree_only: true,
+            reconnect_interval: Duration::from_secs(10),
+            reconnect_timeout: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -51,6 +60,10 @@ setters! { BridgeConfig;
     with_transport_addr: transport_addr: Option<SocketAddr>;
     /// Sets [`plumtree_only`](Self::plumtree_only).
     with_plumtree_only: plumtree_only: bool;
+    /// Sets [`reconnect_interval`](Self::reconnect_interval) (zero: off).
+    with_reconnect_interval: reconnect_interval: Duration;
+    /// Sets [`reconnect_timeout`](Self::reconnect_timeout).
+    with_reconnect_timeout: reconnect_timeout: Duration;
 }
 
 impl BridgeConfig {
@@ -94,13 +107,32 @@ pub struct PeerInfo<A> {
 #[derive(Debug)]
 pub(crate) struct PeerBook<I, A> {
     peers: RwLock<HashMap<I, PeerInfo<A>>>,
+    /// Members that left or failed, with their address and when: tried again by the stack's
+    /// reconnect task until `reconnect_timeout`.
+    departed: Mutex<HashMap<I, (A, Instant)>>,
 }
 
 impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
     pub(crate) fn new() -> Self {
         Self {
             peers: RwLock::new(HashMap::new()),
+            departed: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn departed_map(&self) -> std::sync::MutexGuard<'_, HashMap<I, (A, Instant)>> {
+        self.departed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The members that left or failed less than `timeout` ago, with their last address;
+    /// older ones are forgotten.
+    pub(crate) fn departed(&self, timeout: Duration) -> Vec<(I, A)> {
+        let mut departed = self.departed_map();
+        departed.retain(|_, (_, at)| at.elapsed() < timeout);
+        departed
+            .iter()
+            .map(|(id, (address, _))| (id.clone(), address.clone()))
+            .collect()
     }
 
     // A panic elsewhere while holding the lock leaves the map consistent (every update is one
@@ -123,6 +155,7 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
                 false
             }
             None => {
+                self.departed_map().remove(&id);
                 peers.insert(
                     id,
                     PeerInfo {
@@ -136,10 +169,15 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
         }
     }
 
-    /// Forgets a member; `true` if it was known.
+    /// Forgets a member, remembering its address as departed; `true` if it was known.
     pub(crate) fn remove(&self, id: &I) -> bool {
         let mut peers = self.write();
-        peers.remove(id).is_some()
+        let Some(info) = peers.remove(id) else {
+            return false;
+        };
+        self.departed_map()
+            .insert(id.clone(), (info.address, Instant::now()));
+        true
     }
 
     pub(crate) fn record_rtt(&self, id: &I, rtt: Duration) {

@@ -110,6 +110,10 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
         &self.book
     }
 
+    pub(crate) fn bridge(&self) -> &BridgeConfig {
+        &self.bridge
+    }
+
     /// Records a member that is alive (joined, or updated), making it a peer if it is new.
     fn member_alive(&self, node: &NodeState<I, A>) {
         if node.id() == &self.local {

@@ -69,6 +69,8 @@ where
     book: Arc<PeerBook<I, T::ResolvedAddress>>,
     /// The stream guard of a stack made by the builder, for its counters and message limit.
     guard: Option<Arc<Shared>>,
+    /// The task that joins departed members again (`BridgeConfig::reconnect_interval`).
+    reconnect: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl<I: NodeId + Id + Data, PD, T: MlTransport<Id = I>, D> std::fmt::Debug
@@ -80,6 +82,23 @@ where
         f.debug_struct("MemberlistStack")
             .field("local", self.memberlist.local_id())
             .finish_non_exhaustive()
+    }
+}
+
+impl<I: NodeId + Id + Data, PD, T: MlTransport<Id = I>, D> Drop for MemberlistStack<I, PD, T, D>
+where
+    D: Delegate<Id = I, Address = T::ResolvedAddress>,
+{
+    fn drop(&mut self) {
+        // The reconnect task holds only memberlist handles: it must not outlive the stack.
+        if let Some(task) = self
+            .reconnect
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
     }
 }
 
@@ -112,6 +131,7 @@ where
             memberlist,
             book,
             guard: None,
+            reconnect: std::sync::Mutex::default(),
         })
     }
 
@@ -132,7 +152,47 @@ where
     /// # Errors
     /// As [`PlumtreeMemberlist::start`].
     pub fn start(&self, transport: impl Transport<I>) -> Result<(), StartError> {
-        self.plumtree.start(transport)
+        self.plumtree.start(transport)?;
+        self.start_reconnect();
+        Ok(())
+    }
+
+    /// Spawns the task that joins departed members again, every
+    /// `BridgeConfig::reconnect_interval` (see there why).
+    fn start_reconnect(&self) {
+        let Some(bridge) = self.memberlist.delegate().map(|d| d.bridge().clone()) else {
+            return;
+        };
+        if bridge.reconnect_interval.is_zero() {
+            return;
+        }
+        let memberlist = self.memberlist.clone();
+        let book = Arc::clone(&self.book);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(bridge.reconnect_interval).await;
+                for (id, address) in book.departed(bridge.reconnect_timeout) {
+                    match memberlist
+                        .join(MaybeResolvedAddress::Resolved(address))
+                        .await
+                    {
+                        Ok(_) => tracing::info!(peer = %id, "joined a departed member again"),
+                        Err(memberlist::error::Error::NotRunning) => return,
+                        Err(error) => {
+                            tracing::debug!(peer = %id, %error, "departed member still unreachable");
+                        }
+                    }
+                }
+            }
+        });
+        let old = self
+            .reconnect
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(task);
+        if let Some(old) = old {
+            old.abort();
+        }
     }
 
     /// Finds a peer's Plumtree transport address (its `BridgeConfig::transport_addr`) in the
@@ -217,6 +277,15 @@ where
     /// [`StackError::Memberlist`] if memberlist's transport failed to close; the Plumtree node
     /// is stopped anyway.
     pub async fn shutdown(&self) -> Result<(), StackError> {
+        let reconnect = self
+            .reconnect
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = reconnect {
+            task.abort();
+            let _ = task.await;
+        }
         let result = self.memberlist.shutdown().await;
         self.plumtree.shutdown().await;
         result.map_err(|e| StackError::Memberlist(e.to_string()))
