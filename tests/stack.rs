@@ -84,6 +84,27 @@ async fn try_start(
     Ok((node, recorder))
 }
 
+/// Starts node `id` again on the address it had. Like a restarted process, it retries briefly:
+/// the old sockets may take a moment to be released, and a seed to accept the id back.
+async fn restart(
+    id: u64,
+    bind: SocketAddr,
+    seeds: &[SocketAddr],
+    swim: Options,
+) -> (Node, Recorder) {
+    for attempt in 1.. {
+        match try_start(id, bind, seeds, swim.clone()).await {
+            Ok(node) => return node,
+            Err(e) if attempt < 6 => {
+                eprintln!("restart attempt {attempt} failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("node {id} did not restart: {e}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 fn address(node: &Node) -> SocketAddr {
     *node.memberlist().advertise_address()
 }
@@ -223,20 +244,8 @@ async fn restarted_node_rejoins_and_receives_new_broadcasts() {
         nodes.iter().all(|(node, _)| !node.members().contains(&4))
     })
     .await;
-    // Same id, same address, fresh state. Like a restarted process, retry briefly: the old
-    // sockets may take a moment to be released, and the seed to accept the id back.
-    let mut attempt = 0;
-    let restarted = loop {
-        match try_start(4, bind, &[seed], swim()).await {
-            Ok(node) => break node,
-            Err(e) if attempt < 5 => {
-                attempt += 1;
-                eprintln!("restart attempt {attempt} failed: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("node 4 did not restart: {e}"),
-        }
-    };
+    // Same id, same address, fresh state.
+    let restarted = restart(4, bind, &[seed], swim()).await;
     nodes.push(restarted);
     wait_for("rejoin", Duration::from_secs(10), || {
         nodes.iter().all(|(node, _)| node.members().len() == 4)
@@ -264,18 +273,7 @@ async fn survivors_join_a_failed_member_again_when_it_comes_back() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Same id, same address, and no seeds: it contacts no one.
-    let mut attempt = 0;
-    let back = loop {
-        match try_start(3, bind, &[], swim()).await {
-            Ok(node) => break node,
-            Err(e) if attempt < 5 => {
-                attempt += 1;
-                eprintln!("restart attempt {attempt} failed: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("node 3 did not restart: {e}"),
-        }
-    };
+    let back = restart(3, bind, &[], swim()).await;
     nodes.push(back);
     wait_for(
         "the survivors to join it again",
