@@ -1,0 +1,247 @@
+//! One cluster node per process, for running a cluster across real sockets and measuring it:
+//! joins through seeds, broadcasts at a given rate, and writes one JSON line per delivery and a
+//! summary when it ends (after `--duration`, or on SIGTERM or Ctrl-C: it leaves, then shuts
+//! down).
+//!
+//! ```sh
+//! cargo run --release --example node -- --id 1 --bind 127.0.0.1:7001 --rate 10 --duration 30
+//! cargo run --release --example node -- --id 2 --bind 127.0.0.1:7002 --seed 127.0.0.1:7001
+//! ```
+//!
+//! Each payload carries its origin, its sequence number at that origin and its send time (wall
+//! clock, microseconds), so that latency is measured across processes on one machine.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use memberlist_plumtree::{Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate};
+use serde_json::json;
+
+mod support;
+
+const USAGE: &str = "
+One cluster node per process: joins, broadcasts, and reports every delivery as a JSON line.
+
+usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
+
+  --id N            this node's id (required)
+  --bind ADDR       address for memberlist, UDP and TCP, e.g. 127.0.0.1:7001 (required)
+  --seed ADDR       a node to join through (repeatable; none: wait to be joined)
+  --preset NAME     default, lan, wan, large-cluster (default: lan)
+  --rate R          broadcasts per second (default 0: only receive)
+  --payload BYTES   payload size, at least 24 (default 256)
+  --duration SECS   run this long, then leave (default: until SIGTERM or Ctrl-C)
+  --metrics ADDR    serve Prometheus metrics there (docs/metrics.md)
+
+Output on stdout, one JSON object per line: {\"event\":\"deliver\",...} per delivery, then
+{\"event\":\"summary\",...}. Logs go to stderr.
+";
+
+struct Args {
+    id: u64,
+    bind: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    config: PlumtreeConfig,
+    rate: u64,
+    payload: usize,
+    duration: Option<Duration>,
+    metrics: Option<SocketAddr>,
+}
+
+fn parse() -> Result<Args, String> {
+    let (mut id, mut bind, mut seeds) = (None, None, Vec::new());
+    let mut args = Args {
+        id: 0,
+        bind: "127.0.0.1:0".parse().expect("literal"),
+        seeds: Vec::new(),
+        config: PlumtreeConfig::lan(),
+        rate: 0,
+        payload: 256,
+        duration: None,
+        metrics: None,
+    };
+    let mut it = support::args(USAGE).into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let bad = |e: &dyn std::fmt::Display| format!("{flag}: {e}");
+        match flag.as_str() {
+            "--id" => id = Some(value()?.parse::<u64>().map_err(|e| bad(&e))?),
+            "--bind" => bind = Some(value()?.parse().map_err(|e| bad(&e))?),
+            "--seed" => seeds.push(value()?.parse().map_err(|e| bad(&e))?),
+            "--preset" => {
+                args.config = match value()?.as_str() {
+                    "default" => PlumtreeConfig::default(),
+                    "lan" => PlumtreeConfig::lan(),
+                    "wan" => PlumtreeConfig::wan(),
+                    "large-cluster" => PlumtreeConfig::large_cluster(),
+                    other => {
+                        return Err(format!(
+                            "--preset {other}: one of default, lan, wan, large-cluster"
+                        ));
+                    }
+                }
+            }
+            "--rate" => args.rate = value()?.parse().map_err(|e| bad(&e))?,
+            "--payload" => args.payload = value()?.parse().map_err(|e| bad(&e))?,
+            "--duration" => {
+                let secs: f64 = value()?.parse().map_err(|e| bad(&e))?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    return Err("--duration must be a positive number of seconds".into());
+                }
+                args.duration = Some(Duration::from_secs_f64(secs));
+            }
+            "--metrics" => args.metrics = Some(value()?.parse().map_err(|e| bad(&e))?),
+            other => return Err(support::unknown(other)),
+        }
+    }
+    args.id = id.ok_or("--id N is required")?;
+    args.bind = bind.ok_or("--bind ADDR is required, e.g. --bind 127.0.0.1:7001")?;
+    args.seeds = seeds;
+    if args.payload < 24 {
+        return Err("--payload must be at least 24 bytes (origin, sequence, send time)".into());
+    }
+    if args.payload > args.config.max_message_size {
+        return Err(format!(
+            "--payload {} exceeds the preset's max_message_size ({})",
+            args.payload, args.config.max_message_size
+        ));
+    }
+    Ok(args)
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Writes every delivery as a JSON line and counts them per id (duplicates show).
+#[derive(Clone)]
+struct Report {
+    out: Arc<Mutex<std::io::BufWriter<std::io::Stdout>>>,
+    seen: Arc<Mutex<HashMap<MessageId, u32>>>,
+}
+
+impl PlumtreeDelegate<u64> for Report {
+    fn on_deliver(&self, delivery: Delivery<u64>) {
+        let word = |i: usize| {
+            delivery
+                .payload
+                .get(i * 8..i * 8 + 8)
+                .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        };
+        let (origin, seq, sent) = (word(0), word(1), word(2));
+        let times = {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.entry(delivery.id).or_default();
+            *n += 1;
+            *n
+        };
+        let line = json!({
+            "event": "deliver",
+            "id": delivery.id.to_string(),
+            "origin": origin,
+            "seq": seq,
+            "hops": delivery.hops,
+            "latency_us": now_micros().saturating_sub(sent),
+            "times": times,
+        });
+        let mut out = self.out.lock().unwrap();
+        let _ = writeln!(out, "{line}");
+    }
+
+    fn on_gap(&self, first: &MessageId, count: u64) {
+        let line = json!({ "event": "gap", "first": first.to_string(), "count": count });
+        let _ = writeln!(self.out.lock().unwrap(), "{line}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    support::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse()?;
+    if let Some(listen) = args.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(listen)
+            .install()
+            .map_err(|e| format!("serving metrics on {listen}: {e}"))?;
+    }
+    let report = Report {
+        out: Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout()))),
+        seen: Arc::default(),
+    };
+    let node = MemberlistStack::builder(args.id)
+        .bind(args.bind)
+        .seeds(args.seeds.iter().copied())
+        .config(args.config)
+        .build(report.clone())
+        .await?;
+    eprintln!(
+        "node {} on {} ({} seeds)",
+        args.id,
+        node.memberlist().advertise_address(),
+        args.seeds.len()
+    );
+
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        match deadline {
+            Some(at) => tokio::select! {
+                () = tokio::time::sleep_until(at) => "duration",
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            },
+            None => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            },
+        }
+    };
+    tokio::pin!(stop);
+    let mut sent = 0u64;
+    let why = if args.rate == 0 {
+        stop.await
+    } else {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+        loop {
+            tokio::select! {
+                why = &mut stop => break why,
+                _ = tick.tick() => {
+                    let mut payload = vec![0u8; args.payload];
+                    payload[0..8].copy_from_slice(&args.id.to_be_bytes());
+                    payload[8..16].copy_from_slice(&sent.to_be_bytes());
+                    payload[16..24].copy_from_slice(&now_micros().to_be_bytes());
+                    node.broadcast(payload).await?;
+                    sent += 1;
+                }
+            }
+        }
+    };
+    eprintln!("stopping ({why}): leaving the cluster");
+    if let Err(error) = node.leave(Duration::from_secs(2)).await {
+        eprintln!("leave: {error}");
+    }
+    node.shutdown().await?;
+    let seen = report.seen.lock().unwrap();
+    let summary = json!({
+        "event": "summary",
+        "id": args.id,
+        "sent": sent,
+        "delivered": seen.len(),
+        "duplicates": seen.values().filter(|&&n| n > 1).count(),
+        "stopped_by": why,
+    });
+    let mut out = report.out.lock().unwrap();
+    writeln!(out, "{summary}")?;
+    out.flush()?;
+    Ok(())
+}
