@@ -18,7 +18,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use memberlist_plumtree::{Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate};
+use memberlist_plumtree::{
+    BridgeConfig, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate,
+};
 use serde_json::json;
 
 mod support;
@@ -35,9 +37,13 @@ usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
   --rate R          broadcasts per second (default 0: only receive)
   --payload BYTES   payload size, at least 24 (default 256)
   --duration SECS   run this long, then leave (default: until SIGTERM or Ctrl-C)
+  --send-for SECS   broadcast only this long, then only receive (default: all the time)
   --metrics ADDR    serve Prometheus metrics there (docs/metrics.md)
+  --no-anti-entropy turn anti-entropy off (for comparisons)
+  --no-reconnect    do not join departed members again (for comparisons)
 
-Output on stdout, one JSON object per line: {\"event\":\"deliver\",...} per delivery, then
+Output on stdout, one JSON object per line: {\"event\":\"start\",...}, then
+{\"event\":\"sent\",...} per broadcast and {\"event\":\"deliver\",...} per delivery, then
 {\"event\":\"summary\",...}. Logs go to stderr.
 ";
 
@@ -49,7 +55,9 @@ struct Args {
     rate: u64,
     payload: usize,
     duration: Option<Duration>,
+    send_for: Option<Duration>,
     metrics: Option<SocketAddr>,
+    reconnect: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -62,7 +70,9 @@ fn parse() -> Result<Args, String> {
         rate: 0,
         payload: 256,
         duration: None,
+        send_for: None,
         metrics: None,
+        reconnect: true,
     };
     let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
@@ -94,7 +104,18 @@ fn parse() -> Result<Args, String> {
                 }
                 args.duration = Some(Duration::from_secs_f64(secs));
             }
+            "--send-for" => {
+                let secs: f64 = value()?.parse().map_err(|e| bad(&e))?;
+                if !(secs >= 0.0 && secs.is_finite()) {
+                    return Err("--send-for must be a number of seconds".into());
+                }
+                args.send_for = Some(Duration::from_secs_f64(secs));
+            }
             "--metrics" => args.metrics = Some(value()?.parse().map_err(|e| bad(&e))?),
+            "--no-anti-entropy" => {
+                args.config = args.config.with_anti_entropy_interval(Duration::ZERO);
+            }
+            "--no-reconnect" => args.reconnect = false,
             other => return Err(support::unknown(other)),
         }
     }
@@ -150,13 +171,17 @@ impl PlumtreeDelegate<u64> for Report {
             "latency_us": now_micros().saturating_sub(sent),
             "times": times,
         });
-        let mut out = self.out.lock().unwrap();
-        let _ = writeln!(out, "{line}");
+        self.line(line);
     }
 
     fn on_gap(&self, first: &MessageId, count: u64) {
-        let line = json!({ "event": "gap", "first": first.to_string(), "count": count });
-        let _ = writeln!(self.out.lock().unwrap(), "{line}");
+        self.line(json!({ "event": "gap", "first": first.to_string(), "count": count }));
+    }
+}
+
+impl Report {
+    fn line(&self, value: serde_json::Value) {
+        let _ = writeln!(self.out.lock().unwrap(), "{value}");
     }
 }
 
@@ -181,6 +206,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .bind(args.bind)
         .seeds(args.seeds.iter().copied())
         .config(args.config)
+        .bridge(
+            BridgeConfig::default().with_reconnect_interval(if args.reconnect {
+                BridgeConfig::default().reconnect_interval
+            } else {
+                Duration::ZERO
+            }),
+        )
         .build(report.clone())
         .await?;
     eprintln!(
@@ -190,7 +222,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         args.seeds.len()
     );
 
-    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    report.line(json!({ "event": "start", "id": args.id, "at_us": now_micros() }));
+    let started = tokio::time::Instant::now();
+    let deadline = args.duration.map(|d| started + d);
+    let sending = |at: tokio::time::Instant| args.send_for.is_none_or(|d| at < started + d);
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
@@ -215,12 +250,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         loop {
             tokio::select! {
                 why = &mut stop => break why,
-                _ = tick.tick() => {
+                at = tick.tick() => {
+                    if !sending(at) {
+                        continue;
+                    }
+                    let at_us = now_micros();
                     let mut payload = vec![0u8; args.payload];
                     payload[0..8].copy_from_slice(&args.id.to_be_bytes());
                     payload[8..16].copy_from_slice(&sent.to_be_bytes());
-                    payload[16..24].copy_from_slice(&now_micros().to_be_bytes());
+                    payload[16..24].copy_from_slice(&at_us.to_be_bytes());
                     node.broadcast(payload).await?;
+                    report.line(json!({ "event": "sent", "seq": sent, "at_us": at_us }));
                     sent += 1;
                 }
             }
