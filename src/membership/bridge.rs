@@ -40,7 +40,8 @@ pub struct BridgeConfig {
     /// other side dead and neither would contact it again; these attempts bring the halves back
     /// together once the network heals. Zero turns it off. Default 10 s.
     pub reconnect_interval: Duration,
-    /// How long a member that left or failed is tried again. Default 6 hours.
+    /// How long a member that left or failed is tried again. Default 6 hours; at most the 1,024
+    /// most recent departures are remembered.
     pub reconnect_timeout: Duration,
 }
 
@@ -99,6 +100,9 @@ pub struct PeerInfo<A> {
     /// The last ping round-trip time memberlist measured to it, if any yet.
     pub rtt: Option<Duration>,
 }
+
+/// Most departed members remembered for reconnect attempts.
+const MAX_DEPARTED: usize = 1024;
 
 /// Peers by id: filled by the delegate's callbacks, read by the stack and the transports.
 ///
@@ -175,8 +179,18 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
         let Some(info) = peers.remove(id) else {
             return false;
         };
-        self.departed_map()
-            .insert(id.clone(), (info.address, Instant::now()));
+        let mut departed = self.departed_map();
+        if departed.len() >= MAX_DEPARTED {
+            // Churn through many short-lived ids must not grow this: the oldest goes first.
+            let oldest = departed
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                departed.remove(&oldest);
+            }
+        }
+        departed.insert(id.clone(), (info.address, Instant::now()));
         true
     }
 
@@ -207,5 +221,28 @@ impl<I: Eq + Hash + Clone, A: Clone> PeerBook<I, A> {
     pub(crate) fn ids(&self) -> Vec<I> {
         let peers = self.read();
         peers.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn departures_are_remembered_for_reconnects_within_a_bound() {
+        let book = PeerBook::<u32, u32>::new();
+        for id in 0..(MAX_DEPARTED as u32 + 10) {
+            book.upsert(id, id, NodeMeta::default());
+            assert!(book.remove(&id));
+        }
+        let departed = book.departed(Duration::from_secs(60));
+        assert_eq!(departed.len(), MAX_DEPARTED);
+        // Back again: no longer departed.
+        book.upsert(MAX_DEPARTED as u32 + 9, 0, NodeMeta::default());
+        assert_eq!(
+            book.departed(Duration::from_secs(60)).len(),
+            MAX_DEPARTED - 1
+        );
+        assert!(book.departed(Duration::ZERO).is_empty());
     }
 }

@@ -218,8 +218,13 @@ impl Origins {
         self.records.len()
     }
 
-    /// Records a delivery; returns a gap if a hole had to be given up.
+    /// Records a delivery; returns a gap if a hole had to be given up. The last sequence number
+    /// (`u64::MAX`, which no origin reaches, but a forged id may carry) is not tracked: a record's
+    /// mark could not move past it.
     pub(crate) fn deliver(&mut self, id: &MessageId, now: Instant) -> Option<Gap> {
+        if id.seq() == u64::MAX {
+            return None;
+        }
         let key = (id.origin(), id.incarnation());
         let record = self.entry(key, id.seq(), now);
         record.touched = now;
@@ -370,6 +375,16 @@ mod tests {
         );
         assert_eq!(origins.len(), 2);
         assert!(origins.get(&(2, 1)).is_none());
+    }
+
+    #[test]
+    fn the_last_sequence_number_is_not_tracked() {
+        let mut origins = Origins::new(4);
+        let now = Instant::now();
+        let last = MessageId::new(1, 1, u64::MAX);
+        assert_eq!(origins.deliver(&last, now), None);
+        assert_eq!(origins.deliver(&last, now), None);
+        assert_eq!(origins.len(), 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::stats::{Counters, NodeStats};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::proto::{Event, Plumtree};
-use crate::{Envelope, Frame, MessageId, NodeId};
+use crate::{Envelope, Frame, NodeId};
 
 /// Membership changes and queries: rare, never dropped.
 #[derive(Debug)]
@@ -40,8 +40,32 @@ pub(crate) const INBOUND_BATCH: usize = 64;
 /// Most broadcasts taken in one turn.
 const BROADCAST_BATCH: usize = 8;
 
-/// At most one warning this often for payloads given up.
+/// At most one warning this often for payloads given up (grafts or anti-entropy).
 const GAVE_UP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A warning logged at most once per [`GAVE_UP_LOG_INTERVAL`], with the count since the last:
+/// a repair storm or a long partition gives up thousands at once, and the delegate hears of every
+/// one anyway.
+#[derive(Debug, Default)]
+struct Throttled {
+    logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Throttled {
+    /// Adds `count`; returns the count to log if a line is due.
+    fn add(&mut self, count: u64) -> Option<u64> {
+        self.unlogged = self.unlogged.saturating_add(count);
+        if self
+            .logged
+            .is_some_and(|at| at.elapsed() < GAVE_UP_LOG_INTERVAL)
+        {
+            return None;
+        }
+        self.logged = Some(Instant::now());
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
 
 /// How often gauges are refreshed.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
@@ -60,9 +84,9 @@ pub(crate) struct Driver<I: NodeId, T> {
     counters: Arc<Counters>,
     metrics: Metrics,
     published: Instant,
-    /// When a payload given up was last logged, and how many were given up since.
-    gave_up_logged: Option<Instant>,
-    gave_up_unlogged: u64,
+    /// Warnings for payloads given up by grafts, and by anti-entropy.
+    gave_up: Throttled,
+    gaps: Throttled,
     /// Events the last turn handed over: the next turn's vector starts that large instead of
     /// growing through several reallocations.
     events_last: usize,
@@ -83,8 +107,8 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             encoder: Encoder::default(),
             pacing: Pacing::new(runtime.stall_timeout),
             events_last: 0,
-            gave_up_logged: None,
-            gave_up_unlogged: 0,
+            gave_up: Throttled::default(),
+            gaps: Throttled::default(),
             limits: core.config().decode_limits(),
             core,
             outbox: Outbox::new(
@@ -256,10 +280,25 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         while let Some(event) = self.core.poll_event() {
             match &event {
                 Event::Deliver(_) => self.metrics.delivered(),
-                Event::GaveUp { id } => self.gave_up(id),
+                Event::GaveUp { id } => {
+                    self.metrics.gave_up();
+                    if let Some(count) = self.gave_up.add(1) {
+                        tracing::warn!(
+                            %id,
+                            count,
+                            "gave up payloads that no announcer supplied (count: since the last such line)"
+                        );
+                    }
+                }
                 Event::Gap { first, count } => {
                     self.metrics.gap(*count);
-                    tracing::warn!(%first, count, "anti-entropy gave up on payloads no neighbour caches");
+                    if let Some(count) = self.gaps.add(*count) {
+                        tracing::warn!(
+                            %first,
+                            count,
+                            "anti-entropy gave up on payloads no neighbour caches (count: since the last such line)"
+                        );
+                    }
                 }
                 _ => {}
             }
@@ -275,25 +314,6 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             self.publish();
         }
         true
-    }
-
-    /// Counts a payload given up and logs it, one line a second at most: a repair storm gives up
-    /// thousands at once, and the delegate hears of every one.
-    fn gave_up(&mut self, id: &MessageId) {
-        self.metrics.gave_up();
-        self.gave_up_unlogged += 1;
-        if self
-            .gave_up_logged
-            .is_none_or(|at| at.elapsed() >= GAVE_UP_LOG_INTERVAL)
-        {
-            tracing::warn!(
-                %id,
-                count = self.gave_up_unlogged,
-                "gave up payloads that no announcer supplied (count: since the last such line)"
-            );
-            self.gave_up_logged = Some(Instant::now());
-            self.gave_up_unlogged = 0;
-        }
     }
 
     fn publish(&mut self) {

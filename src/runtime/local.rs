@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ struct Inner<I> {
     sinks: RwLock<HashMap<I, FrameSink>>,
     /// While set, frames between nodes on different sides are lost.
     partition: RwLock<Option<Sides<I>>>,
+    /// Whether `partition` is set: every frame checks it, so it must not take the lock.
+    partitioned: AtomicBool,
     latency: Range<Duration>,
     loss: f64,
     seed: u64,
@@ -70,10 +73,7 @@ impl<I: std::fmt::Debug> std::fmt::Debug for Inner<I> {
             .field("nodes", &self.sinks.read().map(|s| s.len()).unwrap_or(0))
             .field("latency", &self.latency)
             .field("loss", &self.loss)
-            .field(
-                "partitioned",
-                &self.partition.read().is_ok_and(|p| p.is_some()),
-            )
+            .field("partitioned", &self.partitioned.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +97,7 @@ impl<I: NodeId> LocalNetwork<I> {
             inner: Arc::new(Inner {
                 sinks: RwLock::default(),
                 partition: RwLock::default(),
+                partitioned: AtomicBool::new(false),
                 latency,
                 loss,
                 seed,
@@ -132,15 +133,20 @@ impl<I: NodeId> LocalNetwork<I> {
     /// are lost (the sender is not told), until [`heal`](Self::heal).
     pub fn partition(&self, side: impl Fn(&I) -> u8 + Send + Sync + 'static) {
         *self.inner.partition.write().expect("not poisoned") = Some(Arc::new(side));
+        self.inner.partitioned.store(true, Ordering::Release);
     }
 
     /// Ends a [`partition`](Self::partition).
     pub fn heal(&self) {
+        self.inner.partitioned.store(false, Ordering::Release);
         *self.inner.partition.write().expect("not poisoned") = None;
     }
 
     /// Whether a frame from `a` to `b` is lost to a partition.
     fn cut(&self, a: &I, b: &I) -> bool {
+        if !self.inner.partitioned.load(Ordering::Acquire) {
+            return false;
+        }
         let partition = self.inner.partition.read().expect("not poisoned");
         partition.as_ref().is_some_and(|side| side(a) != side(b))
     }

@@ -19,17 +19,17 @@
 use std::time::{Duration, Instant};
 
 use super::{Plumtree, admission};
+use crate::NodeId;
+use crate::message::{Digest, Gossip, IdRun, IdRuns, Message, MessageId, Offer};
+use crate::proto::origins::{Gap, Key, Origins, Record};
+use crate::proto::output::{Event, Transmit};
+use crate::proto::store::{MessageStore, Seen};
 
 /// Most payloads a digest steps back over to find an origin's settled ones.
 const SETTLE_STEPS: usize = 64;
 
 /// Digest intervals a node lists its records at full size after an exchange found a difference.
 const BOOST_INTERVALS: u32 = 10;
-use crate::NodeId;
-use crate::message::{Digest, Gossip, IdRun, IdRuns, Message, MessageId, Offer};
-use crate::proto::origins::{Gap, Key, Record};
-use crate::proto::output::{Event, Transmit};
-use crate::proto::store::{MessageStore, Seen};
 
 impl<I: NodeId> Plumtree<I> {
     /// Whether anti-entropy runs at all (`anti_entropy_interval` is not zero).
@@ -80,7 +80,7 @@ impl<I: NodeId> Plumtree<I> {
             return;
         }
         let max = self.digest_budget(now);
-        let settled = now.checked_sub(2 * admission::repair_horizon(&self.config, &self.adaptive));
+        let settled = self.settled_before(now);
         let store = &self.store;
         let mut runs = Vec::new();
         let mut offered = Vec::new();
@@ -97,20 +97,16 @@ impl<I: NodeId> Plumtree<I> {
                 offered.push(key);
             }
         }
-        let mut last = None;
-        for (key, record) in self.origins.iter_from(self.digest_cursor) {
-            if runs.len() >= max {
-                break;
-            }
-            last = Some(*key);
-            if offered.contains(key) {
-                continue;
-            }
-            if let Some(run) = offer(store, now, settled, *key, record) {
-                runs.push(run);
-            }
-        }
-        self.digest_cursor = last;
+        let cursor = self.digest_cursor;
+        self.digest_cursor = offer_in_turn(
+            &mut self.origins,
+            &self.store,
+            (now, settled),
+            cursor,
+            &offered,
+            max,
+            &mut runs,
+        );
         if runs.is_empty() {
             return;
         }
@@ -129,18 +125,17 @@ impl<I: NodeId> Plumtree<I> {
         if self.peers.role(&peer).is_none() {
             return; // no longer a neighbour
         }
-        let settled = now.checked_sub(2 * admission::repair_horizon(&self.config, &self.adaptive));
-        let max = self.config.anti_entropy_max_runs;
-        let store = &self.store;
+        let settled = self.settled_before(now);
         let mut runs = Vec::new();
-        let mut last = cursor;
-        for (key, record) in self.origins.iter_from(cursor) {
-            if runs.len() >= max {
-                break;
-            }
-            last = Some(*key);
-            runs.extend(offer(store, now, settled, *key, record));
-        }
+        let last = offer_in_turn(
+            &mut self.origins,
+            &self.store,
+            (now, settled),
+            cursor,
+            &[],
+            self.config.anti_entropy_max_runs,
+            &mut runs,
+        );
         if pages > 1 {
             self.follow_ups.insert(peer.clone(), (last, pages - 1));
         }
@@ -175,15 +170,11 @@ impl<I: NodeId> Plumtree<I> {
                     None => continue,
                 }
             };
-            let lacking = record.lacking(start, end);
-            if !lacking.is_empty() {
-                record.lacking_since(now, end);
-            }
             if record.asked_until.is_some_and(|until| until > now) || count >= budget {
                 continue;
             }
-            let mut asked = false;
-            for (a, b) in lacking {
+            let mut asked_below = None;
+            for (a, b) in record.lacking(start, end) {
                 if count >= budget || wanted.len() >= max_runs {
                     break;
                 }
@@ -193,10 +184,13 @@ impl<I: NodeId> Plumtree<I> {
                     len,
                 });
                 count += len;
-                asked = true;
+                asked_below = Some(a + len);
             }
-            if asked {
-                // One outstanding request per origin: the answer takes a round trip.
+            if let Some(below) = asked_below {
+                // Known missing from now on, as far as asked (a forged offer of a huge run
+                // cannot make the node give up more than one batch); one request per origin
+                // outstanding: the answer takes a round trip.
+                record.lacking_since(now, below);
                 record.asked_until = Some(now + self.config.graft_timeout);
             }
         }
@@ -290,6 +284,12 @@ impl<I: NodeId> Plumtree<I> {
         );
     }
 
+    /// Payloads delivered before this instant are settled: a digest offers them (see
+    /// `send_digest`).
+    fn settled_before(&self, now: Instant) -> Option<Instant> {
+        now.checked_sub(2 * admission::repair_horizon(&self.config, &self.adaptive))
+    }
+
     /// Runs a digest may carry now: an eighth of `anti_entropy_max_runs` while the neighbours
     /// agree, all of it for [`BOOST_INTERVALS`] digest intervals after an exchange found
     /// something lacking. Agreement is the steady state and costs a few dozen bytes a second;
@@ -339,7 +339,7 @@ impl<I: NodeId> Plumtree<I> {
 
     /// Reports payloads given up: an event for the application, and the count.
     pub(super) fn report_gap(&mut self, gap: Gap) {
-        self.stats.gap_payloads += gap.count;
+        self.stats.gap_payloads = self.stats.gap_payloads.saturating_add(gap.count);
         self.events.push_back(Event::Gap {
             first: gap.first,
             count: gap.count,
@@ -383,4 +383,28 @@ fn offer<I: NodeId>(
         },
         age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// Offers from the records after `cursor` in key order (wrapping around), skipping `skip`, until
+/// `runs` holds `max`; returns the key to go on from next time.
+fn offer_in_turn<I: NodeId>(
+    origins: &mut Origins,
+    store: &MessageStore<I>,
+    (now, settled): (Instant, Option<Instant>),
+    cursor: Option<Key>,
+    skip: &[Key],
+    max: usize,
+    runs: &mut Vec<Offer>,
+) -> Option<Key> {
+    let mut last = cursor;
+    for (key, record) in origins.iter_from(cursor) {
+        if runs.len() >= max {
+            break;
+        }
+        last = Some(*key);
+        if !skip.contains(key) {
+            runs.extend(offer(store, now, settled, *key, record));
+        }
+    }
+    last
 }
