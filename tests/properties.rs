@@ -91,9 +91,10 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
     ]
 }
 
-/// `runs` offered in a digest, each `age_ms` old.
+/// `runs` offered in a digest, each `age_ms` old, from a sender as old as the first.
 fn as_digest(runs: IdRuns, age_ms: u64) -> Digest {
     Digest {
+        uptime_ms: age_ms,
         offers: runs
             .runs
             .into_iter()

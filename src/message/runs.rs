@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! runs   := count:varint  count * (first:24B  len:varint)                (Want)
-//! digest := count:varint  count * (first:24B  len:varint  age:varint)    (Digest)
+//! digest := uptime:varint  count:varint  count * (first:24B  len:varint  age:varint)
 //! ```
 //!
 //! A digest's `age` is how many milliseconds ago its sender delivered the run's first payload:
-//! a node that started later than that knows the run begins before its own time.
+//! a node that started later than that knows the run begins before its own time. `uptime` is how
+//! long ago the digest's sender started: its neighbours then offer it only runs that begin after
+//! that, so that a run straddling its start does not hide the part it must fetch.
 //!
 //! A run names `len` ids: `first` and the `len - 1` that follow it (same origin and
 //! incarnation, the next sequence numbers). An origin's payloads are numbered in order, so what a
@@ -88,6 +90,8 @@ pub struct Offer {
 /// What a node has delivered and can still supply, per origin (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Digest {
+    /// Milliseconds since the sender started (saturating).
+    pub uptime_ms: u64,
     /// One offer per origin, in the order they were written.
     pub offers: Vec<Offer>,
 }
@@ -99,10 +103,11 @@ impl Digest {
             .iter()
             .map(|o| MESSAGE_ID_LEN + varint::len(o.run.len) + varint::len(o.age_ms))
             .sum();
-        varint::len(self.offers.len() as u64) + offers
+        varint::len(self.uptime_ms) + varint::len(self.offers.len() as u64) + offers
     }
 
     pub(super) fn encode(&self, buf: &mut BytesMut) {
+        varint::put(buf, self.uptime_ms);
         varint::put(buf, self.offers.len() as u64);
         for offer in &self.offers {
             buf.put_slice(&offer.run.first.to_bytes());
@@ -111,8 +116,9 @@ impl Digest {
         }
     }
 
-    /// As [`IdRuns::decode`], each run followed by its age.
+    /// The sender's uptime, then as [`IdRuns::decode`] with each run followed by its age.
     pub(super) fn decode(input: &mut &[u8], max_runs: usize) -> Result<Self, DecodeError> {
+        let uptime_ms = varint::get(input)?;
         let count = count(input, max_runs)?;
         let mut offers = Vec::with_capacity(count);
         for _ in 0..count {
@@ -120,7 +126,7 @@ impl Digest {
             let age_ms = varint::get(input)?;
             offers.push(Offer { run, age_ms });
         }
-        Ok(Self { offers })
+        Ok(Self { uptime_ms, offers })
     }
 }
 
@@ -187,6 +193,7 @@ mod tests {
     #[test]
     fn digests_round_trip_with_their_ages() {
         let digest = Digest {
+            uptime_ms: 3_600_000,
             offers: vec![Offer {
                 run: IdRun {
                     first: MessageId::new(3, 4, 5),

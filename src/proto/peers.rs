@@ -28,6 +28,9 @@ pub(crate) struct Neighbour {
     pub(crate) weight: u32,
     /// When we last answered this peer's anti-entropy request.
     pub(crate) answered_at: Option<Instant>,
+    /// When this peer started, by the uptime in its last digest: what it delivered before is
+    /// not offered to it.
+    pub(crate) born: Option<Instant>,
 }
 
 /// What [`Peers::set_role`] changed.
@@ -204,6 +207,7 @@ impl<I: NodeId> Peers<I> {
                 cut_at: None,
                 weight: link_weight(self.local_tag, peer.tag()),
                 answered_at: None,
+                born: None,
             },
         );
         if role == PeerRole::Eager {

@@ -174,12 +174,20 @@ async fn read_stream<I: NodeId>(
     }
 }
 
-/// A peer that connected to us gets its replies on the same connection, unless we already have
-/// a working one of our own to it.
+/// A peer that connected to us gets its replies on that connection, the newest it opened. A
+/// peer that dials while we hold a connection to it has either just dialled at the same time as
+/// we did (then either connection serves, and each side keeps sending on the other's) or
+/// restarted: then ours leads to a process that died without a word and looks open until its
+/// idle timeout, and everything written into it is lost. The old connection is not closed here:
+/// it ends by itself if dead, and in the first case the peer still sends on it.
 fn register<I: NodeId>(shared: &Shared<I>, peer: I, connection: &quinn::Connection) {
     let mut links = shared.lock_links();
     let slot = links.entry(peer).or_default();
-    if !slot.link.as_ref().is_some_and(|link| link.is_open()) {
+    let current = slot
+        .link
+        .as_ref()
+        .is_some_and(|link| link.connection.stable_id() == connection.stable_id());
+    if !current {
         slot.up(Link::new(connection.clone()), &shared.counters);
     }
 }

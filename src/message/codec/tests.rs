@@ -67,6 +67,7 @@ fn samples() -> Vec<Envelope<u64>> {
         Message::Graft(Graft { id: None }),
         Message::Prune,
         Message::Digest(Digest {
+            uptime_ms: 90_000,
             offers: vec![Offer {
                 run: IdRun {
                     first: id(4),

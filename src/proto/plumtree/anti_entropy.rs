@@ -57,7 +57,7 @@ impl<I: NodeId> Plumtree<I> {
             .collect();
         if !neighbours.is_empty() {
             let to = neighbours[self.ae_rng.usize(..neighbours.len())].clone();
-            self.send_digest(now, to);
+            self.send_digest(now, to, false);
         }
         self.send_follow_up(now);
         self.give_up_stale(now);
@@ -74,13 +74,16 @@ impl<I: NodeId> Plumtree<I> {
     /// Only settled payloads are offered: those delivered here more than twice the repair
     /// horizon ago. A younger one is most likely still on its way to the neighbour through the
     /// tree; asking for it would race the tree, and a repair that wins makes the tree's copy a
-    /// duplicate, which prunes a good link.
-    pub(super) fn send_digest(&mut self, now: Instant, to: I) {
+    /// duplicate, which prunes a good link. Nor are those delivered before `to` started.
+    ///
+    /// A greeting goes out even when it offers nothing: it tells the new neighbour when this
+    /// node started.
+    pub(super) fn send_digest(&mut self, now: Instant, to: I, greeting: bool) {
         if !self.anti_entropy_on() {
             return;
         }
         let max = self.digest_budget(now);
-        let settled = self.settled_before(now);
+        let bounds = self.bounds_for(now, &to);
         let store = &self.store;
         let mut runs = Vec::new();
         let mut offered = Vec::new();
@@ -91,7 +94,7 @@ impl<I: NodeId> Plumtree<I> {
             if let Some(run) = self
                 .origins
                 .get_mut(&key)
-                .and_then(|r| offer(store, now, settled, key, r))
+                .and_then(|r| offer(store, bounds, key, r))
             {
                 runs.push(run);
                 offered.push(key);
@@ -101,17 +104,43 @@ impl<I: NodeId> Plumtree<I> {
         self.digest_cursor = offer_in_turn(
             &mut self.origins,
             &self.store,
-            (now, settled),
+            bounds,
             cursor,
             &offered,
             max,
             &mut runs,
         );
-        if runs.is_empty() {
+        if runs.is_empty() && !greeting {
             return;
         }
+        self.send_offers(now, to, runs);
+    }
+
+    fn send_offers(&mut self, now: Instant, to: I, offers: Vec<Offer>) {
         self.stats.digests_sent += 1;
-        self.send(to, Message::Digest(Digest { offers: runs }));
+        let uptime = self.uptime(now);
+        self.send(
+            to,
+            Message::Digest(Digest {
+                uptime_ms: u64::try_from(uptime.as_millis()).unwrap_or(u64::MAX),
+                offers,
+            }),
+        );
+    }
+
+    fn uptime(&self, now: Instant) -> Duration {
+        self.born
+            .map_or(Duration::ZERO, |born| now.saturating_duration_since(born))
+    }
+
+    /// What may be offered to `peer` now: payloads delivered here before the settle line and
+    /// after `peer` started, as far as its digests told.
+    fn bounds_for(&mut self, now: Instant, peer: &I) -> Bounds {
+        Bounds {
+            now,
+            settled: self.settled_before(now),
+            born: self.peers.neighbour_mut(peer).and_then(|n| n.born),
+        }
     }
 
     /// The next page of every record, in key order, to the first neighbour that asked for
@@ -125,12 +154,12 @@ impl<I: NodeId> Plumtree<I> {
         if self.peers.role(&peer).is_none() {
             return; // no longer a neighbour
         }
-        let settled = self.settled_before(now);
+        let bounds = self.bounds_for(now, &peer);
         let mut runs = Vec::new();
         let last = offer_in_turn(
             &mut self.origins,
             &self.store,
-            (now, settled),
+            bounds,
             cursor,
             &[],
             self.config.anti_entropy_max_runs,
@@ -140,8 +169,7 @@ impl<I: NodeId> Plumtree<I> {
             self.follow_ups.insert(peer.clone(), (last, pages - 1));
         }
         if !runs.is_empty() {
-            self.stats.digests_sent += 1;
-            self.send(peer, Message::Digest(Digest { offers: runs }));
+            self.send_offers(now, peer, runs);
         }
     }
 
@@ -150,19 +178,28 @@ impl<I: NodeId> Plumtree<I> {
     /// A run that begins before this node's time (its holder delivered its first payload before
     /// this node started) is not fetched below what this node already covers: a node that joins
     /// receives what is broadcast from then on, not the history its neighbours still cache.
+    /// Neighbours that know when this node started (from its digests) begin their runs about
+    /// then. The uptime a digest carries is one trip old when it arrives, so its receiver puts
+    /// the sender's start half an interval earlier than it reckons, and a node fetches runs that
+    /// begin up to one interval before its start: nothing sent after it started is left out.
     pub(super) fn on_digest(&mut self, now: Instant, from: I, digest: Digest) {
         self.stats.digests_received += 1;
+        let early = self.config.anti_entropy_interval / 2;
+        if let Some(neighbour) = self.peers.neighbour_mut(&from) {
+            // A forged uptime misleads only what this node offers to its sender.
+            neighbour.born = Duration::from_millis(digest.uptime_ms)
+                .checked_add(early)
+                .and_then(|ago| now.checked_sub(ago));
+        }
         let budget = self.config.anti_entropy_batch as u64;
         let max_runs = self.config.anti_entropy_max_runs;
-        let uptime = self
-            .born
-            .map_or(Duration::ZERO, |born| now.saturating_duration_since(born));
+        let reach = self.uptime(now) + self.config.anti_entropy_interval;
         let mut wanted = Vec::new();
         let mut count = 0u64;
         for Offer { run, age_ms } in &digest.offers {
             let key: Key = (run.first.origin(), run.first.incarnation());
             let (start, end) = (run.first.seq(), run.first.seq().saturating_add(run.len));
-            let record = if Duration::from_millis(*age_ms) <= uptime {
+            let record = if Duration::from_millis(*age_ms) <= reach {
                 self.origins.reach_down(key, start, now)
             } else {
                 match self.origins.get_mut(&key) {
@@ -347,17 +384,28 @@ impl<I: NodeId> Plumtree<I> {
     }
 }
 
+/// Which payloads a digest to one neighbour offers.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    now: Instant,
+    /// Those delivered after this are not settled yet (`None`: all are).
+    settled: Option<Instant>,
+    /// When the receiver started, if it said: those delivered here before are its history.
+    born: Option<Instant>,
+}
+
 /// The run of `key` this node offers: what it has delivered and still caches, without the
-/// payloads delivered after `settled` (none if nothing is left), and the age of its first.
+/// payloads delivered after `bounds.settled` or before `bounds.born` (none if nothing is left),
+/// and the age of its first.
 fn offer<I: NodeId>(
     store: &MessageStore<I>,
-    now: Instant,
-    settled: Option<Instant>,
+    bounds: Bounds,
     (tag, incarnation): Key,
     record: &mut Record,
 ) -> Option<Offer> {
+    let Bounds { now, settled, born } = bounds;
     let id = |seq| MessageId::new(tag, incarnation, seq);
-    let (from, mut to) = record.supply(|seq| store.cached(&id(seq)).is_some())?;
+    let (mut from, mut to) = record.supply(|seq| store.cached(&id(seq)).is_some())?;
     let young = |seq| {
         store
             .seen(&id(seq))
@@ -373,6 +421,11 @@ fn offer<I: NodeId>(
     if to == from || young(to - 1) {
         return None;
     }
+    if let Some(born) = born {
+        from = first_after(from, to, |seq| {
+            store.seen(&id(seq)).is_some_and(|seen| seen.at < born)
+        })?;
+    }
     let age = store.seen(&id(from)).map_or(Duration::ZERO, |seen| {
         now.saturating_duration_since(seen.at)
     });
@@ -385,12 +438,39 @@ fn offer<I: NodeId>(
     })
 }
 
+/// The first sequence number in `from..to` above the last one delivered before the receiver
+/// started (`old`), found by bisection; `None` if the whole run is older.
+///
+/// An origin numbers its payloads in the order it sends them, and a payload is delivered after
+/// it is sent, so every payload below an old one was sent before the receiver started too: any
+/// old-then-not-old step is a safe place to begin, even where repairs made delivery times
+/// non-monotonic. An unknown delivery time counts as not old.
+fn first_after(from: u64, to: u64, old: impl Fn(u64) -> bool) -> Option<u64> {
+    if !old(from) {
+        return Some(from);
+    }
+    let (mut lo, mut hi) = (from, to - 1);
+    if old(hi) {
+        return None;
+    }
+    // old(lo) and not old(hi)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if old(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi)
+}
+
 /// Offers from the records after `cursor` in key order (wrapping around), skipping `skip`, until
 /// `runs` holds `max`; returns the key to go on from next time.
 fn offer_in_turn<I: NodeId>(
     origins: &mut Origins,
     store: &MessageStore<I>,
-    (now, settled): (Instant, Option<Instant>),
+    bounds: Bounds,
     cursor: Option<Key>,
     skip: &[Key],
     max: usize,
@@ -403,7 +483,7 @@ fn offer_in_turn<I: NodeId>(
         }
         last = Some(*key);
         if !skip.contains(key) {
-            runs.extend(offer(store, now, settled, *key, record));
+            runs.extend(offer(store, bounds, *key, record));
         }
     }
     last

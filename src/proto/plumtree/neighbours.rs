@@ -88,7 +88,7 @@ impl<I: NodeId> Plumtree<I> {
     /// repairs what it missed first.
     fn greet(&mut self, peer: I) {
         if let Some(now) = self.now {
-            self.send_digest(now, peer);
+            self.send_digest(now, peer, true);
         }
     }
 }

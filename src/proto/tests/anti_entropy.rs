@@ -236,3 +236,38 @@ fn a_node_that_starts_later_is_not_sent_the_history() {
     let id = a.broadcast(now, vec![9; 4]).unwrap();
     assert_eq!(delivered(&carry(&mut a, &mut b, now, true).1), [id.seq()]);
 }
+
+/// B starts while A caches history; the first payload A sends after that is lost on the way and
+/// the next arrives, so B's own record of A begins above the lost one. A knows when B started
+/// (B's greeting says), offers B a run that begins then, and B fetches the lost payload, and no
+/// history.
+#[test]
+fn a_node_that_starts_later_fetches_what_it_lost_since_it_started() {
+    let t = Instant::now();
+    let mut a = Plumtree::new(A, ae_config()).unwrap();
+    a.add_peer(t, B);
+    for i in 0..5u8 {
+        a.broadcast(t, vec![i; 4]).unwrap();
+    }
+    while a.poll_transmit().is_some() {}
+    let later = t + Duration::from_secs(10);
+    let mut b = Plumtree::new(B, ae_config()).unwrap();
+    b.add_peer(later, A);
+    assert!(delivered(&carry(&mut a, &mut b, later, true).1).is_empty());
+    let lost = a.broadcast(later, vec![5; 4]).unwrap();
+    carry(&mut a, &mut b, later, false);
+    let next = a.broadcast(later, vec![6; 4]).unwrap();
+    assert_eq!(
+        delivered(&carry(&mut a, &mut b, later, true).1),
+        [next.seq()]
+    );
+    let mut now = later;
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        now += Duration::from_secs(1);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        events.extend(carry(&mut a, &mut b, now, true).1);
+    }
+    assert_eq!(delivered(&events), [lost.seq()], "{events:?}");
+}
