@@ -140,8 +140,9 @@ pub struct PlumtreeConfig {
     pub adaptive_ihave: bool,
     /// Keep payloads only as long as a graft can still ask for them (twice the protocol's repair
     /// window, or twice the oldest payload ever grafted from us, at most `message_cache_ttl`)
-    /// instead of always `message_cache_ttl`: less memory for the same repairs
-    /// (docs/adaptive-features.md). Default `false`; `large_cluster()` turns it on.
+    /// instead of always `message_cache_ttl`: less memory for the same repairs by grafts, but
+    /// anti-entropy cannot repair a partition longer than that (docs/adaptive-features.md).
+    /// Default `false` in every preset.
     pub adaptive_cache: bool,
     /// How often a node sends one neighbour, chosen at random, a digest of what it has
     /// delivered and can still supply; the neighbour asks for what it lacks (anti-entropy,
@@ -256,7 +257,8 @@ impl PlumtreeConfig {
             use_hash_ring: true, // connected by construction, whatever fails
             peer_scoring: true,
             adaptive_ihave: true, // fewer IHave frames over a healthy tree
-            adaptive_cache: true, // a payload cache sized by the repair window, not the ttl
+            // adaptive_cache stays off: anti-entropy repairs a partition only from what is
+            // still cached, and the cache is bounded by size and bytes anyway
             ..Self::default()
         }
     }

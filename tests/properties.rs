@@ -98,7 +98,11 @@ fn as_digest(runs: IdRuns, age_ms: u64) -> Digest {
         offers: runs
             .runs
             .into_iter()
-            .map(|run| Offer { run, age_ms })
+            .map(|run| Offer {
+                run,
+                age_ms,
+                uncached: age_ms % 7,
+            })
             .collect(),
     }
 }

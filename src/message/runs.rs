@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! runs   := count:varint  count * (first:24B  len:varint)                (Want)
-//! digest := uptime:varint  count:varint  count * (first:24B  len:varint  age:varint)
+//! digest := uptime:varint  count:varint
+//!           count * (first:24B  len:varint  age:varint  uncached:varint)
 //! ```
 //!
 //! A digest's `age` is how many milliseconds ago its sender delivered the run's first payload:
-//! a node that started later than that knows the run begins before its own time. `uptime` is how
+//! a node that started later than that knows the run begins before its own time. `uncached` is
+//! how many of the run's first ids its sender delivered but no longer caches: they exist, and
+//! whoever lacks them learns that they may be lost. `uptime` is how
 //! long ago the digest's sender started: its neighbours then offer it only runs that begin after
 //! that, so that a run straddling its start does not hide the part it must fetch.
 //!
@@ -81,10 +84,23 @@ impl IdRuns {
 /// A run a digest offers, with how long ago its sender delivered the run's first payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Offer {
-    /// The payloads offered.
+    /// The payloads the sender delivered.
     pub run: IdRun,
     /// Milliseconds since the sender delivered `run.first` (saturating).
     pub age_ms: u64,
+    /// How many of the run's first ids the sender no longer caches (at most `run.len`; a
+    /// larger number reads as all of them).
+    pub uncached: u64,
+}
+
+impl Offer {
+    /// The ids the sender can still supply: the run past its uncached start.
+    pub fn cached_from(&self) -> u64 {
+        self.run
+            .first
+            .seq()
+            .saturating_add(self.uncached.min(self.run.len))
+    }
 }
 
 /// What a node has delivered and can still supply, per origin (see the module docs).
@@ -101,7 +117,12 @@ impl Digest {
         let offers: usize = self
             .offers
             .iter()
-            .map(|o| MESSAGE_ID_LEN + varint::len(o.run.len) + varint::len(o.age_ms))
+            .map(|o| {
+                MESSAGE_ID_LEN
+                    + varint::len(o.run.len)
+                    + varint::len(o.age_ms)
+                    + varint::len(o.uncached)
+            })
             .sum();
         varint::len(self.uptime_ms) + varint::len(self.offers.len() as u64) + offers
     }
@@ -113,10 +134,12 @@ impl Digest {
             buf.put_slice(&offer.run.first.to_bytes());
             varint::put(buf, offer.run.len);
             varint::put(buf, offer.age_ms);
+            varint::put(buf, offer.uncached);
         }
     }
 
-    /// The sender's uptime, then as [`IdRuns::decode`] with each run followed by its age.
+    /// The sender's uptime, then as [`IdRuns::decode`] with each run followed by its age and
+    /// its uncached count.
     pub(super) fn decode(input: &mut &[u8], max_runs: usize) -> Result<Self, DecodeError> {
         let uptime_ms = varint::get(input)?;
         let count = count(input, max_runs)?;
@@ -124,7 +147,12 @@ impl Digest {
         for _ in 0..count {
             let run = run(input)?;
             let age_ms = varint::get(input)?;
-            offers.push(Offer { run, age_ms });
+            let uncached = varint::get(input)?;
+            offers.push(Offer {
+                run,
+                age_ms,
+                uncached,
+            });
         }
         Ok(Self { uptime_ms, offers })
     }
@@ -200,6 +228,7 @@ mod tests {
                     len: 9,
                 },
                 age_ms: 70_000,
+                uncached: 3,
             }],
         };
         let mut buf = BytesMut::new();

@@ -40,6 +40,8 @@ pub(crate) struct Record {
     cached_from: u64,
     /// When a delivery last moved this record.
     pub(crate) touched: Instant,
+    /// When the record was made: what it holds was delivered (or given up) since.
+    pub(crate) created: Instant,
     /// Until when a request for this origin is outstanding (no second one before).
     pub(crate) asked_until: Option<Instant>,
     /// Since when this node has known that it lacks some of what lies below the sequence
@@ -55,6 +57,7 @@ impl Record {
             above: BTreeMap::new(),
             cached_from: seq,
             touched: now,
+            created: now,
             asked_until: None,
             stale: None,
         }
@@ -65,6 +68,11 @@ impl Record {
         if self.stale.is_none() {
             self.stale = Some((now, below));
         }
+    }
+
+    /// The lowest sequence number the record covers.
+    pub(crate) fn floor(&self) -> u64 {
+        self.floor
     }
 
     /// Every sequence number below it (down to the floor) is delivered or given up.
@@ -266,7 +274,7 @@ impl Origins {
         record
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn get(&self, key: &Key) -> Option<&Record> {
         self.records.get(key)
     }

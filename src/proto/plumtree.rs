@@ -222,6 +222,26 @@ impl<I: NodeId> Plumtree<I> {
         self.origins.len()
     }
 
+    /// What this node knows of a payload it never delivered: given up (reported as a gap),
+    /// known to be missing (not given up yet), or nothing. For the simulator's accounting.
+    #[cfg(feature = "sim")]
+    pub(crate) fn loss_state(&self, id: &MessageId) -> crate::sim::LossState {
+        use crate::sim::LossState;
+        let Some(record) = self.origins.get(&(id.origin(), id.incarnation())) else {
+            return LossState::Unknown;
+        };
+        if record.has(id.seq()) {
+            LossState::Reported
+        } else if record
+            .stale
+            .is_some_and(|(_, below)| id.seq() < below && id.seq() >= record.floor())
+        {
+            LossState::Pending
+        } else {
+            LossState::Unknown
+        }
+    }
+
     /// Payloads announced but not received yet.
     pub fn missing_len(&self) -> usize {
         self.missing.len()

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use network::{NetworkConfig, Regions};
-pub use record::{MessageRecord, Traffic};
+pub use record::{LossState, MessageRecord, Traffic};
 pub use scenario::{Report, Scenario, Workload};
 
 use crate::message::{Envelope, Message, MessageId};

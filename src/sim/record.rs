@@ -131,3 +131,14 @@ impl Traffic {
         self.counts[kind as usize]
     }
 }
+
+/// What a node that never delivered a payload knows of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossState {
+    /// Given up and reported as a gap.
+    Reported,
+    /// Known to be missing, not given up yet.
+    Pending,
+    /// Nothing: the node has not learnt of it.
+    Unknown,
+}

@@ -257,6 +257,9 @@ pub fn run(
             let cut = (workload.partition.as_millis() / interval.as_millis().max(1)) as usize;
             let mut healed_at = Duration::ZERO;
             let side = |i: NodeIndex| u8::from(i >= n / 2);
+            // Whether the eager tree was in pieces, after each broadcast before the cut (from
+            // the 10th, once it has formed) and after the heal.
+            let (mut split_before, mut split_after, mut after) = (0, 0, 0);
             // Broadcasts go on for a while after the heal, however long the cut.
             for m in 0..workload.messages.max(50 + cut + 50) {
                 if m == 50 {
@@ -269,9 +272,20 @@ pub fn run(
                 let origin = random_live(&mut sim);
                 sim.broadcast(origin, payload.clone());
                 sim.run_for(interval);
+                let split = u32::from(sim.tree_shape().components > 1);
+                if (10..50).contains(&m) {
+                    split_before += split;
+                } else if m >= 50 + cut {
+                    split_after += split;
+                    after += 1;
+                }
             }
-            // Long enough for anti-entropy to finish what lazy push could not.
-            sim.run_for(HEAL_DRAIN);
+            extra.push(("tree_split_samples_before_cut", f64::from(split_before)));
+            extra.push(("tree_split_samples_after_heal", f64::from(split_after)));
+            extra.push(("tree_samples_after_heal", f64::from(after)));
+            // Long enough for anti-entropy to finish what lazy push could not, and after a long
+            // cut for `gap_timeout` to pass, so that what no one caches any more is reported.
+            sim.run_for(HEAL_DRAIN.max(workload.partition * 2));
             let during =
                 &sim.records()[50.min(sim.records().len())..(50 + cut).min(sim.records().len())];
             let last = during
@@ -285,12 +299,22 @@ pub fn run(
             ));
             let mut crossed = 0;
             let mut should_cross = 0;
+            // Of the deliveries across the cut that never happened: reported as gaps, known to
+            // be missing, or not known of at the end of the run.
+            let mut lost = [0u64; 3];
             for r in during {
                 for other in (0..n).filter(|&j| side(j) != side(r.origin)) {
                     should_cross += 1;
-                    crossed += u64::from(r.delivered_at(other));
+                    if r.delivered_at(other) {
+                        crossed += 1;
+                    } else if let Some(core) = sim.node(other) {
+                        lost[core.loss_state(&r.id) as usize] += 1;
+                    }
                 }
             }
+            extra.push(("cut_missing_reported", lost[0] as f64));
+            extra.push(("cut_missing_pending", lost[1] as f64));
+            extra.push(("cut_missing_unknown", lost[2] as f64));
             let healed = sim.records().get(50 + cut + 10..).unwrap_or_default();
             extra.push((
                 "after_heal_reliability_min",

@@ -74,6 +74,7 @@ fn samples() -> Vec<Envelope<u64>> {
                     len: 300,
                 },
                 age_ms: 1500,
+                uncached: 20,
             }],
         }),
         Message::Want(IdRuns::default()),

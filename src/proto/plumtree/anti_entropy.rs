@@ -140,6 +140,7 @@ impl<I: NodeId> Plumtree<I> {
             now,
             settled: self.settled_before(now),
             born: self.peers.neighbour_mut(peer).and_then(|n| n.born),
+            all_lost: self.boosted_until.is_none_or(|until| until <= now),
         }
     }
 
@@ -191,50 +192,90 @@ impl<I: NodeId> Plumtree<I> {
                 .checked_add(early)
                 .and_then(|ago| now.checked_sub(ago));
         }
-        let budget = self.config.anti_entropy_batch as u64;
         let max_runs = self.config.anti_entropy_max_runs;
         let reach = self.uptime(now) + self.config.anti_entropy_interval;
-        let mut wanted = Vec::new();
-        let mut count = 0u64;
-        for Offer { run, age_ms } in &digest.offers {
-            let key: Key = (run.first.origin(), run.first.incarnation());
-            let (start, end) = (run.first.seq(), run.first.seq().saturating_add(run.len));
-            let record = if Duration::from_millis(*age_ms) <= reach {
-                self.origins.reach_down(key, start, now)
-            } else {
-                match self.origins.get_mut(&key) {
-                    Some(record) => record,
-                    None => continue,
-                }
-            };
-            if record.asked_until.is_some_and(|until| until > now) || count >= budget {
-                continue;
+        let batch = self.config.anti_entropy_batch as u64;
+        let mut want = Want {
+            runs: Vec::new(),
+            left: batch,
+            lost_left: batch,
+        };
+        for offer in &digest.offers {
+            if (want.left == 0 && want.lost_left == 0) || want.runs.len() >= max_runs {
+                break;
             }
-            let mut asked_below = None;
-            for (a, b) in record.lacking(start, end) {
-                if count >= budget || wanted.len() >= max_runs {
-                    break;
-                }
-                let len = (b - a).min(budget - count);
-                wanted.push(IdRun {
-                    first: MessageId::new(key.0, key.1, a),
-                    len,
-                });
-                count += len;
-                asked_below = Some(a + len);
-            }
-            if let Some(below) = asked_below {
-                // Known missing from now on, as far as asked (a forged offer of a huge run
-                // cannot make the node give up more than one batch); one request per origin
-                // outstanding: the answer takes a round trip.
-                record.lacking_since(now, below);
-                record.asked_until = Some(now + self.config.graft_timeout);
-            }
+            self.take_offer(
+                now,
+                offer,
+                Duration::from_millis(offer.age_ms) <= reach,
+                &mut want,
+            );
         }
-        if !wanted.is_empty() {
+        if !want.runs.is_empty() {
             self.boost(now);
             self.stats.wants_sent += 1;
-            self.send(from, Message::Want(IdRuns { runs: wanted }));
+            self.send(from, Message::Want(IdRuns { runs: want.runs }));
+        }
+    }
+
+    /// Compares one offered run with this node's record of its origin: what the holder caches
+    /// and this node lacks goes into `want`; what it delivered but no longer caches, and this
+    /// node lacks, is noted as missing (given up and reported after `gap_timeout` unless another
+    /// holder supplies it). Both within `want`'s budgets, so that a forged offer of a huge run
+    /// costs one batch each. `reach_down`: the run began after this node started, so what lies below
+    /// this node's record of the origin is its to fetch.
+    fn take_offer(&mut self, now: Instant, offer: &Offer, reach_down: bool, want: &mut Want) {
+        let run = offer.run;
+        let key: Key = (run.first.origin(), run.first.incarnation());
+        let (start, end) = (run.first.seq(), run.first.seq().saturating_add(run.len));
+        let record = if reach_down {
+            self.origins.reach_down(key, start, now)
+        } else {
+            match self.origins.get_mut(&key) {
+                Some(record) => record,
+                None => return,
+            }
+        };
+        if record.asked_until.is_some_and(|until| until > now) {
+            return;
+        }
+        let cached_from = offer.cached_from();
+        let mut known_below = None;
+        let mut lost = Vec::new();
+        for (a, b) in record.lacking(start, end) {
+            if a < cached_from {
+                // Delivered there, no longer to be had there.
+                let b = b.min(cached_from).min(a.saturating_add(want.lost_left));
+                lost.extend(a..b);
+                want.lost_left -= b - a;
+                if b > a {
+                    known_below = Some(b);
+                }
+                continue;
+            }
+            if want.left == 0 || want.runs.len() >= self.config.anti_entropy_max_runs {
+                break;
+            }
+            let b = b.min(a.saturating_add(want.left));
+            want.runs.push(IdRun {
+                first: MessageId::new(key.0, key.1, a),
+                len: b - a,
+            });
+            want.left -= b - a;
+            known_below = Some(b);
+            // One request per origin outstanding: the answer takes a round trip.
+            record.asked_until = Some(now + self.config.graft_timeout);
+        }
+        // A record that grew down may lack what this node delivered before it had the record
+        // (the seen set remembers): that is not missing.
+        for seq in lost {
+            let id = MessageId::new(key.0, key.1, seq);
+            if self.store.seen(&id).is_some() {
+                self.origins.deliver(&id, now);
+            }
+        }
+        if let (Some(below), Some(record)) = (known_below, self.origins.get_mut(&key)) {
+            record.lacking_since(now, below);
         }
     }
 
@@ -384,6 +425,15 @@ impl<I: NodeId> Plumtree<I> {
     }
 }
 
+/// A Want being filled from one digest: the runs asked for and the ids left in the batch.
+struct Want {
+    runs: Vec<IdRun>,
+    /// Ids left to ask for.
+    left: u64,
+    /// Ids left to note as lost (offered as no longer cached).
+    lost_left: u64,
+}
+
 /// Which payloads a digest to one neighbour offers.
 #[derive(Clone, Copy, Debug)]
 struct Bounds {
@@ -392,49 +442,65 @@ struct Bounds {
     settled: Option<Instant>,
     /// When the receiver started, if it said: those delivered here before are its history.
     born: Option<Instant>,
+    /// Whether origins of which nothing is cached any more are offered too. Not while
+    /// exchanges are finding differences: slots go to what can still be repaired first.
+    all_lost: bool,
 }
 
 /// The run of `key` this node offers: what it has delivered and still caches, without the
-/// payloads delivered after `bounds.settled` or before `bounds.born` (none if nothing is left),
-/// and the age of its first.
+/// payloads delivered after `bounds.settled` (none if nothing is left), with the age of its
+/// first. To a receiver whose start is known, the run begins with the first payload delivered
+/// here after that start, and may reach below the cache: those ids are offered as uncached,
+/// so that a receiver lacking them learns they are lost. Without the start, only the cached
+/// part is offered: what lies below could be history the receiver must not be told of.
 fn offer<I: NodeId>(
     store: &MessageStore<I>,
     bounds: Bounds,
     (tag, incarnation): Key,
     record: &mut Record,
 ) -> Option<Offer> {
-    let Bounds { now, settled, born } = bounds;
+    let Bounds {
+        now,
+        settled,
+        born,
+        all_lost,
+    } = bounds;
     let id = |seq| MessageId::new(tag, incarnation, seq);
-    let (mut from, mut to) = record.supply(|seq| store.cached(&id(seq)).is_some())?;
-    let young = |seq| {
-        store
-            .seen(&id(seq))
-            .is_some_and(|seen| settled.is_none_or(|at| seen.at > at))
-    };
+    // With nothing cached any more, the run is all uncached (to a receiver whose start is known).
+    let supply = record.supply(|seq| store.cached(&id(seq)).is_some());
+    if supply.is_none() && !all_lost {
+        return None;
+    }
+    let (cached_from, mut to) = supply.unwrap_or((record.next(), record.next()));
+    let seen_at = |seq| store.seen(&id(seq)).map(|seen| seen.at);
+    let young = |seq| seen_at(seq).is_some_and(|at| settled.is_none_or(|line| at > line));
     // Back off over the youngest, a bounded number of steps: an origin busier than that is
     // being served by the tree right now.
     let mut steps = 0;
-    while to > from && young(to - 1) && steps < SETTLE_STEPS {
+    while to > cached_from && young(to - 1) && steps < SETTLE_STEPS {
         to -= 1;
         steps += 1;
     }
-    if to == from || young(to - 1) {
+    if (supply.is_some() && to == cached_from) || to <= record.floor() || young(to - 1) {
         return None;
     }
-    if let Some(born) = born {
-        from = first_after(from, to, |seq| {
-            store.seen(&id(seq)).is_some_and(|seen| seen.at < born)
-        })?;
-    }
-    let age = store.seen(&id(from)).map_or(Duration::ZERO, |seen| {
-        now.saturating_duration_since(seen.at)
-    });
+    let from = match born {
+        None if supply.is_some() => cached_from,
+        None => return None,
+        Some(born) => first_after(record.floor(), to, |seq| match seen_at(seq) {
+            Some(at) => at < born,
+            // Below the cache and gone from the seen set: old if the record is.
+            None => seq < cached_from && record.created < born,
+        })?,
+    };
+    let age = seen_at(from).map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
     Some(Offer {
         run: IdRun {
             first: id(from),
             len: to - from,
         },
         age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+        uncached: cached_from.saturating_sub(from),
     })
 }
 
@@ -444,7 +510,7 @@ fn offer<I: NodeId>(
 /// An origin numbers its payloads in the order it sends them, and a payload is delivered after
 /// it is sent, so every payload below an old one was sent before the receiver started too: any
 /// old-then-not-old step is a safe place to begin, even where repairs made delivery times
-/// non-monotonic. An unknown delivery time counts as not old.
+/// non-monotonic.
 fn first_after(from: u64, to: u64, old: impl Fn(u64) -> bool) -> Option<u64> {
     if !old(from) {
         return Some(from);

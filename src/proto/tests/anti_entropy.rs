@@ -154,6 +154,43 @@ fn what_no_neighbour_caches_any_more_is_reported_as_a_gap() {
     assert_eq!(b.stats().gap_payloads, 2);
 }
 
+/// B never heard of an origin whose first payloads its neighbour no longer caches: the digest
+/// names them as uncached, so B reports them instead of never knowing they existed.
+#[test]
+fn what_a_node_never_heard_of_and_no_one_caches_is_reported_too() {
+    let t = Instant::now();
+    let config = ae_config()
+        .with_message_cache_max_size(2)
+        .with_seen_max_size(8)
+        .with_gap_timeout(Duration::from_secs(3));
+    let (mut a, mut b) = pair(config, t);
+    // Five payloads B never hears of, of which A caches only the last two.
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        ids.push(a.broadcast(t, vec![i; 4]).unwrap());
+    }
+    carry(&mut a, &mut b, t, false);
+    let mut now = t;
+    let mut events = Vec::new();
+    for _ in 0..8 {
+        now += Duration::from_secs(1);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        events.extend(carry(&mut a, &mut b, now, true).1);
+    }
+    let mut got = delivered(&events);
+    got.sort_unstable();
+    assert_eq!(got, [ids[3].seq(), ids[4].seq()], "the two still cached");
+    let gaps: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Gap { first, count } => Some((first.seq(), *count)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps, [(ids[0].seq(), 3)], "the three no one caches");
+}
+
 #[test]
 fn a_neighbour_is_answered_one_batch_per_half_interval() {
     let t = Instant::now();
@@ -270,4 +307,29 @@ fn a_node_that_starts_later_fetches_what_it_lost_since_it_started() {
         events.extend(carry(&mut a, &mut b, now, true).1);
     }
     assert_eq!(delivered(&events), [lost.seq()], "{events:?}");
+}
+
+/// Recovery slower than `gap_timeout` (small batches) gives up nothing: what is known missing
+/// is what was asked for last, and each answer clears it.
+#[test]
+fn nothing_is_given_up_while_repairs_keep_coming() {
+    let t = Instant::now();
+    let config = ae_config()
+        .with_anti_entropy_batch(4)
+        .with_gap_timeout(Duration::from_secs(3));
+    let (mut a, mut b) = pair(config, t);
+    for i in 0..40u8 {
+        a.broadcast(t, vec![i; 4]).unwrap();
+    }
+    carry(&mut a, &mut b, t, false);
+    let mut now = t;
+    let mut events = Vec::new();
+    for _ in 0..60 {
+        now += Duration::from_millis(500);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        events.extend(carry(&mut a, &mut b, now, true).1);
+    }
+    assert_eq!(delivered(&events).len(), 40, "{:?}", b.stats());
+    assert!(!events.iter().any(|e| matches!(e, Event::Gap { .. })));
 }
