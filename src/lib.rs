@@ -94,6 +94,9 @@ macro_rules! setters {
 
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(any(feature = "sim", feature = "tokio"))]
 mod latency;
 #[cfg(feature = "memberlist")]

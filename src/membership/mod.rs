@@ -67,6 +67,12 @@ mod tls;
 mod transport;
 mod user_message;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    pub(crate) use super::guard::fuzz_header as stream_header;
+    pub(crate) use super::user_message::decode as user_message_frames;
+}
+
 pub use bridge::{BridgeConfig, PeerInfo};
 pub use builder::{StackBuilder, TcpStack, TcpTransport};
 pub use delegate::{IntoMemberlistDelegate, PlumtreeNodeDelegate};

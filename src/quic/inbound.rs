@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::pki_types::CertificateDer;
 
-use super::link::{Link, STREAM_MAGIC};
+use super::framing::{FrameReader, Read};
+use super::link::Link;
 use super::stats::RejectReason;
 use super::tls;
 use super::transport::{Shared, close_code};
@@ -110,7 +111,7 @@ async fn read_stream<I: NodeId>(
     shared: Arc<Shared<I>>,
     connection: quinn::Connection,
     identity: Arc<Identity<I>>,
-    mut stream: quinn::RecvStream,
+    stream: quinn::RecvStream,
     node: NodeInputs<I>,
 ) {
     let reject = |reason: RejectReason, code: u32, why: &'static [u8]| {
@@ -122,36 +123,26 @@ async fn read_stream<I: NodeId>(
         );
         connection.close(code.into(), why);
     };
-    let mut header = [0u8; 4];
-    if stream.read_exact(&mut header).await.is_err() {
-        return;
-    }
-    if header[..3] != STREAM_MAGIC {
-        return reject(
-            RejectReason::Malformed,
-            close_code::MALFORMED,
-            b"bad stream header",
-        );
-    }
-    let max = shared.config.max_frame_size;
+    let mut frames = FrameReader::new(stream, shared.config.max_frame_size);
     loop {
-        let mut len = [0u8; 4];
-        if stream.read_exact(&mut len).await.is_err() {
-            return; // finished, reset, or the connection closed
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        // Checked before anything is allocated for the frame.
-        if len == 0 || len > max {
-            return reject(
-                RejectReason::Oversize,
-                close_code::FRAME_TOO_LARGE,
-                b"frame too large",
-            );
-        }
-        let mut frame = vec![0u8; len];
-        if stream.read_exact(&mut frame).await.is_err() {
-            return;
-        }
+        let frame = match frames.next().await {
+            Read::Frame(frame) => frame,
+            Read::End => return,
+            Read::BadHeader => {
+                return reject(
+                    RejectReason::Malformed,
+                    close_code::MALFORMED,
+                    b"bad stream header",
+                );
+            }
+            Read::Oversize => {
+                return reject(
+                    RejectReason::Oversize,
+                    close_code::FRAME_TOO_LARGE,
+                    b"frame too large",
+                );
+            }
+        };
         match identity.check(&frame, &connection) {
             Ok(None) => {}
             Ok(Some(peer)) => register(&shared, peer, &connection),
@@ -166,7 +157,7 @@ async fn read_stream<I: NodeId>(
                 return reject(reason, code, why);
             }
         }
-        shared.counters.received(len);
+        shared.counters.received(frame.len());
         // Waiting here is flow control: the stream's window fills and the peer's sends wait.
         if node.handle_frame(Bytes::from(frame)).await.is_err() {
             return;

@@ -7,10 +7,12 @@
 //! and check each frame's sender against it. docs/quic.md walks through setup and tuning.
 //!
 //! Layout: `config` (timeouts, limits, presets), `tls` (identities and rustls configs), `link`
-//! (our sending side of a connection), `inbound` (accepting and reading), `transport` (the
-//! handle and dialling), `stats` (counters and metrics).
+//! (our sending side of a connection), `framing` (the frames of a received stream), `inbound`
+//! (accepting and reading), `transport` (the handle and dialling), `stats` (counters and
+//! metrics).
 
 mod config;
+mod framing;
 mod inbound;
 mod link;
 mod stats;
@@ -19,6 +21,11 @@ mod transport;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    pub(crate) use super::framing::read_all;
+}
 
 pub use config::{MAX_FRAME_SIZE_LIMIT, QuicConfig};
 pub use stats::{QuicStats, RejectReason};

@@ -214,3 +214,28 @@ impl Shared {
         }
     }
 }
+
+/// The header parser on arbitrary bytes, for the fuzz target: an incomplete header asks for
+/// more than it was given and no more than the longest header; a complete one lies within what
+/// it was given and claims at least its own length.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_header(bytes: &[u8]) {
+    use header::{Header, MAX_HEADER};
+    match header::parse(bytes) {
+        Ok(Header::Incomplete(need)) => {
+            assert!(need > bytes.len() && need <= MAX_HEADER, "asked for {need}");
+        }
+        Ok(Header::Complete {
+            len,
+            total,
+            claimed,
+        }) => {
+            assert!(len <= bytes.len() && len <= MAX_HEADER, "header of {len}");
+            assert!(
+                total >= len as u64 && claimed >= total,
+                "{total} / {claimed}"
+            );
+        }
+        Err(_) => {}
+    }
+}
