@@ -10,16 +10,29 @@
 //!
 //! Each payload carries its origin, its sequence number at that origin and its send time (wall
 //! clock, microseconds), so that latency is measured across processes on one machine.
+//!
+//! With `--quic` the Plumtree frames go over `QuicTransport` with mutual TLS; `--make-certs`
+//! writes a throwaway CA and one certificate per node id for that:
+//!
+//! ```sh
+//! cargo run --release --example node -- --make-certs /tmp/certs --ids 3
+//! cargo run --release --example node -- --id 1 --bind 127.0.0.1:7001 --quic 127.0.0.1:7101 \
+//!     --ca /tmp/certs/ca.pem --cert /tmp/certs/1.pem --key /tmp/certs/1.key
+//! ```
+//!
+//! chaos/harness.py runs a cluster of these across network namespaces under injected faults.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use memberlist_plumtree::{
-    BridgeConfig, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate,
+    BridgeConfig, ClusterCa, Delivery, MemberlistStack, MessageId, PlumtreeConfig,
+    PlumtreeDelegate, QuicConfig, QuicTls, QuicTransport,
 };
 use serde_json::json;
 
@@ -29,6 +42,7 @@ const USAGE: &str = "
 One cluster node per process: joins, broadcasts, and reports every delivery as a JSON line.
 
 usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
+       cargo run --release --example node -- --make-certs DIR [--ids N]
 
   --id N            this node's id (required)
   --bind ADDR       address for memberlist, UDP and TCP, e.g. 127.0.0.1:7001 (required)
@@ -41,10 +55,18 @@ usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
   --metrics ADDR    serve Prometheus metrics there (docs/metrics.md)
   --no-anti-entropy turn anti-entropy off (for comparisons)
   --no-reconnect    do not join departed members again (for comparisons)
+  --quic ADDR       send Plumtree frames over QUIC bound there (mutual TLS; needs the three below)
+  --ca FILE         PEM: the CA every node trusts
+  --cert FILE       PEM: this node's certificate, naming its id
+  --key FILE        PEM: its private key
+  --make-certs DIR  write a throwaway CA (DIR/ca.pem) and certificates for ids 1 to N
+                    (DIR/ID.pem, DIR/ID.key), then exit
+  --ids N           with --make-certs: how many ids (default 10)
 
 Output on stdout, one JSON object per line: {\"event\":\"start\",...}, then
-{\"event\":\"sent\",...} per broadcast and {\"event\":\"deliver\",...} per delivery, then
-{\"event\":\"summary\",...}. Logs go to stderr.
+{\"event\":\"sent\",...} per broadcast, {\"event\":\"deliver\",...} per delivery,
+{\"event\":\"gap\",...} per loss reported, {\"event\":\"members\",...} when the number of
+live members changes, then {\"event\":\"summary\",...}. Logs go to stderr.
 ";
 
 struct Args {
@@ -58,10 +80,27 @@ struct Args {
     send_for: Option<Duration>,
     metrics: Option<SocketAddr>,
     reconnect: bool,
+    quic: Option<Quic>,
 }
 
-fn parse() -> Result<Args, String> {
+/// `--quic` and the certificate files it needs.
+struct Quic {
+    bind: SocketAddr,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// What the command line asks for.
+enum Command {
+    Run(Args),
+    MakeCerts { dir: PathBuf, ids: u64 },
+}
+
+fn parse() -> Result<Command, String> {
     let (mut id, mut bind, mut seeds) = (None, None, Vec::new());
+    let (mut quic, mut ca, mut cert, mut key) = (None, None, None, None);
+    let (mut make_certs, mut ids) = (None, 10u64);
     let mut args = Args {
         id: 0,
         bind: "127.0.0.1:0".parse().expect("literal"),
@@ -73,6 +112,7 @@ fn parse() -> Result<Args, String> {
         send_for: None,
         metrics: None,
         reconnect: true,
+        quic: None,
     };
     let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
@@ -116,9 +156,29 @@ fn parse() -> Result<Args, String> {
                 args.config = args.config.with_anti_entropy_interval(Duration::ZERO);
             }
             "--no-reconnect" => args.reconnect = false,
+            "--quic" => quic = Some(value()?.parse().map_err(|e| bad(&e))?),
+            "--ca" => ca = Some(PathBuf::from(value()?)),
+            "--cert" => cert = Some(PathBuf::from(value()?)),
+            "--key" => key = Some(PathBuf::from(value()?)),
+            "--make-certs" => make_certs = Some(PathBuf::from(value()?)),
+            "--ids" => ids = value()?.parse().map_err(|e| bad(&e))?,
             other => return Err(support::unknown(other)),
         }
     }
+    if let Some(dir) = make_certs {
+        return Ok(Command::MakeCerts { dir, ids });
+    }
+    args.quic = match (quic, ca, cert, key) {
+        (Some(bind), Some(ca), Some(cert), Some(key)) => Some(Quic {
+            bind,
+            ca,
+            cert,
+            key,
+        }),
+        (None, None, None, None) => None,
+        (None, ..) => return Err("--ca, --cert and --key go with --quic ADDR".into()),
+        _ => return Err("--quic needs --ca FILE, --cert FILE and --key FILE".into()),
+    };
     args.id = id.ok_or("--id N is required")?;
     args.bind = bind.ok_or("--bind ADDR is required, e.g. --bind 127.0.0.1:7001")?;
     args.seeds = seeds;
@@ -131,7 +191,29 @@ fn parse() -> Result<Args, String> {
             args.payload, args.config.max_message_size
         ));
     }
-    Ok(args)
+    Ok(Command::Run(args))
+}
+
+/// `--make-certs`: a throwaway CA and a certificate for each of the ids 1 to `ids`.
+fn make_certs(dir: &Path, ids: u64) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let ca = ClusterCa::generate()?;
+    let write = |name: String, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write("ca.pem".into(), &ca.cert_pem())?;
+    for id in 1..=ids {
+        let issued = ca.issue(&id)?;
+        write(format!("{id}.pem"), &issued.cert_pem)?;
+        write(format!("{id}.key"), &issued.key_pem)?;
+    }
+    eprintln!("a CA and {ids} node certificates in {}", dir.display());
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
 
 fn now_micros() -> u64 {
@@ -191,7 +273,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse()?;
+    let args = match parse()? {
+        Command::Run(args) => args,
+        Command::MakeCerts { dir, ids } => return make_certs(&dir, ids),
+    };
     if let Some(listen) = args.metrics {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(listen)
@@ -202,7 +287,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         out: Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout()))),
         seen: Arc::default(),
     };
-    let node = MemberlistStack::builder(args.id)
+    let mut builder = MemberlistStack::builder(args.id);
+    if let Some(quic) = &args.quic {
+        let tls = QuicTls::from_pem(&read(&quic.ca)?, &read(&quic.cert)?, &read(&quic.key)?)?;
+        builder = builder.quic(QuicTransport::bind(
+            args.id,
+            quic.bind,
+            QuicConfig::lan(),
+            &tls,
+        )?);
+    }
+    let node = builder
         .bind(args.bind)
         .seeds(args.seeds.iter().copied())
         .config(args.config)
@@ -243,26 +338,34 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     tokio::pin!(stop);
     let mut sent = 0u64;
-    let why = if args.rate == 0 {
-        stop.await
-    } else {
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
-        loop {
-            tokio::select! {
-                why = &mut stop => break why,
-                at = tick.tick() => {
-                    if !sending(at) {
-                        continue;
-                    }
-                    let at_us = now_micros();
-                    let mut payload = vec![0u8; args.payload];
-                    payload[0..8].copy_from_slice(&args.id.to_be_bytes());
-                    payload[8..16].copy_from_slice(&sent.to_be_bytes());
-                    payload[16..24].copy_from_slice(&at_us.to_be_bytes());
-                    node.broadcast(payload).await?;
-                    report.line(json!({ "event": "sent", "seq": sent, "at_us": at_us }));
-                    sent += 1;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
+    // The harness reads from these lines when membership re-merged after a split.
+    let mut look = tokio::time::interval(Duration::from_millis(100));
+    let mut members = 0;
+    let why = loop {
+        tokio::select! {
+            why = &mut stop => break why,
+            _ = look.tick() => {
+                let now = node.memberlist().num_online_members().await;
+                if now != members {
+                    members = now;
+                    report.line(json!({ "event": "members", "count": now, "at_us": now_micros() }));
                 }
+            }
+            at = tick.tick(), if args.rate > 0 => {
+                if !sending(at) {
+                    continue;
+                }
+                let at_us = now_micros();
+                let mut payload = vec![0u8; args.payload];
+                payload[0..8].copy_from_slice(&args.id.to_be_bytes());
+                payload[8..16].copy_from_slice(&sent.to_be_bytes());
+                payload[16..24].copy_from_slice(&at_us.to_be_bytes());
+                let id = node.broadcast(payload).await?;
+                report.line(json!({
+                    "event": "sent", "id": id.to_string(), "seq": sent, "at_us": at_us,
+                }));
+                sent += 1;
             }
         }
     };
