@@ -93,7 +93,7 @@ struct Quic {
 
 /// What the command line asks for.
 enum Command {
-    Run(Args),
+    Run(Box<Args>),
     MakeCerts { dir: PathBuf, ids: u64 },
 }
 
@@ -191,7 +191,7 @@ fn parse() -> Result<Command, String> {
             args.payload, args.config.max_message_size
         ));
     }
-    Ok(Command::Run(args))
+    Ok(Command::Run(Box::new(args)))
 }
 
 /// `--make-certs`: a throwaway CA and a certificate for each of the ids 1 to `ids`.
@@ -274,7 +274,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = match parse()? {
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
         Command::MakeCerts { dir, ids } => return make_certs(&dir, ids),
     };
     if let Some(listen) = args.metrics {
