@@ -12,6 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::link::STREAM_MAGIC;
 
+/// Room for a frame before its bytes arrive: most frames fit, and a false length costs no more.
+const INITIAL_CAPACITY: usize = 16 * 1024;
+
 /// What a stream yields next.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Read {
@@ -21,7 +24,7 @@ pub(crate) enum Read {
     End,
     /// The stream does not begin with our header: not a Plumtree peer.
     BadHeader,
-    /// A length of zero or above the limit, refused before anything is allocated for it.
+    /// A length of zero or above the limit, refused before anything is read into it.
     Oversize,
 }
 
@@ -62,11 +65,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if len == 0 || len > self.max_frame_size {
             return Read::Oversize;
         }
-        let mut frame = vec![0u8; len];
-        if self.stream.read_exact(&mut frame).await.is_err() {
-            return Read::End;
+        // Grown as bytes arrive, not sized by the claim: a peer that announces a large frame
+        // and sends nothing more makes us hold what it sent, not what it promised.
+        let mut frame = Vec::with_capacity(len.min(INITIAL_CAPACITY));
+        match (&mut self.stream)
+            .take(len as u64)
+            .read_to_end(&mut frame)
+            .await
+        {
+            Ok(read) if read == len => Read::Frame(frame),
+            _ => Read::End,
         }
-        Read::Frame(frame)
     }
 }
 
@@ -118,5 +127,18 @@ mod tests {
         // A frame cut short ends the stream without it.
         let cut = [&STREAM_MAGIC[..], &[0], &5u32.to_be_bytes(), b"ab"].concat();
         assert_eq!(read_all(&cut, 16), (vec![], Read::End));
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_first_allocation_arrives_whole() {
+        let big: Vec<u8> = (0..3 * INITIAL_CAPACITY).map(|i| i as u8).collect();
+        let stream = [
+            &STREAM_MAGIC[..],
+            &[0],
+            &(big.len() as u32).to_be_bytes(),
+            &big,
+        ]
+        .concat();
+        assert_eq!(read_all(&stream, big.len()), (vec![big], Read::End));
     }
 }
