@@ -1,9 +1,10 @@
 //! Peak memory of one node fed a flood of forged traffic, against the bounds its config sets.
 //!
 //! One `Plumtree` with 20 members receives, as encoded frames it decodes itself, 1,000,000
-//! Gossips with unique ids (each from a different origin, 256 B payloads), then 1,000,000
-//! IHave announcements of unique ids, then 1,000,000 Grafts for ids it never had, 100,000 a
-//! second of virtual time, with its timers run as they fall due and everything it sends
+//! Gossips with unique ids (each from a different origin, 256 B payloads), then 20,000 more
+//! of the largest payload the config accepts (to fill the cache's byte bound), then 1,000,000
+//! IHave announcements of unique ids, then 1,000,000 Grafts for ids it never had, 100,000
+//! frames a second of virtual time, with its timers run as they fall due and everything it sends
 //! drained. After each phase it prints the process's peak RSS (VmHWM) and the size of each
 //! bounded table next to its configured bound, and fails if a table is over its bound.
 //!
@@ -133,6 +134,18 @@ fn flood(name: &str, messages: u64) -> bool {
         }
     }
     target.report("gossips");
+    let large = Bytes::from(vec![0x5Au8; target.node.config().max_message_size]);
+    for _ in 0..messages / 50 {
+        let origin = rng.u64(2..);
+        target.feed(Message::Gossip(Gossip {
+            id: MessageId::new(origin, rng.u64(..), rng.u64(1..)),
+            origin,
+            round: 1,
+            heaviest: 0,
+            payload: large.clone(),
+        }));
+    }
+    target.report("largest gossips");
     let batch = target.node.config().ihave_batch_size as u64;
     for _ in 0..messages / batch {
         let entries = (0..batch)

@@ -121,6 +121,21 @@ class Network:
         for i in self.nodes:
             self.rules(i)
 
+    def tcp_retransmits(self):
+        """Segments and SYNs that TCP sent again, summed over the node namespaces: the kernel's
+        own counters (/proc/net/snmp and /proc/net/netstat are per namespace)."""
+        total = 0
+        for i in self.nodes:
+            for path, group, names in (("/proc/net/snmp", "Tcp:", ("RetransSegs",)),
+                                       ("/proc/net/netstat", "TcpExt:", ("TCPSynRetrans",))):
+                lines = [line.split() for line in sh("ip", "netns", "exec", self.ns(i),
+                                                     "cat", path).splitlines()
+                         if line.startswith(group)]
+                if len(lines) >= 2:
+                    row = dict(zip(lines[0][1:], lines[1][1:]))
+                    total += sum(int(row.get(n, 0)) for n in names)
+        return total
+
     def rate_limit(self, i, rate):
         """A slow link to and from node i: tbf on both ends of its veth pair."""
         for ns, dev in ((self.ns(i), "eth0"), (self.hub, f"h{i}")):
@@ -220,6 +235,9 @@ def execute(net, node_bin, out_dir, scenario, rate, certs, flags):
     total = warm + scenario.send + scenario.drain
     timeline = {}
     cluster.t0 = time.monotonic()
+    # Latency counts broadcasts sent from here on: the first ones, sent while the nodes were
+    # still joining, reach the later nodes only by anti-entropy, a second or more later.
+    timeline["steady"] = now_us() + int(warm * 1e6)
     cluster.start(1, warm + scenario.send, total)
     time.sleep(0.5)
     for i in net.nodes[1:]:
@@ -255,6 +273,8 @@ def analyse(runs, timeline, nodes):
     """What each live node was owed, what it got, and the figures of the table."""
     sent, starts, got, members = {}, {}, {}, {}
     duplicates, gaps, latencies, slow_lat = 0, 0, [], {}
+    repaired = {"grafts_sent": 0, "repairs_received": 0, "frames_dropped": 0}
+    remote = []  # (receiver, id, latency) of every delivery of another node's broadcast
     for run in runs:
         key = (run.id, run.start_no)
         got[key] = set()
@@ -274,12 +294,18 @@ def analyse(runs, timeline, nodes):
                 got[key].add(e["id"])
                 duplicates += e["times"] > 1
                 if e["origin"] != run.id:
-                    latencies.append(e["latency_us"])
-                    slow_lat.setdefault(run.id, []).append(e["latency_us"])
+                    remote.append((run.id, e["id"], e["latency_us"]))
             elif kind == "gap":
                 gaps += e["count"]
+            elif kind == "summary":
+                for what in repaired:
+                    repaired[what] += e.get(what, 0)
             elif kind == "members":
                 members[key].append((e["at_us"], e["count"]))
+    for node, mid, us in remote:
+        if sent.get(mid, (None, timeline["steady"]))[1] >= timeline["steady"]:
+            latencies.append(us)
+            slow_lat.setdefault(node, []).append(us)
     live = {(r.id, r.start_no) for r in runs if not r.killed}
     delivered_live = set().union(*(got[k] for k in live)) if live else set()
     owed_total, missing = 0, []
@@ -311,8 +337,10 @@ def analyse(runs, timeline, nodes):
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
         "max": max(latencies, default=None),
+        "late": sum(1 for us in latencies if us > 100_000),
         "remerge": remerge,
         "by_node": slow_lat,
+        **repaired,
     }
 
 
@@ -395,17 +423,19 @@ def main():
             runs, timeline = execute(net, node_bin, args.out / name, s, args.rate, certs,
                                      args.node_flags.split())
             results[name] = analyse(runs, timeline, nodes)
+            results[name]["tcp_retransmits"] = net.tcp_retransmits()
             net.destroy()
             net = Network(args.nodes)
             net.create()
     finally:
         net.destroy()
 
-    print(f"\n{args.nodes} nodes, {args.rate} broadcasts/s each; latency in ms; "
-          f"output in {args.out}/")
+    print(f"\n{args.nodes} nodes, {args.rate} broadcasts/s each; latency in ms, of the "
+          f"broadcasts sent after the first 3 s; output in {args.out}/")
     print("| scenario | broadcasts | owed to live nodes | delivered | missing | duplicates "
-          "| gaps reported | p50 | p99 | max | re-merge (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| gaps reported | p50 | p99 | max | over 100 ms | re-merge (s) "
+          "| grafts | repairs | TCP retransmits |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     for name in names:
         r = results[name]
@@ -414,7 +444,8 @@ def main():
             "never" if r["remerge"] is None else f"{r['remerge'] / 1e6:.1f}")
         print(f"| ({name}) {chosen[name].title} | {r['broadcasts']} | {r['owed']} | {got} "
               f"| {len(r['missing'])} | {r['duplicates']} | {r['gaps']} | {ms(r['p50'])} "
-              f"| {ms(r['p99'])} | {ms(r['max'])} | {remerge} |")
+              f"| {ms(r['p99'])} | {ms(r['max'])} | {r['late']} | {remerge} | {r['grafts_sent']} "
+              f"| {r['repairs_received']} | {r['tcp_retransmits']} |")
         failed |= bool(r["missing"]) or r["duplicates"] > 0 or remerge == "never"
     for name in names:
         r, s = results[name], chosen[name]

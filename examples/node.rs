@@ -369,6 +369,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     };
+    // How deliveries were repaired, for the harness's report: grafts answer announcements,
+    // repairs answer anti-entropy requests.
+    let stats = node.plumtree().stats().await;
     eprintln!("stopping ({why}): leaving the cluster");
     if let Err(error) = node.leave(Duration::from_secs(2)).await {
         eprintln!("leave: {error}");
@@ -382,6 +385,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "delivered": seen.len(),
         "duplicates": seen.values().filter(|&&n| n > 1).count(),
         "stopped_by": why,
+        "grafts_sent": stats.as_ref().map_or(0, |s| s.protocol.grafts_sent),
+        "repairs_received": stats.as_ref().map_or(0, |s| s.protocol.repairs_received),
+        "frames_dropped": stats.as_ref().map_or(0, |s| s.outbound_dropped),
     });
     let mut out = report.out.lock().unwrap();
     writeln!(out, "{summary}")?;
