@@ -41,7 +41,10 @@ unsafe impl GlobalAlloc for Watching {
 #[global_allocator]
 static ALLOCATOR: Watching = Watching;
 
-const TARGETS: [(&str, fn(&[u8])); 5] = [
+/// A fuzz target's entry point.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 5] = [
     ("envelope", memberlist_plumtree::fuzzing::envelope),
     ("node_meta", memberlist_plumtree::fuzzing::node_meta),
     ("user_message", memberlist_plumtree::fuzzing::user_message),
