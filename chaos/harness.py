@@ -42,6 +42,7 @@ PREFIX = "pltc"  # every namespace this harness makes starts with it
 SUBNET = "10.213.0"  # a private /24, inside the namespaces only
 MEMBERLIST_PORT = 7000
 QUIC_PORT = 7100
+PROCESSES = []  # every node process started, so that none outlives the harness
 
 
 def sh(*cmd, check=True, stdin=None):
@@ -198,6 +199,7 @@ class Cluster:
                     "--cert", str(c / f"{i}.pem"), "--key", str(c / f"{i}.key")]
         err = open(self.out / f"{i}.{starts}.err", "w")
         run.proc = subprocess.Popen(cmd, stdout=open(run.out, "w"), stderr=err)
+        PROCESSES.append(run.proc)
         self.runs.append(run)
         return run
 
@@ -428,6 +430,10 @@ def main():
             net = Network(args.nodes)
             net.create()
     finally:
+        for proc in PROCESSES:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         net.destroy()
 
     print(f"\n{args.nodes} nodes, {args.rate} broadcasts/s each; latency in ms, of the "
