@@ -335,7 +335,7 @@ impl<I: NodeId> Plumtree<I> {
         // Only members take part: a stranger's payload is not delivered or relayed, its
         // announcements and grafts are not answered. A member whose join we have not heard of
         // yet is refused too; what it sent reaches us through the members that know it.
-        if !self.peers.is_member(&from) {
+        if !self.peers.admits(&from) {
             self.stats.from_non_members += 1;
             tracing::debug!(?from, "ignored a message from a non-member");
             return;
