@@ -103,6 +103,18 @@ impl Target {
     }
 }
 
+/// A Gossip with a fresh random id, from a fresh origin.
+fn forged_gossip(rng: &mut fastrand::Rng, payload: &Bytes) -> Message<u64> {
+    let origin = rng.u64(2..);
+    Message::Gossip(Gossip {
+        id: MessageId::new(origin, rng.u64(..), rng.u64(1..)),
+        origin,
+        round: 1,
+        heaviest: 0,
+        payload: payload.clone(),
+    })
+}
+
 fn flood(name: &str, messages: u64) -> bool {
     let config = config(name).with_rng_seed(Some(7));
     let limits = config.decode_limits();
@@ -121,14 +133,7 @@ fn flood(name: &str, messages: u64) -> bool {
     let payload = Bytes::from(vec![0xA5u8; 256]);
     let mut rng = fastrand::Rng::with_seed(7);
     for k in 0..messages {
-        let origin = rng.u64(2..);
-        target.feed(Message::Gossip(Gossip {
-            id: MessageId::new(origin, rng.u64(..), rng.u64(1..)),
-            origin,
-            round: 1,
-            heaviest: 0,
-            payload: payload.clone(),
-        }));
+        target.feed(forged_gossip(&mut rng, &payload));
         if k == messages / 2 {
             target.report("half the gossips");
         }
@@ -136,14 +141,7 @@ fn flood(name: &str, messages: u64) -> bool {
     target.report("gossips");
     let large = Bytes::from(vec![0x5Au8; target.node.config().max_message_size]);
     for _ in 0..messages / 50 {
-        let origin = rng.u64(2..);
-        target.feed(Message::Gossip(Gossip {
-            id: MessageId::new(origin, rng.u64(..), rng.u64(1..)),
-            origin,
-            round: 1,
-            heaviest: 0,
-            payload: large.clone(),
-        }));
+        target.feed(forged_gossip(&mut rng, &large));
     }
     target.report("largest gossips");
     let batch = target.node.config().ihave_batch_size as u64;

@@ -196,15 +196,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// handling membership messages (docs/architecture.md, "Membership after a split"). Dead
 /// members are kept for the whole test so that the test checks this crate, not that defect.
 fn swim() -> Options {
-    Options::lan()
-        .with_timeout(Duration::from_secs(1))
-        .with_probe_interval(Duration::from_millis(100))
-        .with_probe_timeout(Duration::from_millis(50))
-        .with_gossip_interval(Duration::from_millis(30))
-        .with_suspicion_mult(2)
-        .with_push_pull_interval(Duration::from_secs(2))
-        .with_dead_node_reclaim_time(Duration::from_millis(100))
-        .with_gossip_to_the_dead_time(Duration::from_secs(120))
+    common::fast_swim().with_gossip_to_the_dead_time(Duration::from_secs(120))
 }
 
 /// Node `id` on a fresh loopback port, built by hand the way `StackBuilder::build` does, with

@@ -2,11 +2,14 @@
 //! leaves and restarts. SWIM intervals are shortened so that the suite stays fast.
 #![cfg(feature = "memberlist")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::fast_swim as swim;
 use memberlist_plumtree::memberlist::Options;
 use memberlist_plumtree::{
     BridgeConfig, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, TcpStack,
@@ -34,18 +37,6 @@ impl Recorder {
 }
 
 type Node = TcpStack<u64, Recorder>;
-
-/// Loopback SWIM: probes every 100 ms, so a silent crash is noticed in well under 2 s.
-fn swim() -> Options {
-    Options::lan()
-        .with_timeout(Duration::from_secs(1))
-        .with_probe_interval(Duration::from_millis(100))
-        .with_probe_timeout(Duration::from_millis(50))
-        .with_gossip_interval(Duration::from_millis(30))
-        .with_suspicion_mult(2)
-        .with_push_pull_interval(Duration::from_secs(2))
-        .with_dead_node_reclaim_time(Duration::from_millis(100))
-}
 
 /// SWIM that takes many seconds to notice a silent node, so that only a leave message can
 /// explain a quick removal.

@@ -4,6 +4,19 @@
 #[cfg(feature = "memberlist")]
 pub mod host;
 
+/// Loopback SWIM: probes every 100 ms, so a silent crash is noticed in well under 2 s.
+#[cfg(feature = "memberlist")]
+pub fn fast_swim() -> memberlist_plumtree::memberlist::Options {
+    memberlist_plumtree::memberlist::Options::lan()
+        .with_timeout(Duration::from_secs(1))
+        .with_probe_interval(Duration::from_millis(100))
+        .with_probe_timeout(Duration::from_millis(50))
+        .with_gossip_interval(Duration::from_millis(30))
+        .with_suspicion_mult(2)
+        .with_push_pull_interval(Duration::from_secs(2))
+        .with_dead_node_reclaim_time(Duration::from_millis(100))
+}
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -245,8 +245,9 @@ fn a_repair_of_a_payload_already_delivered_is_dropped() {
     assert_eq!(b.stats().repair_duplicates, 1);
 }
 
-#[test]
-fn a_node_that_starts_later_is_not_sent_the_history() {
+/// A has broadcast five payloads (its neighbour B never got them) and still caches them; B
+/// starts ten seconds later. Returns A, B and B's start.
+fn history_then_a_later_start() -> (Plumtree<u64>, Plumtree<u64>, Instant) {
     let t = Instant::now();
     let mut a = Plumtree::new(A, ae_config()).unwrap();
     a.add_peer(t, B);
@@ -254,10 +255,15 @@ fn a_node_that_starts_later_is_not_sent_the_history() {
         a.broadcast(t, vec![i; 4]).unwrap();
     }
     while a.poll_transmit().is_some() {}
-    // B starts ten seconds later, while A still caches all five.
     let later = t + Duration::from_secs(10);
     let mut b = Plumtree::new(B, ae_config()).unwrap();
     b.add_peer(later, A);
+    (a, b, later)
+}
+
+#[test]
+fn a_node_that_starts_later_is_not_sent_the_history() {
+    let (mut a, mut b, later) = history_then_a_later_start();
     let mut now = later;
     let mut events = Vec::new();
     for _ in 0..5 {
@@ -280,16 +286,7 @@ fn a_node_that_starts_later_is_not_sent_the_history() {
 /// history.
 #[test]
 fn a_node_that_starts_later_fetches_what_it_lost_since_it_started() {
-    let t = Instant::now();
-    let mut a = Plumtree::new(A, ae_config()).unwrap();
-    a.add_peer(t, B);
-    for i in 0..5u8 {
-        a.broadcast(t, vec![i; 4]).unwrap();
-    }
-    while a.poll_transmit().is_some() {}
-    let later = t + Duration::from_secs(10);
-    let mut b = Plumtree::new(B, ae_config()).unwrap();
-    b.add_peer(later, A);
+    let (mut a, mut b, later) = history_then_a_later_start();
     assert!(delivered(&carry(&mut a, &mut b, later, true).1).is_empty());
     let lost = a.broadcast(later, vec![5; 4]).unwrap();
     carry(&mut a, &mut b, later, false);
