@@ -66,6 +66,35 @@ fn delivered(events: &[Event<u64>]) -> Vec<u64> {
         .collect()
 }
 
+/// The gaps reported: (first sequence number, count).
+fn gaps(events: &[Event<u64>]) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Gap { first, count } => Some((first.seq(), *count)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs both nodes' timers once a second for `secs` seconds from `now`, carrying every frame;
+/// returns their events and the instant reached.
+fn run_seconds(
+    a: &mut Plumtree<u64>,
+    b: &mut Plumtree<u64>,
+    mut now: Instant,
+    secs: u32,
+) -> (Vec<Event<u64>>, Instant) {
+    let mut events = Vec::new();
+    for _ in 0..secs {
+        now += Duration::from_secs(1);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        events.extend(carry(a, b, now, true).1);
+    }
+    (events, now)
+}
+
 #[test]
 fn what_a_partition_cost_is_repaired_after_it_heals_without_touching_the_tree() {
     let t = Instant::now();
@@ -124,14 +153,7 @@ fn what_no_neighbour_caches_any_more_is_reported_as_a_gap() {
         a.broadcast(t, vec![i; 4]).unwrap();
     }
     carry(&mut a, &mut b, t, false);
-    let mut now = t;
-    let mut events = Vec::new();
-    for _ in 0..8 {
-        now += Duration::from_secs(1);
-        a.handle_timeout(now);
-        b.handle_timeout(now);
-        events.extend(carry(&mut a, &mut b, now, true).1);
-    }
+    let (events, _) = run_seconds(&mut a, &mut b, t, 8);
     let mut got = delivered(&events);
     got.sort_unstable();
     assert_eq!(
@@ -139,13 +161,7 @@ fn what_no_neighbour_caches_any_more_is_reported_as_a_gap() {
         [first.seq() + 3, first.seq() + 4],
         "the two still cached"
     );
-    let gaps: Vec<(u64, u64)> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Gap { first, count } => Some((first.seq(), *count)),
-            _ => None,
-        })
-        .collect();
+    let gaps = gaps(&events);
     assert_eq!(
         gaps,
         [(first.seq() + 1, 2)],
@@ -170,24 +186,11 @@ fn what_a_node_never_heard_of_and_no_one_caches_is_reported_too() {
         ids.push(a.broadcast(t, vec![i; 4]).unwrap());
     }
     carry(&mut a, &mut b, t, false);
-    let mut now = t;
-    let mut events = Vec::new();
-    for _ in 0..8 {
-        now += Duration::from_secs(1);
-        a.handle_timeout(now);
-        b.handle_timeout(now);
-        events.extend(carry(&mut a, &mut b, now, true).1);
-    }
+    let (events, _) = run_seconds(&mut a, &mut b, t, 8);
     let mut got = delivered(&events);
     got.sort_unstable();
     assert_eq!(got, [ids[3].seq(), ids[4].seq()], "the two still cached");
-    let gaps: Vec<(u64, u64)> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Gap { first, count } => Some((first.seq(), *count)),
-            _ => None,
-        })
-        .collect();
+    let gaps = gaps(&events);
     assert_eq!(gaps, [(ids[0].seq(), 3)], "the three no one caches");
 }
 
@@ -264,14 +267,7 @@ fn history_then_a_later_start() -> (Plumtree<u64>, Plumtree<u64>, Instant) {
 #[test]
 fn a_node_that_starts_later_is_not_sent_the_history() {
     let (mut a, mut b, later) = history_then_a_later_start();
-    let mut now = later;
-    let mut events = Vec::new();
-    for _ in 0..5 {
-        now += Duration::from_secs(1);
-        a.handle_timeout(now);
-        b.handle_timeout(now);
-        events.extend(carry(&mut a, &mut b, now, true).1);
-    }
+    let (events, now) = run_seconds(&mut a, &mut b, later, 5);
     assert!(delivered(&events).is_empty(), "history fetched: {events:?}");
     assert!(b.stats().digests_received > 0, "B heard what A offers");
     assert_eq!(b.stats().wants_sent, 0);
@@ -295,14 +291,7 @@ fn a_node_that_starts_later_fetches_what_it_lost_since_it_started() {
         delivered(&carry(&mut a, &mut b, later, true).1),
         [next.seq()]
     );
-    let mut now = later;
-    let mut events = Vec::new();
-    for _ in 0..5 {
-        now += Duration::from_secs(1);
-        a.handle_timeout(now);
-        b.handle_timeout(now);
-        events.extend(carry(&mut a, &mut b, now, true).1);
-    }
+    let (events, _) = run_seconds(&mut a, &mut b, later, 5);
     assert_eq!(delivered(&events), [lost.seq()], "{events:?}");
 }
 
