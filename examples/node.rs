@@ -122,19 +122,7 @@ fn parse() -> Result<Command, String> {
             "--id" => id = Some(value()?.parse::<u64>().map_err(|e| bad(&e))?),
             "--bind" => bind = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--seed" => seeds.push(value()?.parse().map_err(|e| bad(&e))?),
-            "--preset" => {
-                args.config = match value()?.as_str() {
-                    "default" => PlumtreeConfig::default(),
-                    "lan" => PlumtreeConfig::lan(),
-                    "wan" => PlumtreeConfig::wan(),
-                    "large-cluster" => PlumtreeConfig::large_cluster(),
-                    other => {
-                        return Err(format!(
-                            "--preset {other}: one of default, lan, wan, large-cluster"
-                        ));
-                    }
-                }
-            }
+            "--preset" => args.config = support::preset(&value()?).map_err(|e| bad(&e))?,
             "--rate" => args.rate = value()?.parse().map_err(|e| bad(&e))?,
             "--payload" => args.payload = value()?.parse().map_err(|e| bad(&e))?,
             "--duration" => {

@@ -7,7 +7,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use memberlist_plumtree::PlumtreeConfig;
 use memberlist_plumtree::sim::{Regions, Report, Scenario, SimConfig, Workload, scenario};
 
 mod support;
@@ -122,20 +121,6 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
-fn preset(name: &str) -> Result<PlumtreeConfig, String> {
-    Ok(match name {
-        "default" => PlumtreeConfig::default(),
-        "lan" => PlumtreeConfig::lan(),
-        "wan" => PlumtreeConfig::wan(),
-        "large-cluster" => PlumtreeConfig::large_cluster(),
-        other => {
-            return Err(format!(
-                "unknown preset {other} (default, lan, wan or large-cluster)"
-            ));
-        }
-    })
-}
-
 fn main() -> ExitCode {
     support::exit(run())
 }
@@ -147,7 +132,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let mut config = SimConfig::new(args.nodes, args.seed);
-    config.protocol = preset(&args.preset)?;
+    config.protocol = support::preset(&args.preset)?;
     if let Some(latency) = args.latency.clone() {
         config.network.latency = latency;
     }

@@ -29,6 +29,23 @@ pub fn exit(result: Result<(), Box<dyn Error>>) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The preset named on a command line (`--preset`): default, lan, wan or large-cluster.
+#[allow(dead_code)] // not every example takes a preset
+pub fn preset(name: &str) -> Result<memberlist_plumtree::PlumtreeConfig, String> {
+    use memberlist_plumtree::PlumtreeConfig;
+    Ok(match name {
+        "default" => PlumtreeConfig::default(),
+        "lan" => PlumtreeConfig::lan(),
+        "wan" => PlumtreeConfig::wan(),
+        "large-cluster" => PlumtreeConfig::large_cluster(),
+        other => {
+            return Err(format!(
+                "unknown preset {other} (default, lan, wan or large-cluster)"
+            ));
+        }
+    })
+}
+
 /// The error for a flag the example does not know.
 pub fn unknown(flag: &str) -> String {
     format!("unknown argument {flag} (--help lists the flags)")

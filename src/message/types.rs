@@ -29,7 +29,8 @@ pub enum Message<I> {
     Graft(Graft),
     /// "Stop pushing payloads to me; announce them instead."
     Prune,
-    /// Anti-entropy: runs of payloads the sender has delivered and still caches.
+    /// Anti-entropy: runs of payloads the sender has delivered, with how many of each run it no
+    /// longer caches, and its uptime.
     Digest(Digest),
     /// Anti-entropy: runs of payloads the sender lacks, asked of a peer whose digest offered
     /// them.

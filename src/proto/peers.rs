@@ -103,9 +103,9 @@ impl<I: NodeId> Peers<I> {
 
     /// [`is_member`](Self::is_member) for the sender of each received message. Senders are
     /// few: neighbours, and members that chose this node as a neighbour without being chosen
-    /// back (they announce to it). Those are checked first, in small hot tables; the binary
-    /// search of the member list touches a cold cache line per step, and in the simulator,
-    /// with a thousand such lists, it took half of all the time.
+    /// back (they announce to it). Those are checked first, in small hot tables: the binary
+    /// search of the member list touches a cold cache line per step, which in the simulator,
+    /// where a thousand such lists share the cache, costs as much as all the rest.
     pub(crate) fn admits(&mut self, peer: &I) -> bool {
         if self.neighbours.contains_key(peer) || self.senders.contains(peer) {
             return true;
