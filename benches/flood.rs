@@ -150,6 +150,7 @@ fn flood(name: &str, messages: u64) -> bool {
             .map(|_| Announcement {
                 id: MessageId::new(rng.u64(2..), rng.u64(..), rng.u64(1..)),
                 round: 1,
+                held_ms: 0,
             })
             .collect();
         target.feed(Message::IHave(IHave { entries }));

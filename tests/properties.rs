@@ -41,29 +41,30 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
                     payload: payload.into()
                 })
             ),
-        prop::collection::vec((message_id(), any::<u32>()), 0..=16).prop_map(|e| Message::IHave(
-            IHave {
+        prop::collection::vec((message_id(), any::<u32>(), any::<u32>()), 0..=16).prop_map(|e| {
+            Message::IHave(IHave {
                 entries: e
                     .into_iter()
-                    .map(|(id, round)| Announcement { id, round })
-                    .collect()
-            }
-        )),
+                    .map(|(id, round, held_ms)| Announcement { id, round, held_ms })
+                    .collect(),
+            })
+        }),
         // Announcements as a node sends them: mostly the next sequence number of one origin, so
         // that the wire's runs form and break on a gap or another round.
         (
             message_id(),
-            prop::collection::vec((0u64..3, 0u32..2), 0..=16)
+            prop::collection::vec((0u64..3, 0u32..2, 0u32..1_000), 0..=16)
         )
             .prop_map(|(first, steps)| {
                 let mut seq = first.seq();
                 let entries = steps
                     .into_iter()
-                    .map(|(step, round)| {
+                    .map(|(step, round, held_ms)| {
                         seq = seq.wrapping_add(step);
                         Announcement {
                             id: MessageId::new(first.origin(), first.incarnation(), seq),
                             round,
+                            held_ms,
                         }
                     })
                     .collect();
@@ -226,14 +227,14 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         (
             peer.clone(),
-            prop::collection::vec((small_id(), 0u32..10), 0..6)
+            prop::collection::vec((small_id(), 0u32..10, 0u32..2_000), 0..6)
         )
             .prop_map(|(p, e)| Op::Receive(
                 p,
                 Message::IHave(IHave {
                     entries: e
                         .into_iter()
-                        .map(|(id, round)| Announcement { id, round })
+                        .map(|(id, round, held_ms)| Announcement { id, round, held_ms })
                         .collect()
                 })
             )),
@@ -383,6 +384,7 @@ fn floods_from_one_peer_stay_within_bounds() {
             entries: vec![Announcement {
                 id: MessageId::new(6, 6, seq),
                 round: 0,
+                held_ms: 0,
             }],
         };
         node.handle_message(now, 1, Message::IHave(ihave));

@@ -353,7 +353,11 @@ async fn a_payload_no_announcer_supplies_is_reported_to_the_delegate() {
     let ihave = Envelope {
         sender: 1u64,
         message: Message::IHave(memberlist_plumtree::message::IHave {
-            entries: vec![memberlist_plumtree::message::Announcement { id, round: 0 }],
+            entries: vec![memberlist_plumtree::message::Announcement {
+                id,
+                round: 0,
+                held_ms: 0,
+            }],
         }),
     };
     node.inputs().try_handle_frame(ihave.to_bytes()).unwrap();

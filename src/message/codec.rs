@@ -3,7 +3,8 @@
 //! ```text
 //! envelope := version:u8  sender:NodeId  kind:u8  body
 //! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  len:varint  payload   (kind 1)
-//! ihave    := runs:varint  runs * (id:24B  round:varint  more:varint)               (kind 2)
+//! ihave    := runs:varint  runs * (id:24B  round:varint  more:varint                (kind 2)
+//!                                  (more + 1) * held_ms:varint)
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
 //! prune    := (empty)                                                                 (kind 4)
 //! digest   := runs, each with an age (src/message/runs.rs)                            (kind 5)
@@ -11,15 +12,18 @@
 //! repair   := as gossip                                                               (kind 7)
 //! ```
 //!
-//! Kinds 1 to 4 are written as version 3 and kinds 5 to 7 (anti-entropy) as version 4, and both
-//! versions are read: a node of the release before anti-entropy reads every Plumtree frame of
-//! this one and refuses only the anti-entropy frames, with
-//! [`DecodeError::UnsupportedVersion`], which it counts and skips.
+//! Kinds 1, 3 and 4 are written as version 3, kinds 5 to 7 (anti-entropy) as version 4 and
+//! IHave (kind 2) as version 5, and every version from 3 is read; an IHave of version 3 or 4
+//! has no `held_ms` fields (read as 0). A node of an older release refuses what it does not
+//! know, with [`DecodeError::UnsupportedVersion`], which it counts and skips: during a rolling
+//! upgrade, old nodes still receive every payload pushed to them and every digest, but not the
+//! new nodes' announcements (docs/architecture.md, "Upgrades").
 //!
 //! An IHave run announces `more + 1` payloads: `id` and the `more` ids that follow it (same origin
-//! and incarnation, the next sequence numbers), all at the same round. A node announces what it
-//! received in order, so a batch of 16 announcements from one origin is usually one run of 26
-//! bytes instead of 16 entries of 25.
+//! and incarnation, the next sequence numbers), all at the same round, then how many
+//! milliseconds each of them waited at the announcer before this frame left. A node announces
+//! what it received in order, so a batch of 16 announcements from one origin is usually one run
+//! of 26 bytes and 16 short varints instead of 16 entries of 26.
 //!
 //! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128
 //! varints. Kinds 8 and up are reserved for later message types: a node that does not know one
@@ -40,10 +44,13 @@ use crate::NodeId;
 
 /// The newest wire format version this build writes and reads (see the module docs for which
 /// messages carry which version).
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 
-/// The version of Plumtree's own four messages, which nodes of the previous release read too.
+/// The version of Gossip, Graft and Prune, which nodes of every earlier release read too.
 const PLUMTREE_VERSION: u8 = 3;
+
+/// The version that introduced anti-entropy's messages.
+const ANTI_ENTROPY_VERSION: u8 = 4;
 
 const KIND_GOSSIP: u8 = 1;
 const KIND_IHAVE: u8 = 2;
@@ -97,6 +104,9 @@ pub enum DecodeError {
     /// A hop count did not fit in 32 bits.
     #[error("round out of range")]
     RoundOutOfRange,
+    /// An announcement's held time did not fit in 32 bits.
+    #[error("held time out of range")]
+    HeldOutOfRange,
     /// A Digest or Want carried more runs than the configured maximum.
     #[error("{count} runs exceed the limit of {max}")]
     TooManyRuns {
@@ -138,7 +148,7 @@ impl DecodeLimits {
         // Version and kind bytes, then the sender.
         let envelope = 2 + ID;
         let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + VARINT_64 + self.max_payload;
-        let announcement = MESSAGE_ID_LEN + VARINT_32 + VARINT_64;
+        let announcement = MESSAGE_ID_LEN + VARINT_32 + VARINT_64 + VARINT_32;
         let ihave = VARINT_64 + self.max_announcements.saturating_mul(announcement);
         let runs = VARINT_64 + self.max_runs.saturating_mul(MESSAGE_ID_LEN + 2 * VARINT_64);
         envelope.saturating_add(gossip.max(ihave).max(runs))
@@ -162,7 +172,10 @@ impl<I: NodeId> Envelope<I> {
                     let run = MESSAGE_ID_LEN + varint::len(a.round.into()) + varint::len(more);
                     (n + 1, len + run)
                 });
-                varint::len(count) + bytes
+                let held: usize = (ihave.entries.iter())
+                    .map(|a| varint::len(a.held_ms.into()))
+                    .sum();
+                varint::len(count) + bytes + held
             }
             Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
             Message::Prune => 0,
@@ -184,8 +197,9 @@ impl<I: NodeId> Envelope<I> {
     /// Appends the wire form up to a Gossip's payload (all of it for other messages).
     pub(super) fn encode_head(&self, buf: &mut BytesMut) {
         let version = match self.message {
-            Message::Digest(_) | Message::Want(_) | Message::Repair(_) => WIRE_VERSION,
-            _ => PLUMTREE_VERSION,
+            Message::IHave(_) => WIRE_VERSION,
+            Message::Digest(_) | Message::Want(_) | Message::Repair(_) => ANTI_ENTROPY_VERSION,
+            Message::Gossip(_) | Message::Graft(_) | Message::Prune => PLUMTREE_VERSION,
         };
         buf.put_u8(version);
         self.sender.encode(buf);
@@ -205,10 +219,14 @@ impl<I: NodeId> Envelope<I> {
             Message::IHave(ihave) => {
                 buf.put_u8(KIND_IHAVE);
                 varint::put(buf, runs(&ihave.entries).count() as u64);
+                let mut entries = ihave.entries.iter();
                 for (a, more) in runs(&ihave.entries) {
                     buf.put_slice(&a.id.to_bytes());
                     varint::put(buf, a.round.into());
                     varint::put(buf, more);
+                    for entry in entries.by_ref().take(more as usize + 1) {
+                        varint::put(buf, entry.held_ms.into());
+                    }
                 }
             }
             Message::Graft(Graft { id }) => {
@@ -264,7 +282,7 @@ impl<I: NodeId> Envelope<I> {
         }
         let sender = I::decode(&mut input)?;
         let [kind] = take::<1>(&mut input)?;
-        if kind >= KIND_DIGEST && version < WIRE_VERSION {
+        if kind >= KIND_DIGEST && version < ANTI_ENTROPY_VERSION {
             return Err(DecodeError::UnknownKind(kind));
         }
         let message = match kind {
@@ -317,6 +335,7 @@ impl<I: NodeId> Envelope<I> {
                 }
                 // Read the runs twice: once to check them and count their entries, then to
                 // expand them into a vector allocated once, at its final size.
+                let held = version >= WIRE_VERSION;
                 let mut count = 0u64;
                 let mut scan = input;
                 for _ in 0..runs {
@@ -326,17 +345,21 @@ impl<I: NodeId> Envelope<I> {
                         return Err(too_many(count));
                     }
                     id.after(more).ok_or(DecodeError::RunOverflow)?;
+                    if held {
+                        for _ in 0..=more {
+                            held_ms(&mut scan)?;
+                        }
+                    }
                 }
                 // At most `max` entries: within `MAX_IHAVE_BATCH_SIZE`.
                 let mut entries = Vec::with_capacity(count as usize);
                 for _ in 0..runs {
                     let (id, round, more) = run(&mut input)?;
-                    // Checked above: every id of the run exists.
-                    entries.extend(
-                        (0..=more)
-                            .filter_map(|k| id.after(k))
-                            .map(|id| Announcement { id, round }),
-                    );
+                    // Checked above: every id of the run exists, and every held time reads.
+                    for id in (0..=more).filter_map(|k| id.after(k)) {
+                        let held_ms = if held { held_ms(&mut input)? } else { 0 };
+                        entries.push(Announcement { id, round, held_ms });
+                    }
                 }
                 Message::IHave(IHave { entries })
             }
@@ -395,6 +418,10 @@ pub(super) fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {
 
 fn round(input: &mut &[u8]) -> Result<u32, DecodeError> {
     u32::try_from(varint::get(input)?).map_err(|_| DecodeError::RoundOutOfRange)
+}
+
+fn held_ms(input: &mut &[u8]) -> Result<u32, DecodeError> {
+    u32::try_from(varint::get(input)?).map_err(|_| DecodeError::HeldOutOfRange)
 }
 
 #[cfg(test)]

@@ -135,6 +135,10 @@ pub struct Announcement {
     pub id: MessageId,
     /// The announcer's own hop count for it (0 if it is the origin).
     pub round: u32,
+    /// How long the announcer held this announcement before sending it, in milliseconds. The
+    /// receiver's graft timer counts from when the announcer had the payload, so time spent
+    /// waiting for a batch to fill is not waited twice.
+    pub held_ms: u32,
 }
 
 /// A request to become an eager (push) link, and optionally for one payload.

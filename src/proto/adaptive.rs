@@ -113,13 +113,15 @@ mod tests {
         assert_eq!(a.ihave_interval(&config), base);
         a.flushed(); // a repair happened in this period: no stretch
         assert_eq!(a.ihave_interval(&config), base);
-        let off = Adaptive::new(&PlumtreeConfig::default());
+        let off = Adaptive::new(&PlumtreeConfig::default().with_adaptive_ihave(false));
         assert_eq!(off.ihave_interval(&config), base);
     }
 
     #[test]
     fn retention_covers_the_repair_window_and_grows_with_observed_grafts() {
-        let config = PlumtreeConfig::default().with_adaptive_cache(true);
+        let config = PlumtreeConfig::default()
+            .with_adaptive_ihave(false)
+            .with_adaptive_cache(true);
         let mut a = Adaptive::new(&config);
         // 2 x (100 ms + 500 ms + 5 x 250 ms)
         assert_eq!(a.cache_retention(&config), Duration::from_millis(3700));
@@ -133,7 +135,7 @@ mod tests {
             Some(config.message_cache_ttl),
             "never past the ttl"
         );
-        let off = Adaptive::new(&PlumtreeConfig::default());
+        let off = Adaptive::new(&PlumtreeConfig::default().with_adaptive_ihave(false));
         assert_eq!(off.cache_retention(&config), config.message_cache_ttl);
     }
 }

@@ -110,8 +110,14 @@ impl<I: Clone + PartialEq> Missing<I> {
         self.entries.contains_key(id)
     }
 
+    /// Whether an announcement due at `due` may wait: no announcement already waiting is due
+    /// later.
+    pub(crate) fn can_wait(&self, due: Instant) -> bool {
+        self.waiting.back().is_none_or(|w| w.due <= due)
+    }
+
     /// Keeps an announcement of an id without an entry until `due`, which must not be earlier
-    /// than that of any announcement already waiting. False if the queue is full (the
+    /// than that of any announcement already waiting ([`can_wait`](Self::can_wait)). False if the queue is full (the
     /// announcement is dropped).
     pub(crate) fn wait(&mut self, due: Instant, id: MessageId, announcer: Announcer<I>) -> bool {
         if self.waiting_len >= self.max_entries.saturating_mul(self.max_announcers) {

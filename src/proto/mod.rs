@@ -8,8 +8,8 @@
 //! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
 //! outcomes that rank peers), `store` (the seen set and the payload cache, with `seq_windows`
-//! answering most "seen?" questions from a bit per id), `missing` (announced
-//! payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention),
+//! answering most "seen?" questions from a bit per id), `pending` (announcements
+//! waiting for the next IHave), `missing` (announced payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention),
 //! `cycle` (link weights and the test that finds the heaviest link of a cycle), `ids` (the ids
 //! of our own broadcasts); the handlers that
 //! tie them together live in `plumtree`, duplicates and prunes in `plumtree/prune.rs`, lazy push
@@ -23,6 +23,7 @@ mod missing;
 mod origins;
 mod output;
 mod peers;
+mod pending;
 mod plumtree;
 mod ring;
 mod score;

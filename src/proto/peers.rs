@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use super::cycle::link_weight;
 use super::output::PeerRole;
+use super::pending::Pending;
 use super::ring::HashRing;
 use super::score::Scores;
 use crate::NodeId;
-use crate::message::Announcement;
 
 #[derive(Debug)]
 pub(crate) struct Neighbour {
     pub(crate) role: PeerRole,
     /// Announcements waiting for the next IHave to this peer.
-    pub(crate) pending: Vec<Announcement>,
+    pub(crate) pending: Pending,
     /// When this eager link last delivered a duplicate that did not prune it yet.
     pub(crate) suspect_since: Option<Instant>,
     /// When we last pruned this link as the heaviest of a cycle.
@@ -235,7 +235,7 @@ impl<I: NodeId> Peers<I> {
             peer.clone(),
             Neighbour {
                 role,
-                pending: Vec::new(),
+                pending: Pending::default(),
                 suspect_since: None,
                 cut_at: None,
                 weight: link_weight(self.local_tag, peer.tag()),

@@ -363,6 +363,7 @@ impl<I: NodeId> Plumtree<I> {
                 let entry = Announcement {
                     id: gossip.id,
                     round: gossip.round,
+                    held_ms: 0,
                 };
                 self.requeue(now, peer, vec![entry]);
             }
@@ -404,7 +405,7 @@ impl<I: NodeId> Plumtree<I> {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
         if self.ihave_deadline.is_some_and(|at| at <= now) {
-            self.flush_ihaves();
+            self.flush_ihaves(now);
         }
         self.on_missing_timers(now);
         self.on_digest_timer(now);
@@ -599,7 +600,11 @@ impl<I: NodeId> Plumtree<I> {
             heaviest: seen.heaviest,
             payload,
         };
-        let announcement = Announcement { id, round: hops };
+        let announcement = Announcement {
+            id,
+            round: hops,
+            held_ms: 0,
+        };
         let batch = self.config.ihave_batch_size;
         let mut waiting = false;
         for (peer, neighbour) in self.peers.neighbours_mut() {
@@ -613,12 +618,9 @@ impl<I: NodeId> Plumtree<I> {
                     urgent: false,
                 }),
                 PeerRole::Lazy => {
-                    neighbour.pending.push(announcement);
+                    neighbour.pending.push(now, announcement);
                     if neighbour.pending.len() >= batch {
-                        // Under load the next batch fills too: one allocation instead of the
-                        // doublings from empty.
-                        let entries =
-                            std::mem::replace(&mut neighbour.pending, Vec::with_capacity(batch));
+                        let entries = neighbour.pending.take(now);
                         queue_ihave(&mut self.transmits, &mut self.stats, peer.clone(), entries);
                     } else {
                         waiting = true;

@@ -34,6 +34,7 @@ fn no_frame_is_longer_than_max_frame_len() {
         .map(|i| Announcement {
             id: far(i),
             round: u32::MAX,
+            held_ms: u32::MAX,
         })
         .collect();
     for message in [gossip, Message::IHave(IHave { entries })] {
@@ -57,6 +58,7 @@ fn samples() -> Vec<Envelope<u64>> {
         .map(|i| Announcement {
             id: id(i),
             round: i as u32,
+            held_ms: [0, 127, 128, u32::MAX][i as usize],
         })
         .collect();
     [
@@ -123,20 +125,32 @@ fn gossip_layout_is_as_documented() {
 
 #[test]
 fn ihave_runs_are_as_documented() {
-    let at = |seq, round| Announcement { id: id(seq), round };
+    let at = |seq, round, held_ms| Announcement {
+        id: id(seq),
+        round,
+        held_ms,
+    };
     let env = Envelope {
         sender: 5u64,
         message: Message::IHave(IHave {
-            entries: vec![at(1, 0), at(2, 0), at(3, 0), at(7, 0), at(8, 1)],
+            entries: vec![
+                at(1, 0, 300),
+                at(2, 0, 200),
+                at(3, 0, 100),
+                at(7, 0, 0),
+                at(8, 1, 5),
+            ],
         }),
     };
     let bytes = env.to_bytes();
-    let mut expected = vec![PLUMTREE_VERSION];
+    let mut expected = vec![WIRE_VERSION];
     expected.extend(5u64.to_be_bytes());
     expected.extend([KIND_IHAVE, 3]);
-    for (seq, round, more) in [(1, 0, 2), (7, 0, 0), (8, 1, 0)] {
+    let held: [&[u8]; 3] = [&[0xac, 0x02, 0xc8, 0x01, 0x64], &[0], &[5]];
+    for ((seq, round, more), held) in [(1, 0, 2), (7, 0, 0), (8, 1, 0)].into_iter().zip(held) {
         expected.extend(id(seq).to_bytes());
         expected.extend([round, more]);
+        expected.extend(held);
     }
     assert_eq!(&bytes[..], &expected[..]);
     let limits = DecodeLimits {
@@ -144,6 +158,32 @@ fn ihave_runs_are_as_documented() {
         ..LIMITS
     };
     assert_eq!(Envelope::decode(&bytes, &limits), Ok(env));
+}
+
+#[test]
+fn ihaves_of_earlier_versions_read_with_nothing_held() {
+    // A version-3 IHave (from a node of an earlier release): runs without held times.
+    let mut frame = vec![PLUMTREE_VERSION];
+    frame.extend(5u64.to_be_bytes());
+    frame.extend([KIND_IHAVE, 1]);
+    frame.extend(id(1).to_bytes());
+    frame.extend([0, 1]);
+    let decoded = Envelope::<u64>::decode(&Bytes::from(frame.clone()), &LIMITS);
+    let at = |seq| Announcement {
+        id: id(seq),
+        round: 0,
+        held_ms: 0,
+    };
+    let expected = Message::IHave(IHave {
+        entries: vec![at(1), at(2)],
+    });
+    assert_eq!(decoded.map(|e| e.message), Ok(expected));
+    // The same bytes as version 5 lack the held times.
+    frame[0] = WIRE_VERSION;
+    assert_eq!(
+        Envelope::<u64>::decode(&Bytes::from(frame), &LIMITS),
+        Err(DecodeError::Truncated)
+    );
 }
 
 #[test]
@@ -194,6 +234,7 @@ fn rejects_what_the_encoder_never_writes() {
         .map(|i| Announcement {
             id: id(i),
             round: 0,
+            held_ms: 0,
         })
         .collect();
     let many = Envelope::<u64> {
@@ -212,6 +253,7 @@ fn rejects_what_the_encoder_never_writes() {
         frame.extend([KIND_IHAVE, 1]);
         frame.extend(MessageId::new(1, 2, seq).to_bytes());
         frame.extend([0, more]);
+        frame.extend(std::iter::repeat_n(0, usize::from(more) + 1)); // held times
         Bytes::from(frame)
     };
     assert_eq!(
@@ -286,21 +328,15 @@ fn huge_declared_ihave_count_does_not_allocate() {
 }
 
 #[test]
-fn anti_entropy_frames_are_version_4_and_plumtree_frames_version_3() {
+fn each_kind_is_written_in_the_oldest_version_that_has_its_form() {
     for env in samples() {
         let bytes = env.to_bytes();
-        let newer = matches!(
-            env.message,
-            Message::Digest(_) | Message::Want(_) | Message::Repair(_)
-        );
-        assert_eq!(
-            bytes[0],
-            if newer {
-                WIRE_VERSION
-            } else {
-                PLUMTREE_VERSION
-            }
-        );
+        let version = match env.message {
+            Message::IHave(_) => WIRE_VERSION,
+            Message::Digest(_) | Message::Want(_) | Message::Repair(_) => ANTI_ENTROPY_VERSION,
+            _ => PLUMTREE_VERSION,
+        };
+        assert_eq!(bytes[0], version, "{env:?}");
     }
     // An anti-entropy kind under version 3 is not a version-3 message.
     let mut digest = Envelope::<u64> {

@@ -39,7 +39,13 @@ impl<I: NodeId> Plumtree<I> {
     }
 }
 
-/// How long a payload must stay cached for the usual repair to find it.
+/// How long a payload must stay cached for the usual repair to find it: the first graft for it
+/// comes when the announcement has waited out its batch or the receiver its graft timer,
+/// whichever is later (the timer counts from when we had the payload, `Announcement::held_ms`),
+/// and one retry after that.
 pub(super) fn repair_horizon(config: &PlumtreeConfig, adaptive: &Adaptive) -> Duration {
-    adaptive.longest_ihave_delay(config) + config.graft_timeout + config.graft_retry_timeout
+    adaptive
+        .longest_ihave_delay(config)
+        .max(config.graft_timeout)
+        + config.graft_retry_timeout
 }

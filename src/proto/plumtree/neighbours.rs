@@ -16,8 +16,10 @@ impl<I: NodeId> Plumtree<I> {
                     return false;
                 };
                 if let Some(evicted) = self.peers.remove_neighbour(&victim) {
-                    if !evicted.pending.is_empty() {
-                        let (to, entries) = (victim.clone(), evicted.pending);
+                    // Pending announcements exist only after an input, which set `now`.
+                    if let (false, Some(now)) = (evicted.pending.is_empty(), self.now) {
+                        let mut pending = evicted.pending;
+                        let (to, entries) = (victim.clone(), pending.take(now));
                         queue_ihave(&mut self.transmits, &mut self.stats, to, entries);
                     }
                     self.events

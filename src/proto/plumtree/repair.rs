@@ -1,7 +1,7 @@
 //! Lazy push and repair: announcements (IHave) out and in, graft timers for announced payloads
 //! that do not arrive, and frames the runtime could not send.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Plumtree, queue_ihave};
 use crate::NodeId;
@@ -19,11 +19,13 @@ impl<I: NodeId> Plumtree<I> {
             return; // no longer a neighbour: nothing to repair towards it
         };
         self.stats.requeued += entries.len() as u64;
-        neighbour.pending.extend(entries);
+        for entry in entries {
+            neighbour.pending.push(now, entry);
+        }
         let cap = self.config.message_cache_max_size;
         if neighbour.pending.len() > cap {
             let excess = neighbour.pending.len() - cap;
-            neighbour.pending.drain(..excess);
+            neighbour.pending.drop_oldest(excess);
             self.stats.requeue_dropped += excess as u64;
         }
         // Only the timer sends these: a size-triggered IHave would be retried at once, into the
@@ -38,22 +40,26 @@ impl<I: NodeId> Plumtree<I> {
             self.stats.invalid_messages += 1;
             return;
         }
-        let due = now + self.config.graft_timeout;
         // Two features need every announcer as soon as it announces, so with them on,
         // announcers are recorded at once (the slower way): the optimization compares them with
         // the payload's sender when the payload arrives, and peer scoring grafts the best of
         // them first (deferred, only the first would be known by then: with `wan()` in the
         // simulator, redundancy rose by a quarter).
         let defer = self.config.optimization_threshold == 0 && !self.config.peer_scoring;
-        for Announcement { id, round } in ihave.entries {
+        for Announcement { id, round, held_ms } in ihave.entries {
             if self.store.contains(&id) {
                 continue;
             }
+            // The eager path has had `graft_timeout` since the announcer had the payload, not
+            // since the announcement arrived: what waited for a batch is that much later already.
+            let held = Duration::from_millis(held_ms.into());
+            let due = now + self.config.graft_timeout.saturating_sub(held);
             let announcer = Announcer {
                 peer: from.clone(),
                 round,
             };
-            let kept = if defer && !self.missing.contains(&id) {
+            // The waiting queue is in due order; one due sooner gets its own timer.
+            let kept = if defer && !self.missing.contains(&id) && self.missing.can_wait(due) {
                 self.missing.wait(due, id, announcer)
             } else {
                 self.missing.announce(id, announcer.peer, round, due) != Announced::Full
@@ -128,27 +134,15 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
-    pub(super) fn flush_ihaves(&mut self) {
+    pub(super) fn flush_ihaves(&mut self, now: Instant) {
         self.ihave_deadline = None;
         self.adaptive.flushed();
         let batch = self.config.ihave_batch_size;
         for (peer, neighbour) in self.peers.neighbours_mut() {
-            let pending = std::mem::take(&mut neighbour.pending);
-            let mut send = |entries| {
+            // Requeued announcements can exceed one batch (the batch size is also the
+            // receiver's decode limit).
+            for entries in neighbour.pending.take_batches(now, batch) {
                 queue_ihave(&mut self.transmits, &mut self.stats, peer.clone(), entries);
-            };
-            if pending.len() <= batch {
-                if !pending.is_empty() {
-                    send(pending);
-                }
-            } else {
-                // Requeued announcements can exceed one batch (the batch size is also the
-                // receiver's decode limit). Copied out batch by batch: splitting the rest off
-                // again for every batch copied it over and over, quadratic in the backlog (a
-                // node requeued up to 456,000 announcements in one repair storm).
-                for entries in pending.chunks(batch) {
-                    send(entries.to_vec());
-                }
             }
         }
     }

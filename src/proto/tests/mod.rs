@@ -73,10 +73,19 @@ fn weighed_gossip(seq: u64, round: u32, heaviest: u32) -> Message<u64> {
 }
 
 fn ihave(seqs: &[(u64, u32)]) -> Message<u64> {
+    held_ihave(seqs, 0)
+}
+
+/// An IHave whose announcements each waited `held_ms` at the sender.
+fn held_ihave(seqs: &[(u64, u32)], held_ms: u32) -> Message<u64> {
     Message::IHave(IHave {
         entries: seqs
             .iter()
-            .map(|&(s, round)| Announcement { id: id(s), round })
+            .map(|&(s, round)| Announcement {
+                id: id(s),
+                round,
+                held_ms,
+            })
             .collect(),
     })
 }
@@ -142,7 +151,11 @@ fn new_gossip_is_delivered_pushed_to_eager_and_announced_to_lazy() {
     n.handle_timeout(t + config().ihave_interval);
     let (tx, _) = drain(&mut n);
     assert_eq!(sent(&tx), [(4, "ihave")]);
-    assert_eq!(tx[0].message, ihave(&[(1, 5)]));
+    assert_eq!(
+        tx[0].message,
+        held_ihave(&[(1, 5)], 100),
+        "it waited 100 ms"
+    );
 }
 
 #[test]

@@ -69,6 +69,32 @@ fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_ann
 
 /// A node with eager 1, 2 and lazy 3, 4 that lazy 3 has told of payload 9, and the instant its
 /// first graft for it is due.
+#[test]
+fn the_graft_timer_counts_from_when_the_announcer_had_the_payload() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node(t);
+    let ms = Duration::from_millis;
+    // Fresh: the whole timeout. Held 300 ms: 200 ms more, though it came after the fresh one.
+    // Held past the timeout: at once.
+    n.handle_message(t, 3, held_ihave(&[(9, 0)], 0));
+    n.handle_message(t, 4, held_ihave(&[(20, 0)], 300));
+    n.handle_message(t + ms(10), 1, held_ihave(&[(30, 0)], 2_000));
+    assert!(drain(&mut n).0.is_empty(), "no graft on IHave");
+    assert_eq!(n.poll_timeout(), Some(t + ms(10)));
+    n.handle_timeout(t + ms(10));
+    assert_eq!(sent(&drain(&mut n).0), [(1, "graft")]);
+    let after_300 = t + c.graft_timeout - ms(300);
+    assert_eq!(n.poll_timeout(), Some(after_300));
+    n.handle_timeout(after_300);
+    assert_eq!(sent(&drain(&mut n).0), [(4, "graft")]);
+    // (Retries to 1 and 4 follow; the fresh announcement's graft to 3 waits its full time.)
+    n.handle_timeout(t + c.graft_timeout - ms(1));
+    assert!(!sent(&drain(&mut n).0).contains(&(3, "graft")));
+    n.handle_timeout(t + c.graft_timeout);
+    assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
+}
+
 fn announced_by_3(c: &PlumtreeConfig) -> (Plumtree<u64>, Instant) {
     let t = Instant::now();
     let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
@@ -194,12 +220,12 @@ fn undelivered_payloads_and_announcements_are_announced_again_at_the_next_flush(
     let (tx, _) = drain(&mut n);
     assert!(tx.contains(&Transmit {
         to: 2,
-        message: ihave(&[(5, 3)]),
+        message: held_ihave(&[(5, 3)], 100),
         urgent: true
     }));
     assert!(tx.contains(&Transmit {
         to: 3,
-        message: ihave(&[(6, 1), (7, 1)]),
+        message: held_ihave(&[(6, 1), (7, 1)], 100),
         urgent: true
     }));
     assert_eq!(n.stats().requeued, 3);
@@ -225,7 +251,10 @@ fn requeued_announcements_leave_in_batches_and_are_capped() {
     let to_3: Vec<&Transmit<u64>> = tx.iter().filter(|t| t.to == 3).collect();
     assert_eq!(
         to_3.iter().map(|t| &t.message).collect::<Vec<_>>(),
-        [&ihave(&[(12, 1), (13, 1)]), &ihave(&[(14, 1), (15, 1)])],
+        [
+            &held_ihave(&[(12, 1), (13, 1)], 100),
+            &held_ihave(&[(14, 1), (15, 1)], 100)
+        ],
         "the newest four, two per IHave"
     );
 }
