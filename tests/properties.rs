@@ -53,7 +53,7 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
         // that the wire's runs form and break on a gap or another round.
         (
             message_id(),
-            prop::collection::vec((0u64..3, 0u32..2, 0u32..1_000), 0..=16)
+            prop::collection::vec((0u64..3, 0u32..2, 0u32..3), 0..=16)
         )
             .prop_map(|(first, steps)| {
                 let mut seq = first.seq();

@@ -3,8 +3,8 @@
 //! ```text
 //! envelope := version:u8  sender:NodeId  kind:u8  body
 //! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  len:varint  payload   (kind 1)
-//! ihave    := runs:varint  runs * (id:24B  round:varint  more:varint                (kind 2)
-//!                                  (more + 1) * held_ms:varint)
+//! ihave    := runs:varint  runs * (id:24B  round:varint  count:varint  held)        (kind 2)
+//!             count = 2 * more + same;  held = held_ms:varint if same, else (more + 1) of them
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
 //! prune    := (empty)                                                                 (kind 4)
 //! digest   := runs, each with an age (src/message/runs.rs)                            (kind 5)
@@ -21,9 +21,11 @@
 //!
 //! An IHave run announces `more + 1` payloads: `id` and the `more` ids that follow it (same origin
 //! and incarnation, the next sequence numbers), all at the same round, then how many
-//! milliseconds each of them waited at the announcer before this frame left. A node announces
-//! what it received in order, so a batch of 16 announcements from one origin is usually one run
-//! of 26 bytes and 16 short varints instead of 16 entries of 26.
+//! milliseconds each of them waited at the announcer before this frame left: one value for the
+//! whole run when `same` is 1 (they all waited as long, as under load), one per id otherwise. A
+//! node announces what it received in order, so a batch of 16 announcements from one origin is
+//! usually one run of 27 bytes and at most 16 short varints instead of 16 entries of 26. (In
+//! versions 3 and 4, `count` is `more` and no held times follow.)
 //!
 //! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128
 //! varints. Kinds 8 and up are reserved for later message types: a node that does not know one
@@ -168,14 +170,22 @@ impl<I: NodeId> Envelope<I> {
                     + g.payload.len()
             }
             Message::IHave(ihave) => {
+                let mut rest = &ihave.entries[..];
                 let (count, bytes) = runs(&ihave.entries).fold((0u64, 0), |(n, len), (a, more)| {
-                    let run = MESSAGE_ID_LEN + varint::len(a.round.into()) + varint::len(more);
-                    (n + 1, len + run)
+                    let (run, after) = rest.split_at(more as usize + 1);
+                    rest = after;
+                    let same = same_held(run);
+                    let held: usize = (if same { &run[..1] } else { run })
+                        .iter()
+                        .map(|entry| varint::len(entry.held_ms.into()))
+                        .sum();
+                    let count = varint::len(more << 1 | u64::from(same));
+                    (
+                        n + 1,
+                        len + MESSAGE_ID_LEN + varint::len(a.round.into()) + count + held,
+                    )
                 });
-                let held: usize = (ihave.entries.iter())
-                    .map(|a| varint::len(a.held_ms.into()))
-                    .sum();
-                varint::len(count) + bytes + held
+                varint::len(count) + bytes
             }
             Message::Graft(Graft { id }) => 1 + id.map_or(0, |_| MESSAGE_ID_LEN),
             Message::Prune => 0,
@@ -219,12 +229,16 @@ impl<I: NodeId> Envelope<I> {
             Message::IHave(ihave) => {
                 buf.put_u8(KIND_IHAVE);
                 varint::put(buf, runs(&ihave.entries).count() as u64);
-                let mut entries = ihave.entries.iter();
+                let mut rest = &ihave.entries[..];
                 for (a, more) in runs(&ihave.entries) {
+                    let (run, after) = rest.split_at(more as usize + 1);
+                    rest = after;
+                    let same = same_held(run);
                     buf.put_slice(&a.id.to_bytes());
                     varint::put(buf, a.round.into());
-                    varint::put(buf, more);
-                    for entry in entries.by_ref().take(more as usize + 1) {
+                    varint::put(buf, more << 1 | u64::from(same));
+                    let held = if same { &run[..1] } else { run };
+                    for entry in held {
                         varint::put(buf, entry.held_ms.into());
                     }
                 }
@@ -339,14 +353,14 @@ impl<I: NodeId> Envelope<I> {
                 let mut count = 0u64;
                 let mut scan = input;
                 for _ in 0..runs {
-                    let (id, _, more) = run(&mut scan)?;
+                    let (id, _, more, same) = run(&mut scan, held)?;
                     count = count.saturating_add(more).saturating_add(1);
                     if count > max as u64 {
                         return Err(too_many(count));
                     }
                     id.after(more).ok_or(DecodeError::RunOverflow)?;
                     if held {
-                        for _ in 0..=more {
+                        for _ in 0..if same { 1 } else { more + 1 } {
                             held_ms(&mut scan)?;
                         }
                     }
@@ -354,10 +368,19 @@ impl<I: NodeId> Envelope<I> {
                 // At most `max` entries: within `MAX_IHAVE_BATCH_SIZE`.
                 let mut entries = Vec::with_capacity(count as usize);
                 for _ in 0..runs {
-                    let (id, round, more) = run(&mut input)?;
+                    let (id, round, more, same) = run(&mut input, held)?;
                     // Checked above: every id of the run exists, and every held time reads.
+                    let mut shared = None;
                     for id in (0..=more).filter_map(|k| id.after(k)) {
-                        let held_ms = if held { held_ms(&mut input)? } else { 0 };
+                        let held_ms = match (held, shared) {
+                            (false, _) => 0,
+                            (true, Some(value)) => value,
+                            (true, None) => {
+                                let value = held_ms(&mut input)?;
+                                shared = same.then_some(value);
+                                value
+                            }
+                        };
                         entries.push(Announcement { id, round, held_ms });
                     }
                 }
@@ -407,9 +430,21 @@ fn runs(entries: &[Announcement]) -> impl Iterator<Item = (Announcement, u64)> +
     })
 }
 
-/// One IHave run: its first id, round, and how many ids follow.
-fn run(input: &mut &[u8]) -> Result<(MessageId, u32, u64), DecodeError> {
-    Ok((message_id(input)?, round(input)?, varint::get(input)?))
+/// Whether every announcement of a run waited as long: then one held time stands for all (under
+/// load a batch fills within a millisecond, so this is the common case).
+fn same_held(run: &[Announcement]) -> bool {
+    run.iter().all(|entry| entry.held_ms == run[0].held_ms)
+}
+
+/// One IHave run: its first id, round, how many ids follow, and (from version 5, where the
+/// count's lowest bit says so) whether one held time stands for all of them.
+fn run(input: &mut &[u8], held: bool) -> Result<(MessageId, u32, u64, bool), DecodeError> {
+    let (id, round, more) = (message_id(input)?, round(input)?, varint::get(input)?);
+    Ok(if held {
+        (id, round, more >> 1, more & 1 == 1)
+    } else {
+        (id, round, more, false)
+    })
 }
 
 pub(super) fn message_id(input: &mut &[u8]) -> Result<MessageId, DecodeError> {

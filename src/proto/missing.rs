@@ -281,6 +281,24 @@ mod tests {
     }
 
     #[test]
+    fn an_announcement_due_sooner_than_the_last_one_waiting_cannot_wait() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = Missing::new(8, 2);
+        assert!(m.can_wait(t0), "empty queue");
+        assert!(m.wait(
+            t0 + ms(100),
+            id(1),
+            Announcer {
+                peer: 1u64,
+                round: 0
+            }
+        ));
+        assert!(m.can_wait(t0 + ms(100)));
+        assert!(!m.can_wait(t0 + ms(99)));
+    }
+
+    #[test]
     fn bounds_hold_and_timers_follow_entries() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;

@@ -27,8 +27,13 @@ impl Pending {
 
     /// Queues `announcement`, which has already waited `held_ms` elsewhere (a requeued one).
     pub(crate) fn push(&mut self, now: Instant, announcement: Announcement) {
-        let held = Duration::from_millis(announcement.held_ms.into());
-        let since = now.checked_sub(held).unwrap_or(now);
+        // Every announcement but a requeued one is fresh: skip the clock arithmetic for it.
+        let since = match announcement.held_ms {
+            0 => now,
+            held => now
+                .checked_sub(Duration::from_millis(held.into()))
+                .unwrap_or(now),
+        };
         self.entries.push((announcement, since));
     }
 
@@ -37,18 +42,20 @@ impl Pending {
         self.entries.drain(..count.min(self.entries.len()));
     }
 
-    /// Takes every pending announcement, stamped with how long it waited as of `now`.
+    /// Takes every pending announcement, stamped with how long it waited as of `now`. The
+    /// queue keeps its allocation for the next batch (one allocation per IHave, not a regrowth).
     pub(crate) fn take(&mut self, now: Instant) -> Vec<Announcement> {
-        std::mem::take(&mut self.entries)
-            .into_iter()
-            .map(|(announcement, since)| stamped(announcement, since, now))
-            .collect()
+        let mut out = Vec::with_capacity(self.entries.len());
+        out.extend(
+            (self.entries.drain(..)).map(|(announcement, since)| stamped(announcement, since, now)),
+        );
+        out
     }
 
     /// Takes the pending announcements in chunks of at most `batch`, each stamped as of `now`.
     pub(crate) fn take_batches(&mut self, now: Instant, batch: usize) -> Vec<Vec<Announcement>> {
-        let entries = std::mem::take(&mut self.entries);
-        entries
+        let batches = self
+            .entries
             .chunks(batch.max(1))
             .map(|chunk| {
                 chunk
@@ -56,14 +63,20 @@ impl Pending {
                     .map(|&(announcement, since)| stamped(announcement, since, now))
                     .collect()
             })
-            .collect()
+            .collect();
+        self.entries.clear();
+        // A requeued backlog can be thousands long; keep only what one batch needs.
+        self.entries.shrink_to(batch);
+        batches
     }
 }
 
 fn stamped(announcement: Announcement, since: Instant, now: Instant) -> Announcement {
-    let held = now.saturating_duration_since(since).as_millis();
+    let held = now.saturating_duration_since(since);
+    // In 64-bit arithmetic: `as_millis` divides 128-bit numbers, per announcement.
+    let ms = (held.as_secs().saturating_mul(1000)).saturating_add(held.subsec_millis().into());
     Announcement {
-        held_ms: u32::try_from(held).unwrap_or(u32::MAX),
+        held_ms: u32::try_from(ms).unwrap_or(u32::MAX),
         ..announcement
     }
 }

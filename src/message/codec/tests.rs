@@ -139,6 +139,7 @@ fn ihave_runs_are_as_documented() {
                 at(3, 0, 100),
                 at(7, 0, 0),
                 at(8, 1, 5),
+                at(9, 1, 5),
             ],
         }),
     };
@@ -146,15 +147,16 @@ fn ihave_runs_are_as_documented() {
     let mut expected = vec![WIRE_VERSION];
     expected.extend(5u64.to_be_bytes());
     expected.extend([KIND_IHAVE, 3]);
+    // count = 2 * more + same: three held times, then one for a run of one, then one for two.
     let held: [&[u8]; 3] = [&[0xac, 0x02, 0xc8, 0x01, 0x64], &[0], &[5]];
-    for ((seq, round, more), held) in [(1, 0, 2), (7, 0, 0), (8, 1, 0)].into_iter().zip(held) {
+    for ((seq, round, count), held) in [(1, 0, 4), (7, 0, 1), (8, 1, 3)].into_iter().zip(held) {
         expected.extend(id(seq).to_bytes());
-        expected.extend([round, more]);
+        expected.extend([round, count]);
         expected.extend(held);
     }
     assert_eq!(&bytes[..], &expected[..]);
     let limits = DecodeLimits {
-        max_announcements: 5,
+        max_announcements: 6,
         ..LIMITS
     };
     assert_eq!(Envelope::decode(&bytes, &limits), Ok(env));
@@ -252,8 +254,7 @@ fn rejects_what_the_encoder_never_writes() {
         frame.extend(5u64.to_be_bytes());
         frame.extend([KIND_IHAVE, 1]);
         frame.extend(MessageId::new(1, 2, seq).to_bytes());
-        frame.extend([0, more]);
-        frame.extend(std::iter::repeat_n(0, usize::from(more) + 1)); // held times
+        frame.extend([0, more << 1 | 1, 0]); // one held time for the whole run
         Bytes::from(frame)
     };
     assert_eq!(
@@ -317,7 +318,7 @@ fn huge_declared_ihave_count_does_not_allocate() {
     varint::put(&mut buf, 1);
     buf.put_slice(&id(1).to_bytes());
     varint::put(&mut buf, 0);
-    varint::put(&mut buf, 1 << 40);
+    varint::put(&mut buf, 1 << 41); // 2^40 more, each with its own held time
     assert_eq!(
         Envelope::<u64>::decode(&buf.freeze(), &limits),
         Err(DecodeError::TooManyAnnouncements {
