@@ -117,8 +117,8 @@ impl<I: Clone + PartialEq> Missing<I> {
     }
 
     /// Keeps an announcement of an id without an entry until `due`, which must not be earlier
-    /// than that of any announcement already waiting ([`can_wait`](Self::can_wait)). False if the queue is full (the
-    /// announcement is dropped).
+    /// than that of any announcement already waiting ([`can_wait`](Self::can_wait)). False if
+    /// the queue is full (the announcement is dropped).
     pub(crate) fn wait(&mut self, due: Instant, id: MessageId, announcer: Announcer<I>) -> bool {
         if self.waiting_len >= self.max_entries.saturating_mul(self.max_announcers) {
             return false;

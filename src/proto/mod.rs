@@ -8,13 +8,13 @@
 //! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
 //! outcomes that rank peers), `store` (the seen set and the payload cache, with `seq_windows`
-//! answering most "seen?" questions from a bit per id), `pending` (announcements
-//! waiting for the next IHave), `missing` (announced payloads and graft timers), `adaptive` (the adaptive IHave interval and cache retention),
-//! `cycle` (link weights and the test that finds the heaviest link of a cycle), `ids` (the ids
-//! of our own broadcasts); the handlers that
-//! tie them together live in `plumtree`, duplicates and prunes in `plumtree/prune.rs`, lazy push
-//! and repair in `plumtree/repair.rs`, neighbour roles in `plumtree/neighbours.rs`, how fast
-//! broadcasts may enter in `plumtree/admission.rs`.
+//! answering most "seen?" questions from a bit per id), `pending` (announcements waiting for
+//! the next IHave, with when each was queued), `missing` (announced payloads and graft timers),
+//! `adaptive` (the adaptive IHave interval and cache retention), `cycle` (link weights and the
+//! test that finds the heaviest link of a cycle), `ids` (the ids of our own broadcasts); the
+//! handlers that tie them together live in `plumtree`, duplicates and prunes in
+//! `plumtree/prune.rs`, lazy push and repair in `plumtree/repair.rs`, neighbour roles in
+//! `plumtree/neighbours.rs`, how fast broadcasts may enter in `plumtree/admission.rs`.
 
 mod adaptive;
 mod cycle;
