@@ -181,7 +181,13 @@ fn main() -> ExitCode {
     let (mut messages, mut child) = (1_000_000u64, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--messages" => messages = args.next().and_then(|n| n.parse().ok()).unwrap(),
+            "--messages" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => messages = n,
+                None => {
+                    eprintln!("--messages takes a number");
+                    return ExitCode::FAILURE;
+                }
+            },
             "--child" => child = args.next(),
             _ => {} // cargo bench's own flags
         }

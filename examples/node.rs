@@ -360,6 +360,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // How deliveries were repaired, for the harness's report: grafts answer announcements,
     // repairs answer anti-entropy requests.
     let stats = node.plumtree().stats().await;
+    if stats.is_none() {
+        eprintln!("stats: the protocol task had stopped (the summary reports zeros)");
+    }
     eprintln!("stopping ({why}): leaving the cluster");
     if let Err(error) = node.leave(Duration::from_secs(2)).await {
         eprintln!("leave: {error}");

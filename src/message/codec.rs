@@ -170,20 +170,12 @@ impl<I: NodeId> Envelope<I> {
                     + g.payload.len()
             }
             Message::IHave(ihave) => {
-                let mut rest = &ihave.entries[..];
-                let (count, bytes) = runs(&ihave.entries).fold((0u64, 0), |(n, len), (a, more)| {
-                    let (run, after) = rest.split_at(more as usize + 1);
-                    rest = after;
-                    let same = same_held(run);
-                    let held: usize = (if same { &run[..1] } else { run })
-                        .iter()
-                        .map(|entry| varint::len(entry.held_ms.into()))
-                        .sum();
-                    let count = varint::len(more << 1 | u64::from(same));
-                    (
-                        n + 1,
-                        len + MESSAGE_ID_LEN + varint::len(a.round.into()) + count + held,
-                    )
+                let (count, bytes) = runs(&ihave.entries).fold((0u64, 0), |(n, len), run| {
+                    let (count, held) = run_header(run);
+                    let held: usize = held.iter().map(|a| varint::len(a.held_ms.into())).sum();
+                    let head =
+                        MESSAGE_ID_LEN + varint::len(run[0].round.into()) + varint::len(count);
+                    (n + 1, len + head + held)
                 });
                 varint::len(count) + bytes
             }
@@ -229,15 +221,11 @@ impl<I: NodeId> Envelope<I> {
             Message::IHave(ihave) => {
                 buf.put_u8(KIND_IHAVE);
                 varint::put(buf, runs(&ihave.entries).count() as u64);
-                let mut rest = &ihave.entries[..];
-                for (a, more) in runs(&ihave.entries) {
-                    let (run, after) = rest.split_at(more as usize + 1);
-                    rest = after;
-                    let same = same_held(run);
-                    buf.put_slice(&a.id.to_bytes());
-                    varint::put(buf, a.round.into());
-                    varint::put(buf, more << 1 | u64::from(same));
-                    let held = if same { &run[..1] } else { run };
+                for run in runs(&ihave.entries) {
+                    let (count, held) = run_header(run);
+                    buf.put_slice(&run[0].id.to_bytes());
+                    varint::put(buf, run[0].round.into());
+                    varint::put(buf, count);
                     for entry in held {
                         varint::put(buf, entry.held_ms.into());
                     }
@@ -414,9 +402,9 @@ fn take<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], DecodeError> {
     Ok(*head)
 }
 
-/// `entries` as runs: each first entry with how many of those after it continue it (same origin
-/// and incarnation, the next sequence number, the same round).
-fn runs(entries: &[Announcement]) -> impl Iterator<Item = (Announcement, u64)> + '_ {
+/// `entries` as runs, each a slice whose entries after the first continue it (same origin and
+/// incarnation, the next sequence number, the same round).
+fn runs(entries: &[Announcement]) -> impl Iterator<Item = &[Announcement]> + '_ {
     let mut rest = entries;
     std::iter::from_fn(move || {
         let (first, tail) = rest.split_first()?;
@@ -425,15 +413,22 @@ fn runs(entries: &[Announcement]) -> impl Iterator<Item = (Announcement, u64)> +
             .zip(1u64..)
             .take_while(|(a, k)| a.round == first.round && first.id.after(*k) == Some(a.id))
             .count();
-        rest = &tail[more..];
-        Some((*first, more as u64))
+        let (run, after) = rest.split_at(more + 1);
+        rest = after;
+        Some(run)
     })
 }
 
-/// Whether every announcement of a run waited as long: then one held time stands for all (under
-/// load a batch fills within a millisecond, so this is the common case).
-fn same_held(run: &[Announcement]) -> bool {
-    run.iter().all(|entry| entry.held_ms == run[0].held_ms)
+/// A run's count field (`2 * more + same`) and the entries whose held times follow it: the
+/// first alone when every entry waited as long (under load a batch fills within a millisecond,
+/// so this is the common case), else all of them.
+fn run_header(run: &[Announcement]) -> (u64, &[Announcement]) {
+    let more = (run.len() - 1) as u64;
+    if run.iter().all(|entry| entry.held_ms == run[0].held_ms) {
+        (more << 1 | 1, &run[..1])
+    } else {
+        (more << 1, run)
+    }
 }
 
 /// One IHave run: its first id, round, how many ids follow, and (from version 5, where the

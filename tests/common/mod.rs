@@ -4,6 +4,12 @@
 #[cfg(feature = "memberlist")]
 pub mod host;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memberlist_plumtree::{Delivery, MessageId, PlumtreeDelegate};
+
 /// Loopback SWIM: probes every 100 ms, so a silent crash is noticed in well under 2 s.
 #[cfg(feature = "memberlist")]
 pub fn fast_swim() -> memberlist_plumtree::memberlist::Options {
@@ -16,12 +22,6 @@ pub fn fast_swim() -> memberlist_plumtree::memberlist::Options {
         .with_push_pull_interval(Duration::from_secs(2))
         .with_dead_node_reclaim_time(Duration::from_millis(100))
 }
-
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use memberlist_plumtree::{Delivery, MessageId, PlumtreeDelegate};
 
 /// Records every delivered id, and whether any came twice.
 #[derive(Clone, Default)]

@@ -16,11 +16,16 @@ impl<I: NodeId> Plumtree<I> {
                     return false;
                 };
                 if let Some(evicted) = self.peers.remove_neighbour(&victim) {
-                    // Pending announcements exist only after an input, which set `now`.
-                    if let (false, Some(now)) = (evicted.pending.is_empty(), self.now) {
-                        let mut pending = evicted.pending;
-                        let (to, entries) = (victim.clone(), pending.take(now));
-                        queue_ihave(&mut self.transmits, &mut self.stats, to, entries);
+                    let mut pending = evicted.pending;
+                    // Announcements are pending only after an input, which set `now`.
+                    if let Some(now) = self.now.filter(|_| !pending.is_empty()) {
+                        let entries = pending.take(now);
+                        queue_ihave(
+                            &mut self.transmits,
+                            &mut self.stats,
+                            victim.clone(),
+                            entries,
+                        );
                     }
                     self.events
                         .push_back(Event::NeighbourRemoved { peer: victim });

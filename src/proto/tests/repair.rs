@@ -67,8 +67,6 @@ fn ihave_for_unknown_id_grafts_only_when_the_timer_fires_then_tries_the_next_ann
     );
 }
 
-/// A node with eager 1, 2 and lazy 3, 4 that lazy 3 has told of payload 9, and the instant its
-/// first graft for it is due.
 #[test]
 fn the_graft_timer_counts_from_when_the_announcer_had_the_payload() {
     let t = Instant::now();
@@ -95,6 +93,8 @@ fn the_graft_timer_counts_from_when_the_announcer_had_the_payload() {
     assert_eq!(sent(&drain(&mut n).0), [(3, "graft")]);
 }
 
+/// A node with eager 1, 2 and lazy 3, 4 that lazy 3 has told of payload 9, and the instant its
+/// first graft for it is due.
 fn announced_by_3(c: &PlumtreeConfig) -> (Plumtree<u64>, Instant) {
     let t = Instant::now();
     let mut n = node_with(c.clone(), &[1, 2], &[3, 4], t);
