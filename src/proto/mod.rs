@@ -5,7 +5,8 @@
 //! simulator. The algorithm is the one of Leitão, Pereira and Rodrigues, *Epidemic Broadcast
 //! Trees* (SRDS 2007), Section 3; docs/architecture.md walks through it.
 //!
-//! The state is split by concern: `peers` (members, eager and lazy neighbours), `ring` (the
+//! The state is split by concern: `peers` (members, eager and lazy neighbours; `members` holds
+//! the member list, which nodes knowing the same members can share), `ring` (the
 //! optional hash ring that keeps the overlay connected), `score` (round-trip times and graft
 //! outcomes that rank peers), `store` (the seen set and the payload cache, with `seq_windows`
 //! answering most "seen?" questions from a bit per id), `pending` (announcements waiting for
@@ -19,6 +20,7 @@
 mod adaptive;
 mod cycle;
 mod ids;
+mod members;
 mod missing;
 mod origins;
 mod output;

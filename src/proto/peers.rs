@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cycle::link_weight;
+use super::members::Members;
 use super::output::PeerRole;
 use super::pending::Pending;
 use super::ring::HashRing;
@@ -51,9 +52,9 @@ const RECENT_SENDERS: usize = 16;
 pub(crate) struct Peers<I> {
     local: I,
     local_tag: u64,
-    /// Sorted and deduplicated. A sorted vector, not a tree: every node of a large cluster holds
-    /// the whole membership, and this costs 8 bytes per `u64` member instead of about 16.
-    members: Vec<I>,
+    /// A sorted list, not a tree: every node of a large cluster holds the whole membership,
+    /// and this costs 8 bytes per `u64` member instead of about 16.
+    members: Members<I>,
     neighbours: BTreeMap<I, Neighbour>,
     /// Members, not neighbours, that sent to this node lately (see [`admits`](Self::admits)):
     /// at most [`RECENT_SENDERS`], each a member.
@@ -84,7 +85,7 @@ impl<I: NodeId> Peers<I> {
             scores: topology.scoring.then(Scores::new),
             local_tag: local.tag(),
             local,
-            members: Vec::new(),
+            members: Members::new(),
             neighbours: BTreeMap::new(),
             senders: Vec::new(),
             next_sender: 0,
@@ -93,12 +94,12 @@ impl<I: NodeId> Peers<I> {
         }
     }
 
-    pub(crate) fn members(&self) -> &[I] {
+    pub(crate) fn members(&self) -> &Members<I> {
         &self.members
     }
 
     pub(crate) fn is_member(&self, peer: &I) -> bool {
-        self.members.binary_search(peer).is_ok()
+        self.members.contains(peer)
     }
 
     /// [`is_member`](Self::is_member) for the sender of each received message. Senders are
@@ -169,31 +170,32 @@ impl<I: NodeId> Peers<I> {
     /// Adds members, ignoring the local node and known ones; returns how many were new.
     /// O(m log m) for m members in all, however many arrive at once.
     pub(crate) fn add_members(&mut self, peers: impl IntoIterator<Item = I>) -> usize {
-        let before = self.members.len();
-        let local = &self.local;
-        self.members
-            .extend(peers.into_iter().filter(|p| p != local));
-        if self.members.len() == before {
-            return 0;
-        }
-        if let Some(ring) = &mut self.ring {
+        let ring = &mut self.ring;
+        self.members.add(&self.local, peers, |arrived| {
             // Only the arrivals can be closer on the ring than the current neighbours.
-            ring.add(&self.members[before..]);
+            if let Some(ring) = ring {
+                ring.add(arrived);
+            }
+        })
+    }
+
+    /// [`add_members`](Self::add_members) for a whole sorted list, shared rather than copied
+    /// when no member is known yet (see [`Members::share`]).
+    #[cfg(feature = "sim")]
+    pub(crate) fn share_members(&mut self, list: std::sync::Arc<Vec<I>>) -> usize {
+        if let Some(ring) = &mut self.ring {
+            ring.add(list.iter());
         }
-        self.members.sort_unstable();
-        self.members.dedup();
-        self.members.len() - before
+        self.members.share(&self.local, list)
     }
 
     /// Removes a member; returns its neighbour state if it was a neighbour.
     pub(crate) fn remove_member(&mut self, peer: &I) -> Option<Neighbour> {
-        if let Ok(at) = self.members.binary_search(peer) {
-            self.members.remove(at);
-        }
+        self.members.remove(peer);
         // Once not full, the table fills by pushing again, so `next_sender` stays in range.
         self.senders.retain(|sender| sender != peer);
         if let Some(ring) = &mut self.ring {
-            ring.remove(peer, &self.members);
+            ring.remove(peer, self.members.iter());
         }
         if let Some(scores) = &mut self.scores {
             scores.remove(peer);
@@ -406,7 +408,7 @@ mod tests {
         assert_eq!(peers.add_members([0]), 0);
         assert_eq!(peers.add_members((1..=20).rev()), 20);
         assert_eq!(peers.add_members([3, 21]), 1);
-        assert_eq!(peers.members(), (1..=21).collect::<Vec<_>>());
+        assert!(peers.members().iter().copied().eq(1..=21));
         let added = peers.fill(&mut rng, 3, 6);
         assert_eq!(added.len(), 9);
         assert_eq!(

@@ -258,6 +258,22 @@ impl<I: NodeId> Plumtree<I> {
     pub fn add_peers(&mut self, now: Instant, peers: impl IntoIterator<Item = I>) -> usize {
         self.advance(now);
         let added = self.peers.add_members(peers);
+        self.joined(now, added)
+    }
+
+    /// [`add_peers`](Self::add_peers) for a whole membership list, sorted and without repeats
+    /// (it may hold the local id). A node that knows no member yet keeps the list itself, so
+    /// the simulator's nodes share one instead of each holding a copy; it is copied when this
+    /// node's membership first changes.
+    #[cfg(feature = "sim")]
+    pub(crate) fn add_peer_list(&mut self, now: Instant, list: std::sync::Arc<Vec<I>>) -> usize {
+        self.advance(now);
+        let added = self.peers.share_members(list);
+        self.joined(now, added)
+    }
+
+    /// Tops up the neighbours after `added` members joined; returns `added`.
+    fn joined(&mut self, now: Instant, added: usize) -> usize {
         if added > 0 {
             self.fill();
             self.arm_digest(now);

@@ -61,7 +61,10 @@ impl<I: NodeId> HashRing<I> {
 
     /// `gone` left; if it was a ring neighbour, the new one is found among `members` (which no
     /// longer hold `gone`). Only the two nodes next to a departed one pay the O(members) scan.
-    pub(crate) fn remove(&mut self, gone: &I, members: &[I]) {
+    pub(crate) fn remove<'a>(&mut self, gone: &I, members: impl IntoIterator<Item = &'a I>)
+    where
+        I: 'a,
+    {
         let was = |side: &Option<(u64, I)>| side.as_ref().is_some_and(|(_, id)| id == gone);
         if was(&self.before) || was(&self.after) {
             self.before = None;
