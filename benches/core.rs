@@ -42,6 +42,7 @@ fn gossip(seq: u64, payload: &Bytes) -> Message<u64> {
         round: 2,
         heaviest: 0,
         payload: payload.clone(),
+        encoding: Default::default(),
     })
 }
 

@@ -112,6 +112,7 @@ fn forged_gossip(rng: &mut fastrand::Rng, payload: &Bytes) -> Message<u64> {
         round: 1,
         heaviest: 0,
         payload: payload.clone(),
+        encoding: Default::default(),
     })
 }
 

@@ -13,7 +13,12 @@
 //!   user would take it (`default()` with those fanouts, or the preset), nothing enlarged; each at
 //!   256 B and 16 KiB.
 //!
-//! `--broadcasts N` (default 20,000) and `--runs N` (default 5) set the size. Reported per case:
+//! - `compression/{plain,lz4}/...`: the `tuned` config with payloads of JSON-like text or random
+//!   bytes at 256 B, 4 KiB and 64 KiB, sent as they are or with `compress_min_size` 256.
+//!
+//! `--broadcasts N` (default 20,000) and `--runs N` (default 5) set the size; `--bytes` installs
+//! a `metrics` recorder (for every case of the run, so compare cases measured together) and
+//! adds the bytes all nodes sent per delivery. Reported per case:
 //! the median of the runs of cluster deliveries per second (local delivery included) over the
 //! time to the last delivery, and of process CPU time per delivery (which includes this harness
 //! polling every 200 us); summed over the runs, frames dropped anywhere, deliveries missing and
@@ -68,6 +73,80 @@ struct Case {
     config: fn() -> PlumtreeConfig,
     payload: usize,
     origins: u64,
+    body: Body,
+    /// Broadcast with `compress_min_size` 256.
+    compress: bool,
+}
+
+/// What a payload holds after its number (its first 8 bytes).
+#[derive(Clone, Copy)]
+enum Body {
+    /// One repeated byte.
+    Filler,
+    /// JSON-like records with numbers and words drawn from a generator seeded by the number.
+    Text,
+    /// Random bytes.
+    Random,
+}
+
+impl Body {
+    fn payload(self, n: u64, len: usize) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(n);
+        let mut body = match self {
+            Body::Filler => vec![7u8; len],
+            Body::Random => std::iter::repeat_with(|| rng.u8(..)).take(len).collect(),
+            Body::Text => {
+                const WORDS: [&str; 8] = [
+                    "replicated",
+                    "invalidated",
+                    "session",
+                    "shard",
+                    "lease",
+                    "renewed",
+                    "commit",
+                    "timeout",
+                ];
+                let mut text = String::new();
+                while text.len() < len {
+                    let word = |rng: &mut fastrand::Rng| WORDS[rng.usize(..WORDS.len())];
+                    text.push_str(&format!(
+                        "{{\"ts\":{},\"node\":\"node-{}\",\"msg\":\"{} {}:{}\",\"ms\":{}}}\n",
+                        1_733_500_000_000u64 + rng.u64(..10_000_000),
+                        rng.u32(..64),
+                        word(&mut rng),
+                        word(&mut rng),
+                        rng.u32(..100_000),
+                        rng.u32(..200),
+                    ));
+                }
+                text.truncate(len);
+                text.into_bytes()
+            }
+        };
+        body[..8].copy_from_slice(&n.to_le_bytes());
+        body
+    }
+}
+
+/// With `--bytes`: reads (and resets) what the nodes' `metrics` counters recorded.
+static RECORDER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+    std::sync::OnceLock::new();
+
+/// Bytes all nodes sent since the last call (0 without `--bytes`).
+fn bytes_sent() -> u64 {
+    let Some(snapshotter) = RECORDER.get() else {
+        return 0;
+    };
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "plumtree_bytes_sent_total")
+        .map(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Counter(n) => n,
+            _ => 0,
+        })
+        .sum()
 }
 
 struct Run {
@@ -76,6 +155,7 @@ struct Run {
     given_up: u64,
     deliveries_per_sec: f64,
     cpu_per_delivery: Duration,
+    bytes_per_delivery: f64,
     dropped: u64,
 }
 
@@ -90,7 +170,9 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
     };
     let nodes: Vec<Arc<_>> = (0..NODES)
         .map(|id| {
-            let config = (case.config)().with_rng_seed(Some(id));
+            let config = (case.config)()
+                .with_rng_seed(Some(id))
+                .with_compress_min_size(case.compress.then_some(256));
             let delegate = Count {
                 node: id,
                 ..count.clone()
@@ -102,11 +184,7 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
         node.start(network.join(node)).unwrap();
         node.inputs().add_peers(0..NODES);
     }
-    let body = |n: u64| {
-        let mut body = vec![7u8; case.payload];
-        body[..8].copy_from_slice(&n.to_le_bytes());
-        body
-    };
+    let body = |n: u64| case.body.payload(n, case.payload);
     // Warm up: let the tree form.
     for n in 0..WARMUP {
         nodes[0].broadcast(body(n)).await.unwrap();
@@ -116,6 +194,7 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
     }
     tokio::time::sleep(Duration::from_millis(600)).await; // confirmed prunes settle
     let start_count = count.total.load(Ordering::Relaxed);
+    bytes_sent();
     let (t0, cpu0) = (Instant::now(), cpu_time());
     if case.origins == 1 {
         // On the calling task, as a service's main loop would.
@@ -152,6 +231,7 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
     }
     let (elapsed, cpu) = (done_at - t0, cpu_time() - cpu0);
     let delivered = count.total.load(Ordering::Relaxed) - start_count;
+    let bytes = bytes_sent();
     let (mut dropped, mut given_up) = (0, 0);
     for node in &nodes {
         let stats = node.stats().await.unwrap();
@@ -175,6 +255,7 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
         given_up,
         deliveries_per_sec: delivered as f64 / elapsed.as_secs_f64(),
         cpu_per_delivery: cpu / delivered.max(1) as u32,
+        bytes_per_delivery: bytes as f64 / delivered.max(1) as f64,
         dropped,
     }
 }
@@ -199,6 +280,8 @@ fn cases() -> Vec<Case> {
             config: tuned,
             payload,
             origins,
+            body: Body::Filler,
+            compress: false,
         });
     }
     let tuned_fanouts: [Named; 2] = [
@@ -215,6 +298,8 @@ fn cases() -> Vec<Case> {
             config,
             payload: 256,
             origins: 1,
+            body: Body::Filler,
+            compress: false,
         });
     }
     let configs: [Named; 6] = [
@@ -240,7 +325,23 @@ fn cases() -> Vec<Case> {
                 config,
                 payload,
                 origins: 1,
+                body: Body::Filler,
+                compress: false,
             });
+        }
+    }
+    for payload in [256usize, 4096, 65536] {
+        for (kind, body) in [("text", Body::Text), ("random", Body::Random)] {
+            for (mode, compress) in [("plain", false), ("lz4", true)] {
+                cases.push(Case {
+                    name: format!("runtime/compression/{mode}/{NODES}_nodes_{payload}B_{kind}"),
+                    config: tuned,
+                    payload,
+                    origins: 1,
+                    body,
+                    compress,
+                });
+            }
         }
     }
     cases
@@ -254,6 +355,13 @@ fn main() {
         match arg.as_str() {
             "--broadcasts" => broadcasts = args.next().and_then(|n| n.parse().ok()).unwrap(),
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).unwrap(),
+            "--bytes" => {
+                let recorder = metrics_util::debugging::DebuggingRecorder::new();
+                RECORDER.get_or_init(|| recorder.snapshotter());
+                recorder
+                    .install()
+                    .expect("the only recorder of this process");
+            }
             flag if flag.starts_with('-') => {}
             name => filter = Some(name.to_owned()),
         }
@@ -277,10 +385,16 @@ fn main() {
         let median = &results[runs / 2];
         let mut cpu: Vec<Duration> = results.iter().map(|r| r.cpu_per_delivery).collect();
         cpu.sort();
+        let mut bytes: Vec<f64> = results.iter().map(|r| r.bytes_per_delivery).collect();
+        bytes.sort_by(f64::total_cmp);
+        let bytes = match RECORDER.get() {
+            Some(_) => format!(", {:.0} bytes sent per delivery", bytes[runs / 2]),
+            None => String::new(),
+        };
         let sum = |f: fn(&Run) -> u64| results.iter().map(f).sum::<u64>();
         let worst = results.iter().map(|r| r.missed).max().unwrap_or(0);
         println!(
-            "{}: {:.0} deliveries/s (runs {:.0}..{:.0}), {:.2} us CPU per delivery, {} frames dropped, {} deliveries missing (worst run {worst}), {} twice, {} payloads given up",
+            "{}: {:.0} deliveries/s (runs {:.0}..{:.0}), {:.2} us CPU per delivery{bytes}, {} frames dropped, {} deliveries missing (worst run {worst}), {} twice, {} payloads given up",
             case.name,
             median.deliveries_per_sec,
             results[0].deliveries_per_sec,

@@ -111,8 +111,18 @@ pub struct PlumtreeConfig {
     pub message_cache_max_size: usize,
     /// Most payload bytes in the cache; the oldest leaves first. Default 64 MiB.
     pub message_cache_max_bytes: usize,
-    /// Largest payload accepted from the application or the network, in bytes. Default 64 KiB.
+    /// Largest payload accepted from the application or the network, in bytes (a compressed
+    /// payload counts at its decompressed length). Default 64 KiB.
     pub max_message_size: usize,
+    /// Compress payloads of at least this many bytes with LZ4 when they broadcast from this
+    /// node and come out smaller; they travel and are cached compressed, and every node that
+    /// delivers one decompresses it once. Default `None`: sent as they are. 256 is a good value
+    /// for text: below it LZ4 barely shrinks anything (docs/benchmarks.md, "Compression").
+    ///
+    /// Needs the `compression` feature (on by default). Every node of the cluster must run a
+    /// release that reads compressed payloads (wire version 6) before any node turns this on:
+    /// older nodes, and builds without the feature, refuse them.
+    pub compress_min_size: Option<usize>,
     /// How long a message id is remembered as delivered, so late copies are recognised as
     /// duplicates. Default 120 s; at least `message_cache_ttl`.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -196,6 +206,7 @@ impl Default for PlumtreeConfig {
             message_cache_max_size: 10_000,
             message_cache_max_bytes: 64 * 1024 * 1024,
             max_message_size: 64 * 1024,
+            compress_min_size: None,
             seen_ttl: Duration::from_secs(120),
             seen_max_size: 100_000,
             max_missing: 10_000,
@@ -333,6 +344,11 @@ impl PlumtreeConfig {
                 "graft_retry_timeout must not exceed graft_timeout",
             ));
         }
+        if self.compress_min_size.is_some() && !cfg!(feature = "compression") {
+            return Err(ConfigError::Inconsistent(
+                "compress_min_size needs the `compression` feature",
+            ));
+        }
         Ok(())
     }
 
@@ -387,6 +403,8 @@ setters! {
     with_message_cache_max_bytes: message_cache_max_bytes: usize;
     /// Sets [`max_message_size`](Self::max_message_size).
     with_max_message_size: max_message_size: usize;
+    /// Sets [`compress_min_size`](Self::compress_min_size).
+    with_compress_min_size: compress_min_size: Option<usize>;
     /// Sets [`seen_ttl`](Self::seen_ttl).
     with_seen_ttl: seen_ttl: Duration;
     /// Sets [`seen_max_size`](Self::seen_max_size).
@@ -430,6 +448,21 @@ mod tests {
             PlumtreeConfig::large_cluster(),
         ] {
             assert_eq!(config.validate(), Ok(()), "{config:?}");
+        }
+    }
+
+    #[test]
+    fn compression_is_refused_without_its_feature() {
+        let config = PlumtreeConfig::default().with_compress_min_size(Some(256));
+        if cfg!(feature = "compression") {
+            assert_eq!(config.validate(), Ok(()));
+        } else {
+            assert_eq!(
+                config.validate(),
+                Err(ConfigError::Inconsistent(
+                    "compress_min_size needs the `compression` feature"
+                ))
+            );
         }
     }
 

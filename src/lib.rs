@@ -131,7 +131,9 @@ pub use membership::{
     QuicMemberlistTransport, QuicStack, TlsConnection, TlsLayer, TlsListener,
     TlsMemberlistTransport, TlsOptions, TlsReader, TlsStack,
 };
-pub use message::{DecodeError, DecodeLimits, Envelope, Frame, Message, MessageId, MessageKind};
+pub use message::{
+    DecodeError, DecodeLimits, Encoding, Envelope, Frame, Message, MessageId, MessageKind,
+};
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
 #[cfg(feature = "quic")]

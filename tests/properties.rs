@@ -9,7 +9,7 @@ use memberlist_plumtree::message::{
     Announcement, Digest, Gossip, Graft, IHave, IdRun, IdRuns, Offer,
 };
 use memberlist_plumtree::{
-    DecodeLimits, Envelope, Event, Message, MessageId, Plumtree, PlumtreeConfig,
+    DecodeLimits, Encoding, Envelope, Event, Message, MessageId, Plumtree, PlumtreeConfig,
 };
 use proptest::prelude::*;
 
@@ -30,17 +30,29 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
             message_id(),
             any::<I>(),
             (any::<u32>(), any::<u32>()),
-            prop::collection::vec(any::<u8>(), 0..4096)
+            prop::collection::vec(any::<u8>(), 0..4096),
+            prop::option::of(any::<prop::sample::Index>())
         )
-            .prop_map(
-                |(id, origin, (round, heaviest), payload)| Message::Gossip(Gossip {
+            .prop_map(|(id, origin, (round, heaviest), payload, compressed)| {
+                // A compressed payload (as the wire has it) is shorter than its plain
+                // length, which is at most the limit.
+                let encoding = match compressed {
+                    Some(plain) if cfg!(feature = "compression") => {
+                        let room = LIMITS.max_payload - payload.len();
+                        let len = payload.len() + 1 + plain.index(room);
+                        Encoding::Lz4 { len: len as u32 }
+                    }
+                    _ => Encoding::Plain,
+                };
+                Message::Gossip(Gossip {
                     id,
                     origin,
                     round,
                     heaviest,
-                    payload: payload.into()
+                    payload: payload.into(),
+                    encoding,
                 })
-            ),
+            }),
         prop::collection::vec((message_id(), any::<u32>(), any::<u32>()), 0..=16).prop_map(|e| {
             Message::IHave(IHave {
                 entries: e
@@ -87,7 +99,8 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
                 origin,
                 round: 1,
                 heaviest: 0,
-                payload: payload.into()
+                payload: payload.into(),
+                encoding: Default::default(),
             })),
     ]
 }
@@ -169,6 +182,7 @@ fn message_with_string_origin(m: Message<u32>) -> Message<String> {
             round: g.round,
             heaviest: g.heaviest,
             payload: g.payload,
+            encoding: g.encoding,
         }),
         Message::IHave(i) => Message::IHave(i),
         Message::Graft(g) => Message::Graft(g),
@@ -181,6 +195,7 @@ fn message_with_string_origin(m: Message<u32>) -> Message<String> {
             round: g.round,
             heaviest: g.heaviest,
             payload: g.payload,
+            encoding: Default::default(),
         }),
     }
 }
@@ -222,6 +237,7 @@ fn op() -> impl Strategy<Value = Op> {
                         round,
                         heaviest,
                         payload: vec![0; len].into(),
+                        encoding: Default::default(),
                     }),
                 )
             }),
@@ -260,6 +276,7 @@ fn op() -> impl Strategy<Value = Op> {
                 round: 2,
                 heaviest: 0,
                 payload: vec![0; len].into(),
+                encoding: Default::default(),
             })
         )),
         (0u64..2000).prop_map(Op::Advance),
@@ -360,7 +377,7 @@ proptest! {
         let mut delivered = HashSet::new();
         for (peer, seq) in copies {
             let id = MessageId::new(9, 9, seq);
-            node.handle_message(now, peer, Message::Gossip(Gossip { id, origin: 9, round: 0, heaviest: 0, payload: Bytes::new() }));
+            node.handle_message(now, peer, Message::Gossip(Gossip { id, origin: 9, round: 0, heaviest: 0, payload: Bytes::new(), encoding: Default::default() }));
             while node.poll_transmit().is_some() {}
             while let Some(e) = node.poll_event() {
                 if let Event::Deliver(d) = e {
@@ -397,6 +414,7 @@ fn floods_from_one_peer_stay_within_bounds() {
                 round: 0,
                 heaviest: 0,
                 payload: vec![0; 100].into(),
+                encoding: Default::default(),
             }),
         );
         node.handle_message(

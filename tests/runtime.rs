@@ -248,6 +248,7 @@ async fn frames_from_non_members_are_dropped_and_counted() {
                 round: 0,
                 heaviest: 0,
                 payload: Bytes::from_static(b"forged"),
+                encoding: Default::default(),
             }),
         };
         nodes[0]

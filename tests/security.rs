@@ -32,6 +32,7 @@ fn forged(sender: u64, seq: u64, payload: &'static [u8]) -> Bytes {
             round: 0,
             heaviest: 0,
             payload: Bytes::from_static(payload),
+            encoding: Default::default(),
         }),
     }
     .to_bytes()

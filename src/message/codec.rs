@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! envelope := version:u8  sender:NodeId  kind:u8  body
-//! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  len:varint  payload   (kind 1)
+//! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  [plain:varint]
+//!             len:varint  payload                                                     (kind 1)
 //! ihave    := runs:varint  runs * (id:24B  round:varint  count:varint  held)        (kind 2)
 //!             count = 2 * more + same;  held = held_ms:varint if same, else (more + 1) of them
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
@@ -12,9 +13,12 @@
 //! repair   := as gossip                                                               (kind 7)
 //! ```
 //!
-//! Kinds 1, 3 and 4 are written as version 3, kinds 5 to 7 (anti-entropy) as version 4 and
-//! IHave (kind 2) as version 5, and every version from 3 is read; an IHave of version 3 or 4
-//! has no `held_ms` fields (read as 0). A node of an older release refuses what it does not
+//! Kinds 1, 3 and 4 are written as version 3, kinds 5 to 7 (anti-entropy) as version 4,
+//! IHave (kind 2) as version 5, and a Gossip or Repair whose payload is compressed as version 6,
+//! and every version from 3 is read; an IHave of version 3 or 4 has no `held_ms` fields (read
+//! as 0). Only a version 6 Gossip or Repair has the `plain` field: its payload is an LZ4 block
+//! of `plain` bytes ([`Encoding::Lz4`](super::Encoding)), at most the payload limit and more
+//! than `len`. A build without the `compression` feature refuses version 6 as unsupported. A node of an older release refuses what it does not
 //! know, with [`DecodeError::UnsupportedVersion`], which it counts and skips: during a rolling
 //! upgrade, old nodes still receive every payload pushed to them and every digest, but not the
 //! new nodes' announcements (docs/architecture.md, "Upgrades").
@@ -40,19 +44,25 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::runs::{Digest, IdRuns};
-use super::types::{Announcement, Envelope, Gossip, Graft, IHave, Message};
+use super::types::{Announcement, Encoding, Envelope, Gossip, Graft, IHave, Message};
 use super::{MESSAGE_ID_LEN, MessageId, varint};
 use crate::NodeId;
 
 /// The newest wire format version this build writes and reads (see the module docs for which
 /// messages carry which version).
-pub const WIRE_VERSION: u8 = 5;
+pub const WIRE_VERSION: u8 = COMPRESSED_VERSION;
 
 /// The version of Gossip, Graft and Prune, which nodes of every earlier release read too.
 const PLUMTREE_VERSION: u8 = 3;
 
 /// The version that introduced anti-entropy's messages.
 const ANTI_ENTROPY_VERSION: u8 = 4;
+
+/// The version of IHave, whose announcements carry how long they waited.
+const HELD_VERSION: u8 = 5;
+
+/// The version of a Gossip or Repair with a compressed payload.
+const COMPRESSED_VERSION: u8 = 6;
 
 const KIND_GOSSIP: u8 = 1;
 const KIND_IHAVE: u8 = 2;
@@ -81,7 +91,8 @@ pub enum DecodeError {
     /// A node id's bytes were not a valid id.
     #[error("invalid node id")]
     InvalidNodeId,
-    /// A Gossip payload was larger than the configured maximum.
+    /// A Gossip payload was larger than the configured maximum (for a compressed payload: once
+    /// decompressed).
     #[error("payload of {len} bytes exceeds the maximum of {max}")]
     PayloadTooLarge {
         /// The declared payload length.
@@ -120,6 +131,15 @@ pub enum DecodeError {
     /// A run of ids named no id.
     #[error("empty run of ids")]
     EmptyRun,
+    /// A compressed payload was not shorter than its decompressed length (the encoder
+    /// compresses only what shrinks).
+    #[error("compressed payload of {len} bytes for {plain} bytes")]
+    CompressedTooLong {
+        /// The compressed length.
+        len: u64,
+        /// The declared decompressed length.
+        plain: u64,
+    },
     /// Bytes remained after the message ended.
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
@@ -166,6 +186,7 @@ impl<I: NodeId> Envelope<I> {
                     + g.origin.encoded_len()
                     + varint::len(g.round.into())
                     + 4
+                    + plain_field(g.encoding).map_or(0, |plain| varint::len(plain.into()))
                     + varint::len(g.payload.len() as u64)
                     + g.payload.len()
             }
@@ -198,8 +219,11 @@ impl<I: NodeId> Envelope<I> {
 
     /// Appends the wire form up to a Gossip's payload (all of it for other messages).
     pub(super) fn encode_head(&self, buf: &mut BytesMut) {
-        let version = match self.message {
-            Message::IHave(_) => WIRE_VERSION,
+        let version = match &self.message {
+            Message::Gossip(g) | Message::Repair(g) if plain_field(g.encoding).is_some() => {
+                COMPRESSED_VERSION
+            }
+            Message::IHave(_) => HELD_VERSION,
             Message::Digest(_) | Message::Want(_) | Message::Repair(_) => ANTI_ENTROPY_VERSION,
             Message::Gossip(_) | Message::Graft(_) | Message::Prune => PLUMTREE_VERSION,
         };
@@ -216,6 +240,9 @@ impl<I: NodeId> Envelope<I> {
                 g.origin.encode(buf);
                 varint::put(buf, g.round.into());
                 buf.put_u32(g.heaviest);
+                if let Some(plain) = plain_field(g.encoding) {
+                    varint::put(buf, plain.into());
+                }
                 varint::put(buf, g.payload.len() as u64);
             }
             Message::IHave(ihave) => {
@@ -293,11 +320,34 @@ impl<I: NodeId> Envelope<I> {
                 let origin = I::decode(&mut input)?;
                 let round = round(&mut input)?;
                 let heaviest = u32::from_be_bytes(take::<4>(&mut input)?);
+                let too_large = |len| DecodeError::PayloadTooLarge {
+                    len,
+                    max: limits.max_payload,
+                };
+                let encoding = if version >= COMPRESSED_VERSION {
+                    if !cfg!(feature = "compression") {
+                        return Err(DecodeError::UnsupportedVersion(version));
+                    }
+                    // Checked before anything is allocated for it: a few bytes may claim any
+                    // length.
+                    let plain = varint::get(&mut input)?;
+                    match u32::try_from(plain) {
+                        Ok(len) if plain <= limits.max_payload as u64 => Encoding::Lz4 { len },
+                        _ => return Err(too_large(plain)),
+                    }
+                } else {
+                    Encoding::Plain
+                };
                 let len = varint::get(&mut input)?;
                 if len > limits.max_payload as u64 {
-                    return Err(DecodeError::PayloadTooLarge {
+                    return Err(too_large(len));
+                }
+                if let Encoding::Lz4 { len: plain } = encoding
+                    && len >= plain.into()
+                {
+                    return Err(DecodeError::CompressedTooLong {
                         len,
-                        max: limits.max_payload,
+                        plain: plain.into(),
                     });
                 }
                 let len = len as usize;
@@ -319,6 +369,7 @@ impl<I: NodeId> Envelope<I> {
                     round,
                     heaviest,
                     payload,
+                    encoding,
                 };
                 if kind == KIND_REPAIR {
                     Message::Repair(gossip)
@@ -337,7 +388,7 @@ impl<I: NodeId> Envelope<I> {
                 }
                 // Read the runs twice: once to check them and count their entries, then to
                 // expand them into a vector allocated once, at its final size.
-                let held = version >= WIRE_VERSION;
+                let held = version >= HELD_VERSION;
                 let mut count = 0u64;
                 let mut scan = input;
                 for _ in 0..runs {
@@ -391,6 +442,14 @@ impl<I: NodeId> Envelope<I> {
             return Err(DecodeError::TrailingBytes(input.len() + payload.len()));
         }
         Ok(Envelope { sender, message })
+    }
+}
+
+/// The `plain` field a payload of this encoding is written with, if any.
+fn plain_field(encoding: Encoding) -> Option<u32> {
+    match encoding {
+        Encoding::Plain => None,
+        Encoding::Lz4 { len } => Some(len),
     }
 }
 

@@ -174,6 +174,7 @@ mod tests {
                 round: 4,
                 heaviest: 5,
                 payload: payload.into(),
+                encoding: Default::default(),
             }),
         }
     }

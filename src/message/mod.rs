@@ -2,6 +2,7 @@
 //! their binary encoding.
 
 mod codec;
+pub(crate) mod compress;
 mod frame;
 mod id;
 mod runs;
@@ -12,6 +13,6 @@ pub use codec::{DecodeError, DecodeLimits, WIRE_VERSION};
 pub use frame::Frame;
 pub use id::{MESSAGE_ID_LEN, MessageId};
 pub use types::{
-    Announcement, Digest, Envelope, Gossip, Graft, IHave, IdRun, IdRuns, Message, MessageKind,
-    Offer,
+    Announcement, Digest, Encoding, Envelope, Gossip, Graft, IHave, IdRun, IdRuns, Message,
+    MessageKind, Offer,
 };

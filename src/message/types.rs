@@ -116,8 +116,26 @@ pub struct Gossip<I> {
     /// whether the link of the second copy is the heaviest of a cycle, which is safe to prune
     /// at once.
     pub heaviest: u32,
-    /// The application's bytes.
+    /// The payload as it travels: the application's bytes, or those bytes compressed by the
+    /// origin, as `encoding` says. Relays pass it on as it came.
     pub payload: Bytes,
+    /// How `payload` is encoded.
+    pub encoding: Encoding,
+}
+
+/// How a [`Gossip`]'s payload travels. The origin chooses (with the `compression` feature and
+/// [`compress_min_size`](crate::PlumtreeConfig::compress_min_size)); every node that delivers
+/// it decodes it once, and relays forward and cache it as it came.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The application's bytes, as they are.
+    #[default]
+    Plain,
+    /// An LZ4 block of a payload of `len` bytes.
+    Lz4 {
+        /// The payload's length once decompressed.
+        len: u32,
+    },
 }
 
 /// A batch of announcements: "I have these payloads".

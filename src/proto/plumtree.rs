@@ -21,6 +21,7 @@ use super::store::{Cached, Limits, MessageStore, Seen};
 use crate::NodeId;
 use crate::config::PlumtreeConfig;
 use crate::error::{BroadcastError, ConfigError};
+use crate::message::compress::Carried;
 use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 
 /// The Plumtree protocol for one node, without I/O.
@@ -337,6 +338,7 @@ impl<I: NodeId> Plumtree<I> {
             at: now,
             heaviest: 0,
         };
+        let payload = Carried::broadcast(payload, self.config.compress_min_size);
         self.accept(seen, id, self.local.clone(), 0, payload, None);
     }
 
@@ -478,7 +480,25 @@ impl<I: NodeId> Plumtree<I> {
             self.on_duplicate(now, from, weight, gossip.heaviest, first);
             return;
         }
-        let announced = self.missing.remove(&gossip.id);
+        let Gossip {
+            id,
+            origin,
+            round,
+            heaviest,
+            payload,
+            encoding,
+        } = gossip;
+        // Decoded once, before it counts as seen: a copy that does not decode is dropped, and
+        // a good one from another peer is still taken.
+        let payload = match Carried::received(payload, encoding, self.config.max_message_size) {
+            Ok(payload) => payload,
+            Err(error) => {
+                self.stats.invalid_messages += 1;
+                tracing::debug!(?from, %error, "ignored a payload that does not decode");
+                return;
+            }
+        };
+        let announced = self.missing.remove(&id);
         if announced.as_ref().is_some_and(|entry| {
             entry.grafts > 0 && entry.announcers.back().is_some_and(|a| a.peer == from)
         }) {
@@ -491,13 +511,6 @@ impl<I: NodeId> Plumtree<I> {
             // No room for another eager link: ask the sender to announce instead.
             self.prune(from.clone());
         }
-        let Gossip {
-            id,
-            origin,
-            round,
-            heaviest,
-            payload,
-        } = gossip;
         let seen = Seen {
             at: now,
             heaviest: heaviest.max(weight),
@@ -547,6 +560,7 @@ impl<I: NodeId> Plumtree<I> {
                     round: cached.hops,
                     heaviest: seen.heaviest,
                     payload: cached.payload.clone(),
+                    encoding: cached.encoding,
                 };
                 self.send(from, Message::Gossip(gossip));
             }
@@ -566,7 +580,7 @@ impl<I: NodeId> Plumtree<I> {
         id: MessageId,
         origin: I,
         hops: u32,
-        payload: Bytes,
+        payload: Carried,
         from: Option<&I>,
     ) {
         let now = seen.at;
@@ -576,14 +590,15 @@ impl<I: NodeId> Plumtree<I> {
             Cached {
                 origin: origin.clone(),
                 hops,
-                payload: payload.clone(),
+                payload: payload.wire,
+                encoding: payload.encoding,
             },
         );
         self.stats.delivered += 1;
         self.events.push_back(Event::Deliver(Delivery {
             id,
             origin,
-            payload,
+            payload: payload.plain,
             hops,
             from: from.cloned(),
         }));
@@ -601,11 +616,12 @@ impl<I: NodeId> Plumtree<I> {
         id: MessageId,
         origin: I,
         hops: u32,
-        payload: Bytes,
+        payload: Carried,
         from: Option<&I>,
     ) {
         let now = seen.at;
-        self.deliver(seen, id, origin.clone(), hops, payload.clone(), from);
+        let (wire, encoding) = (payload.wire.clone(), payload.encoding);
+        self.deliver(seen, id, origin.clone(), hops, payload, from);
 
         // Eager push to every eager neighbour, lazy push (an announcement) to every lazy one, both
         // except the peer it came from.
@@ -614,7 +630,8 @@ impl<I: NodeId> Plumtree<I> {
             origin,
             round: hops,
             heaviest: seen.heaviest,
-            payload,
+            payload: wire,
+            encoding,
         };
         let announcement = Announcement {
             id,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::seq_windows::SeqWindows;
-use crate::message::MessageId;
+use crate::message::{Encoding, MessageId};
 
 /// A payload kept to answer Grafts.
 #[derive(Clone, Debug)]
@@ -28,7 +28,9 @@ pub(crate) struct Cached<I> {
     pub(crate) origin: I,
     /// Our hop count for it: the round we forward it with.
     pub(crate) hops: u32,
+    /// As it travels (compressed or not): what a Graft or a Want is answered with.
     pub(crate) payload: Bytes,
+    pub(crate) encoding: Encoding,
 }
 
 /// What the store remembers of a payload it has seen, cached or not.
@@ -287,6 +289,7 @@ mod tests {
             origin: 1,
             hops: 0,
             payload: Bytes::from(vec![0; len]),
+            encoding: Encoding::Plain,
         }
     }
 

@@ -28,6 +28,7 @@ fn no_frame_is_longer_than_max_frame_len() {
         round: u32::MAX,
         heaviest: u32::MAX,
         payload: Bytes::from(vec![0; limits.max_payload]),
+        encoding: Default::default(),
     });
     // Every other sequence number: no two announcements form a run.
     let entries = (0..limits.max_announcements as u64)
@@ -53,6 +54,7 @@ fn samples() -> Vec<Envelope<u64>> {
         round: 300,
         heaviest: 0xdead_beef,
         payload: Bytes::from_static(b"hi"),
+        encoding: Default::default(),
     };
     let entries = (0..4)
         .map(|i| Announcement {
@@ -86,6 +88,7 @@ fn samples() -> Vec<Envelope<u64>> {
             round: 3,
             heaviest: 1,
             payload: Bytes::from_static(b"again"),
+            encoding: Default::default(),
         }),
     ]
     .into_iter()
@@ -112,6 +115,7 @@ fn gossip_layout_is_as_documented() {
             round: 1,
             heaviest: 0x0102_0304,
             payload: Bytes::from_static(b"x"),
+            encoding: Default::default(),
         }),
     };
     let bytes = env.to_bytes();
@@ -144,7 +148,7 @@ fn ihave_runs_are_as_documented() {
         }),
     };
     let bytes = env.to_bytes();
-    let mut expected = vec![WIRE_VERSION];
+    let mut expected = vec![HELD_VERSION];
     expected.extend(5u64.to_be_bytes());
     expected.extend([KIND_IHAVE, 3]);
     // count = 2 * more + same: three held times, then one for a run of one, then one for two.
@@ -181,7 +185,7 @@ fn ihaves_of_earlier_versions_read_with_nothing_held() {
     });
     assert_eq!(decoded.map(|e| e.message), Ok(expected));
     // The same bytes as version 5 lack the held times.
-    frame[0] = WIRE_VERSION;
+    frame[0] = HELD_VERSION;
     assert_eq!(
         Envelope::<u64>::decode(&Bytes::from(frame), &LIMITS),
         Err(DecodeError::Truncated)
@@ -222,6 +226,7 @@ fn rejects_what_the_encoder_never_writes() {
             round: 0,
             heaviest: 0,
             payload: Bytes::from(vec![0; 1025]),
+            encoding: Default::default(),
         }),
     };
     assert_eq!(
@@ -250,7 +255,7 @@ fn rejects_what_the_encoder_never_writes() {
 
     // One run of three from the last sequence number would wrap around.
     let run = |seq: u64, more: u8| {
-        let mut frame = vec![WIRE_VERSION];
+        let mut frame = vec![HELD_VERSION];
         frame.extend(5u64.to_be_bytes());
         frame.extend([KIND_IHAVE, 1]);
         frame.extend(MessageId::new(1, 2, seq).to_bytes());
@@ -301,7 +306,7 @@ fn huge_declared_ihave_count_does_not_allocate() {
         max_runs: 4,
     };
     let mut buf = BytesMut::new();
-    buf.put_u8(WIRE_VERSION);
+    buf.put_u8(HELD_VERSION);
     5u64.encode(&mut buf);
     buf.put_u8(KIND_IHAVE);
     varint::put(&mut buf, crate::MAX_IHAVE_BATCH_SIZE as u64);
@@ -312,7 +317,7 @@ fn huge_declared_ihave_count_does_not_allocate() {
 
     // One run of 2^40 ids in 37 bytes: refused before expanding, whatever the limits say.
     let mut buf = BytesMut::new();
-    buf.put_u8(WIRE_VERSION);
+    buf.put_u8(HELD_VERSION);
     5u64.encode(&mut buf);
     buf.put_u8(KIND_IHAVE);
     varint::put(&mut buf, 1);
@@ -333,7 +338,15 @@ fn each_kind_is_written_in_the_oldest_version_that_has_its_form() {
     for env in samples() {
         let bytes = env.to_bytes();
         let version = match env.message {
-            Message::IHave(_) => WIRE_VERSION,
+            Message::Gossip(Gossip {
+                encoding: Encoding::Lz4 { .. },
+                ..
+            })
+            | Message::Repair(Gossip {
+                encoding: Encoding::Lz4 { .. },
+                ..
+            }) => COMPRESSED_VERSION,
+            Message::IHave(_) => HELD_VERSION,
             Message::Digest(_) | Message::Want(_) | Message::Repair(_) => ANTI_ENTROPY_VERSION,
             _ => PLUMTREE_VERSION,
         };
@@ -363,6 +376,7 @@ fn a_repair_is_a_two_part_frame_like_a_gossip() {
             round: 0,
             heaviest: 0,
             payload: Bytes::from(vec![7; 100]),
+            encoding: Default::default(),
         }),
     };
     let frame = env.encode_frame(&mut BytesMut::new());
@@ -370,4 +384,81 @@ fn a_repair_is_a_two_part_frame_like_a_gossip() {
     assert_eq!(payload.len(), 100);
     assert_eq!(head.len() + 100, env.encoded_len());
     assert_eq!(Envelope::decode_frame(&frame, &LIMITS), Ok(env));
+}
+
+fn compressed(
+    kind: fn(Gossip<u64>) -> Message<u64>,
+    plain: u32,
+    payload: &'static [u8],
+) -> Envelope<u64> {
+    Envelope {
+        sender: 5,
+        message: kind(Gossip {
+            id: id(1),
+            origin: 9,
+            round: 1,
+            heaviest: 0x0102_0304,
+            payload: Bytes::from_static(payload),
+            encoding: Encoding::Lz4 { len: plain },
+        }),
+    }
+}
+
+#[test]
+#[cfg(feature = "compression")]
+fn a_compressed_payload_is_version_6_with_its_plain_length() {
+    for (kind, byte) in [
+        (Message::Gossip as fn(_) -> _, KIND_GOSSIP),
+        (Message::Repair, KIND_REPAIR),
+    ] {
+        let env = compressed(kind, 300, b"xyz");
+        let bytes = env.to_bytes();
+        assert_eq!(bytes.len(), env.encoded_len());
+        assert_eq!(bytes[0], COMPRESSED_VERSION);
+        assert_eq!(bytes[9], byte);
+        // round, heaviest, plain length 300 as a varint, then the three compressed bytes
+        assert_eq!(
+            &bytes[42..],
+            &[1, 1, 2, 3, 4, 0xac, 0x02, 3, b'x', b'y', b'z']
+        );
+        let frame = env.encode_frame(&mut BytesMut::new());
+        assert_eq!(frame.to_bytes(), bytes, "head and payload in two parts");
+        assert_eq!(Envelope::decode_frame(&frame, &LIMITS), Ok(env.clone()));
+        assert_eq!(Envelope::decode(&bytes, &LIMITS), Ok(env));
+    }
+}
+
+#[test]
+#[cfg(feature = "compression")]
+fn a_small_frame_claiming_a_huge_payload_is_refused_by_length() {
+    // 1 KiB of compressed bytes that claims to become 1 GiB.
+    let bomb: &'static [u8] = Box::leak(vec![0x1f; 1024].into_boxed_slice());
+    let limits = DecodeLimits {
+        max_payload: 64 * 1024,
+        ..LIMITS
+    };
+    let frame = compressed(Message::Gossip, 1 << 30, bomb).to_bytes();
+    assert_eq!(
+        Envelope::<u64>::decode(&frame, &limits),
+        Err(DecodeError::PayloadTooLarge {
+            len: 1 << 30,
+            max: 64 * 1024
+        })
+    );
+    // A compressed payload no shorter than its plain length is never written.
+    let frame = compressed(Message::Gossip, 3, b"xyz").to_bytes();
+    assert_eq!(
+        Envelope::<u64>::decode(&frame, &LIMITS),
+        Err(DecodeError::CompressedTooLong { len: 3, plain: 3 })
+    );
+}
+
+#[test]
+#[cfg(not(feature = "compression"))]
+fn without_the_feature_a_compressed_payload_is_an_unsupported_version() {
+    let frame = compressed(Message::Gossip, 300, b"xyz").to_bytes();
+    assert_eq!(
+        Envelope::<u64>::decode(&frame, &LIMITS),
+        Err(DecodeError::UnsupportedVersion(COMPRESSED_VERSION))
+    );
 }

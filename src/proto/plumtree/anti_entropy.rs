@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::{Plumtree, admission};
 use crate::NodeId;
+use crate::message::compress::Carried;
 use crate::message::{Digest, Gossip, IdRun, IdRuns, Message, MessageId, Offer};
 use crate::proto::origins::{Gap, Key, Origins, Record};
 use crate::proto::output::{Event, Transmit};
@@ -323,6 +324,7 @@ impl<I: NodeId> Plumtree<I> {
                 round: cached.hops,
                 heaviest: seen.heaviest,
                 payload: cached.payload.clone(),
+                encoding: cached.encoding,
             };
             // A payload: it queues behind pushed payloads, not ahead of control messages.
             self.transmits.push_back(Transmit {
@@ -346,6 +348,18 @@ impl<I: NodeId> Plumtree<I> {
             self.stats.repair_duplicates += 1;
             return;
         }
+        let payload = match Carried::received(
+            repair.payload,
+            repair.encoding,
+            self.config.max_message_size,
+        ) {
+            Ok(payload) => payload,
+            Err(error) => {
+                self.stats.invalid_messages += 1;
+                tracing::debug!(?from, %error, "ignored a repair that does not decode");
+                return;
+            }
+        };
         // An announcement of it may be waiting for its graft: it has come.
         self.missing.remove(&repair.id);
         let seen = Seen {
@@ -357,7 +371,7 @@ impl<I: NodeId> Plumtree<I> {
             repair.id,
             repair.origin,
             repair.round.saturating_add(1),
-            repair.payload,
+            payload,
             Some(&from),
         );
     }

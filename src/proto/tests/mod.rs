@@ -11,6 +11,8 @@ use crate::message::{Announcement, Gossip, Graft, IHave, Message, MessageId};
 
 mod admission;
 mod anti_entropy;
+#[cfg(feature = "compression")]
+mod compression;
 mod prune;
 mod repair;
 
@@ -69,6 +71,7 @@ fn weighed_gossip(seq: u64, round: u32, heaviest: u32) -> Message<u64> {
         round,
         heaviest,
         payload: Bytes::from_static(b"p"),
+        encoding: Default::default(),
     })
 }
 
