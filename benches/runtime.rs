@@ -14,7 +14,7 @@
 //!   256 B and 16 KiB.
 //!
 //! - `compression/{plain,lz4}/...`: the `tuned` config with payloads of JSON-like text or random
-//!   bytes at 256 B, 4 KiB and 64 KiB, sent as they are or with `compress_min_size` 256.
+//!   bytes at 256 B, 1 KiB, 4 KiB and 64 KiB, sent as they are or with `compress_min_size` 256.
 //!
 //! `--broadcasts N` (default 20,000) and `--runs N` (default 5) set the size; `--bytes` installs
 //! a `metrics` recorder (for every case of the run, so compare cases measured together) and
@@ -330,7 +330,7 @@ fn cases() -> Vec<Case> {
             });
         }
     }
-    for payload in [256usize, 4096, 65536] {
+    for payload in [256usize, 1024, 4096, 65536] {
         for (kind, body) in [("text", Body::Text), ("random", Body::Random)] {
             for (mode, compress) in [("plain", false), ("lz4", true)] {
                 cases.push(Case {

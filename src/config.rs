@@ -116,8 +116,10 @@ pub struct PlumtreeConfig {
     pub max_message_size: usize,
     /// Compress payloads of at least this many bytes with LZ4 when they broadcast from this
     /// node and come out smaller; they travel and are cached compressed, and every node that
-    /// delivers one decompresses it once. Default `None`: sent as they are. 256 is a good value
-    /// for text: below it LZ4 barely shrinks anything (docs/benchmarks.md, "Compression").
+    /// delivers one decompresses it once. Default `None`: sent as they are. 1024 is a good start
+    /// for text: below about 256 bytes LZ4 barely shrinks anything, and at 256 the bytes saved
+    /// on a 1 Gbit/s link take about as long to send as the extra CPU (docs/configuration.md,
+    /// "Compression").
     ///
     /// Needs the `compression` feature (on by default). Every node of the cluster must run a
     /// release that reads compressed payloads (wire version 6) before any node turns this on:

@@ -159,8 +159,8 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/getting-started.md")]
 struct GettingStartedDoctests;
 
-/// docs/configuration.md's examples, compiled and run as doc tests.
-#[cfg(doctest)]
+/// docs/configuration.md's examples, compiled and run as doc tests (one turns compression on).
+#[cfg(all(doctest, feature = "compression"))]
 #[doc = include_str!("../docs/configuration.md")]
 struct ConfigurationDoctests;
 
