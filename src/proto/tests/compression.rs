@@ -9,6 +9,16 @@ fn text(len: usize) -> Bytes {
     line.iter().copied().cycle().take(len).collect()
 }
 
+/// `node(t)` compressing what it broadcasts from 256 bytes on.
+fn compressing_node(t: Instant) -> Plumtree<u64> {
+    node_with(
+        config().with_compress_min_size(Some(256)),
+        &[1, 2],
+        &[3, 4],
+        t,
+    )
+}
+
 fn pushed(transmits: &[Transmit<u64>]) -> Vec<(u64, Gossip<u64>)> {
     transmits
         .iter()
@@ -32,12 +42,7 @@ fn delivered(events: &[Event<u64>]) -> Vec<Bytes> {
 #[test]
 fn a_compressed_broadcast_travels_compressed_and_is_delivered_plain() {
     let t = Instant::now();
-    let mut origin = node_with(
-        config().with_compress_min_size(Some(256)),
-        &[1, 2],
-        &[3, 4],
-        t,
-    );
+    let mut origin = compressing_node(t);
     let id = origin.broadcast(t, text(4096)).unwrap();
     let (tx, ev) = drain(&mut origin);
     assert_eq!(
@@ -80,12 +85,7 @@ fn a_compressed_broadcast_travels_compressed_and_is_delivered_plain() {
 #[test]
 fn short_or_incompressible_payloads_leave_as_they_are() {
     let t = Instant::now();
-    let mut origin = node_with(
-        config().with_compress_min_size(Some(256)),
-        &[1, 2],
-        &[3, 4],
-        t,
-    );
+    let mut origin = compressing_node(t);
     let mut rng = fastrand::Rng::with_seed(3);
     let noise: Bytes = std::iter::repeat_with(|| rng.u8(..)).take(4096).collect();
     for payload in [text(255), noise] {
@@ -122,12 +122,7 @@ fn a_payload_that_does_not_decompress_is_dropped_and_a_good_copy_still_delivers(
     assert_eq!(n.stats().invalid_messages, 2);
     assert_eq!(n.seen_len(), 0, "not marked seen");
 
-    let mut origin = node_with(
-        config().with_compress_min_size(Some(256)),
-        &[1, 2],
-        &[3, 4],
-        t,
-    );
+    let mut origin = compressing_node(t);
     origin.broadcast(t, text(4096)).unwrap();
     let (tx, _) = drain(&mut origin);
     let mut good = pushed(&tx).remove(0).1;
