@@ -54,6 +54,7 @@ usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
   --send-for SECS   broadcast only this long, then only receive (default: all the time)
   --metrics ADDR    serve Prometheus metrics there (docs/metrics.md)
   --no-anti-entropy turn anti-entropy off (for comparisons)
+  --compress BYTES  compress payloads of at least BYTES with LZ4 (compress_min_size)
   --no-reconnect    do not join departed members again (for comparisons)
   --quic ADDR       send Plumtree frames over QUIC bound there (mutual TLS; needs the three below)
   --ca FILE         PEM: the CA every node trusts
@@ -114,6 +115,7 @@ fn parse() -> Result<Command, String> {
         reconnect: true,
         quic: None,
     };
+    let (mut compress, mut anti_entropy) = (None, true);
     let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -140,10 +142,9 @@ fn parse() -> Result<Command, String> {
                 args.send_for = Some(Duration::from_secs_f64(secs));
             }
             "--metrics" => args.metrics = Some(value()?.parse().map_err(|e| bad(&e))?),
-            "--no-anti-entropy" => {
-                args.config = args.config.with_anti_entropy_interval(Duration::ZERO);
-            }
+            "--no-anti-entropy" => anti_entropy = false,
             "--no-reconnect" => args.reconnect = false,
+            "--compress" => compress = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--quic" => quic = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--ca" => ca = Some(PathBuf::from(value()?)),
             "--cert" => cert = Some(PathBuf::from(value()?)),
@@ -167,6 +168,14 @@ fn parse() -> Result<Command, String> {
         (None, ..) => return Err("--ca, --cert and --key go with --quic ADDR".into()),
         _ => return Err("--quic needs --ca FILE, --cert FILE and --key FILE".into()),
     };
+    // After the loop: `--preset` replaces the whole config, wherever it stands.
+    args.config = args.config.with_compress_min_size(compress);
+    if !anti_entropy {
+        args.config = args.config.with_anti_entropy_interval(Duration::ZERO);
+    }
+    args.config
+        .validate()
+        .map_err(|e| format!("--compress: {e}"))?;
     args.id = id.ok_or("--id N is required")?;
     args.bind = bind.ok_or("--bind ADDR is required, e.g. --bind 127.0.0.1:7001")?;
     args.seeds = seeds;

@@ -129,8 +129,8 @@ pub struct PlumtreeConfig {
     /// duplicates. Default 120 s; at least `message_cache_ttl`.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub seen_ttl: Duration,
-    /// Most message ids remembered as delivered. Default 100,000 (about 5 MB); at least
-    /// `message_cache_max_size`.
+    /// Most message ids remembered as delivered. Default 100,000 (about 18 MB: some 180 bytes
+    /// an id with the tables' slack); at least `message_cache_max_size`.
     pub seen_max_size: usize,
     /// Most payloads tracked as announced but not yet received. Default 10,000. Announcements
     /// beyond it are dropped and counted, so an IHave flood cannot grow memory.
