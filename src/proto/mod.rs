@@ -13,7 +13,8 @@
 //! the next IHave, with when each was queued), `missing` (announced payloads and graft timers),
 //! `adaptive` (the adaptive IHave interval and cache retention), `cycle` (link weights and the
 //! test that finds the heaviest link of a cycle), `ids` (the ids of our own broadcasts); the
-//! handlers that tie them together live in `plumtree`, duplicates and prunes in
+//! handlers that tie them together live in `plumtree`, the payload path (a Gossip in,
+//! eager push and announcements out) in `plumtree/gossip.rs`, duplicates and prunes in
 //! `plumtree/prune.rs`, lazy push and repair in `plumtree/repair.rs`, neighbour roles in
 //! `plumtree/neighbours.rs`, how fast broadcasts may enter in `plumtree/admission.rs`.
 
