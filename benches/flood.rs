@@ -113,6 +113,7 @@ fn forged_gossip(rng: &mut fastrand::Rng, payload: &Bytes) -> Message<u64> {
         heaviest: 0,
         payload: payload.clone(),
         encoding: Default::default(),
+        signature: None,
     })
 }
 

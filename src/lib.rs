@@ -133,9 +133,12 @@ pub use membership::{
 };
 pub use message::{
     DecodeError, DecodeLimits, Encoding, Envelope, Frame, Message, MessageId, MessageKind,
+    Signature,
 };
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
+#[cfg(feature = "signing")]
+pub use proto::{InvalidKey, OriginKeys};
 #[cfg(feature = "quic")]
 pub use quic::{
     ClusterCa, MAX_CERTIFICATE_ID_LEN, MAX_FRAME_SIZE_LIMIT, MEMBERS_NAME, NodeCertificate,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use memberlist_plumtree::message::{
-    Announcement, Digest, Gossip, Graft, IHave, IdRun, IdRuns, Offer,
+    Announcement, Digest, Gossip, Graft, IHave, IdRun, IdRuns, Offer, Signature,
 };
 use memberlist_plumtree::{
     DecodeLimits, Encoding, Envelope, Event, Message, MessageId, Plumtree, PlumtreeConfig,
@@ -31,28 +31,37 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
             any::<I>(),
             (any::<u32>(), any::<u32>()),
             prop::collection::vec(any::<u8>(), 0..4096),
-            prop::option::of(any::<prop::sample::Index>())
+            prop::option::of(any::<prop::sample::Index>()),
+            prop::option::of((any::<[u8; 32]>(), any::<[u8; 32]>()))
         )
-            .prop_map(|(id, origin, (round, heaviest), payload, compressed)| {
-                // A compressed payload (as the wire has it) is shorter than its plain
-                // length, which is at most the limit.
-                let encoding = match compressed {
-                    Some(plain) if cfg!(feature = "compression") => {
-                        let room = LIMITS.max_payload - payload.len();
-                        let len = payload.len() + 1 + plain.index(room);
-                        Encoding::Lz4 { len: len as u32 }
-                    }
-                    _ => Encoding::Plain,
-                };
-                Message::Gossip(Gossip {
-                    id,
-                    origin,
-                    round,
-                    heaviest,
-                    payload: payload.into(),
-                    encoding,
-                })
-            }),
+            .prop_map(
+                |(id, origin, (round, heaviest), payload, compressed, signed)| {
+                    // A compressed payload (as the wire has it) is shorter than its plain
+                    // length, which is at most the limit.
+                    let encoding = match compressed {
+                        Some(plain) if cfg!(feature = "compression") => {
+                            let room = LIMITS.max_payload - payload.len();
+                            let len = payload.len() + 1 + plain.index(room);
+                            Encoding::Lz4 { len: len as u32 }
+                        }
+                        _ => Encoding::Plain,
+                    };
+                    Message::Gossip(Gossip {
+                        id,
+                        origin,
+                        round,
+                        heaviest,
+                        payload: payload.into(),
+                        encoding,
+                        signature: signed.map(|(a, b)| {
+                            let mut bytes = [0; Signature::LEN];
+                            bytes[..32].copy_from_slice(&a);
+                            bytes[32..].copy_from_slice(&b);
+                            Signature::from_bytes(bytes)
+                        }),
+                    })
+                }
+            ),
         prop::collection::vec((message_id(), any::<u32>(), any::<u32>()), 0..=16).prop_map(|e| {
             Message::IHave(IHave {
                 entries: e
@@ -101,6 +110,7 @@ fn message<I: Arbitrary + Clone + std::fmt::Debug + 'static>() -> impl Strategy<
                 heaviest: 0,
                 payload: payload.into(),
                 encoding: Default::default(),
+                signature: None,
             })),
     ]
 }
@@ -183,6 +193,7 @@ fn message_with_string_origin(m: Message<u32>) -> Message<String> {
             heaviest: g.heaviest,
             payload: g.payload,
             encoding: g.encoding,
+            signature: g.signature,
         }),
         Message::IHave(i) => Message::IHave(i),
         Message::Graft(g) => Message::Graft(g),
@@ -196,6 +207,7 @@ fn message_with_string_origin(m: Message<u32>) -> Message<String> {
             heaviest: g.heaviest,
             payload: g.payload,
             encoding: Default::default(),
+            signature: None,
         }),
     }
 }
@@ -238,6 +250,7 @@ fn op() -> impl Strategy<Value = Op> {
                         heaviest,
                         payload: vec![0; len].into(),
                         encoding: Default::default(),
+                        signature: None,
                     }),
                 )
             }),
@@ -277,6 +290,7 @@ fn op() -> impl Strategy<Value = Op> {
                 heaviest: 0,
                 payload: vec![0; len].into(),
                 encoding: Default::default(),
+                signature: None,
             })
         )),
         (0u64..2000).prop_map(Op::Advance),
@@ -377,7 +391,7 @@ proptest! {
         let mut delivered = HashSet::new();
         for (peer, seq) in copies {
             let id = MessageId::new(9, 9, seq);
-            node.handle_message(now, peer, Message::Gossip(Gossip { id, origin: 9, round: 0, heaviest: 0, payload: Bytes::new(), encoding: Default::default() }));
+            node.handle_message(now, peer, Message::Gossip(Gossip { id, origin: 9, round: 0, heaviest: 0, payload: Bytes::new(), encoding: Default::default(), signature: None }));
             while node.poll_transmit().is_some() {}
             while let Some(e) = node.poll_event() {
                 if let Event::Deliver(d) = e {
@@ -415,6 +429,7 @@ fn floods_from_one_peer_stay_within_bounds() {
                 heaviest: 0,
                 payload: vec![0; 100].into(),
                 encoding: Default::default(),
+                signature: None,
             }),
         );
         node.handle_message(

@@ -166,6 +166,7 @@ async fn a_frame_with_a_spoofed_sender_is_rejected() {
             heaviest: 0,
             payload: Bytes::from_static(b"forged"),
             encoding: Default::default(),
+            signature: None,
         }),
     };
     liar.send(&1, forged.to_bytes().into()).await.unwrap();

@@ -249,6 +249,7 @@ async fn frames_from_non_members_are_dropped_and_counted() {
                 heaviest: 0,
                 payload: Bytes::from_static(b"forged"),
                 encoding: Default::default(),
+                signature: None,
             }),
         };
         nodes[0]

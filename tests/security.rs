@@ -33,6 +33,7 @@ fn forged(sender: u64, seq: u64, payload: &'static [u8]) -> Bytes {
             heaviest: 0,
             payload: Bytes::from_static(payload),
             encoding: Default::default(),
+            signature: None,
         }),
     }
     .to_bytes()

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! envelope := version:u8  sender:NodeId  kind:u8  body
-//! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  [plain:varint]
-//!             len:varint  payload                                                     (kind 1)
+//! gossip   := id:24B  origin:NodeId  round:varint  heaviest:u32  [flags:u8]  [plain:varint]
+//!             [signature:64B]  len:varint  payload                                     (kind 1)
 //! ihave    := runs:varint  runs * (id:24B  round:varint  count:varint  held)        (kind 2)
 //!             count = 2 * more + same;  held = held_ms:varint if same, else (more + 1) of them
 //! graft    := 0x00 | 0x01 id:24B                                                      (kind 3)
@@ -16,9 +16,13 @@
 //! Kinds 1, 3 and 4 are written as version 3, kinds 5 to 7 (anti-entropy) as version 4,
 //! IHave (kind 2) as version 5, and a Gossip or Repair whose payload is compressed as version 6,
 //! and every version from 3 is read; an IHave of version 3 or 4 has no `held_ms` fields (read
-//! as 0). Only a version 6 Gossip or Repair has the `plain` field: its payload is an LZ4 block
+//! as 0). A version 6 Gossip or Repair has the `plain` field: its payload is an LZ4 block
 //! of `plain` bytes ([`Encoding::Lz4`](super::Encoding)), at most the payload limit and more
-//! than `len`. A build without the `compression` feature refuses version 6 as unsupported. A node of an older release refuses what it does not
+//! than `len`. A build without the `compression` feature refuses a compressed payload as
+//! unsupported. A signed Gossip or Repair is version 7: a `flags` byte (bit 0: compressed, so
+//! `plain` follows; bit 1: signed, always set) and the origin's
+//! [`Signature`](super::Signature) before the payload's length. Every build reads signed
+//! frames and passes the signature on; only a node with origin keys checks it. A node of an older release refuses what it does not
 //! know, with [`DecodeError::UnsupportedVersion`], which it counts and skips: during a rolling
 //! upgrade, old nodes still receive every payload pushed to them and every digest, but not the
 //! new nodes' announcements (docs/architecture.md, "Upgrades").
@@ -44,13 +48,13 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::runs::{Digest, IdRuns};
-use super::types::{Announcement, Encoding, Envelope, Gossip, Graft, IHave, Message};
+use super::types::{Announcement, Encoding, Envelope, Gossip, Graft, IHave, Message, Signature};
 use super::{MESSAGE_ID_LEN, MessageId, varint};
 use crate::NodeId;
 
 /// The newest wire format version this build writes and reads (see the module docs for which
 /// messages carry which version).
-pub const WIRE_VERSION: u8 = COMPRESSED_VERSION;
+pub const WIRE_VERSION: u8 = SIGNED_VERSION;
 
 /// The version of Gossip, Graft and Prune, which nodes of every earlier release read too.
 const PLUMTREE_VERSION: u8 = 3;
@@ -63,6 +67,12 @@ const HELD_VERSION: u8 = 5;
 
 /// The version of a Gossip or Repair with a compressed payload.
 const COMPRESSED_VERSION: u8 = 6;
+
+/// The version of a signed Gossip or Repair.
+const SIGNED_VERSION: u8 = 7;
+
+const FLAG_COMPRESSED: u8 = 1;
+const FLAG_SIGNED: u8 = 2;
 
 const KIND_GOSSIP: u8 = 1;
 const KIND_IHAVE: u8 = 2;
@@ -186,6 +196,8 @@ impl<I: NodeId> Envelope<I> {
                     + g.origin.encoded_len()
                     + varint::len(g.round.into())
                     + 4
+                    + usize::from(g.signature.is_some())
+                    + g.signature.as_ref().map_or(0, |_| Signature::LEN)
                     + plain_field(g.encoding).map_or(0, |plain| varint::len(plain.into()))
                     + varint::len(g.payload.len() as u64)
                     + g.payload.len()
@@ -220,6 +232,7 @@ impl<I: NodeId> Envelope<I> {
     /// Appends the wire form up to a Gossip's payload (all of it for other messages).
     pub(super) fn encode_head(&self, buf: &mut BytesMut) {
         let version = match &self.message {
+            Message::Gossip(g) | Message::Repair(g) if g.signature.is_some() => SIGNED_VERSION,
             Message::Gossip(g) | Message::Repair(g) if plain_field(g.encoding).is_some() => {
                 COMPRESSED_VERSION
             }
@@ -240,8 +253,16 @@ impl<I: NodeId> Envelope<I> {
                 g.origin.encode(buf);
                 varint::put(buf, g.round.into());
                 buf.put_u32(g.heaviest);
-                if let Some(plain) = plain_field(g.encoding) {
+                let plain = plain_field(g.encoding);
+                if g.signature.is_some() {
+                    let compressed = if plain.is_some() { FLAG_COMPRESSED } else { 0 };
+                    buf.put_u8(FLAG_SIGNED | compressed);
+                }
+                if let Some(plain) = plain {
                     varint::put(buf, plain.into());
+                }
+                if let Some(signature) = &g.signature {
+                    buf.put_slice(signature.as_bytes());
                 }
                 varint::put(buf, g.payload.len() as u64);
             }
@@ -324,7 +345,19 @@ impl<I: NodeId> Envelope<I> {
                     len,
                     max: limits.max_payload,
                 };
-                let encoding = if version >= COMPRESSED_VERSION {
+                let flags = match version {
+                    SIGNED_VERSION => match take::<1>(&mut input)? {
+                        [f] if f & !(FLAG_COMPRESSED | FLAG_SIGNED) == 0
+                            && f & FLAG_SIGNED != 0 =>
+                        {
+                            f
+                        }
+                        [f] => return Err(DecodeError::InvalidFlag(f)),
+                    },
+                    COMPRESSED_VERSION => FLAG_COMPRESSED,
+                    _ => 0,
+                };
+                let encoding = if flags & FLAG_COMPRESSED != 0 {
                     if !cfg!(feature = "compression") {
                         return Err(DecodeError::UnsupportedVersion(version));
                     }
@@ -337,6 +370,13 @@ impl<I: NodeId> Envelope<I> {
                     }
                 } else {
                     Encoding::Plain
+                };
+                let signature = if flags & FLAG_SIGNED != 0 {
+                    Some(Signature::from_bytes(take::<{ Signature::LEN }>(
+                        &mut input,
+                    )?))
+                } else {
+                    None
                 };
                 let len = varint::get(&mut input)?;
                 if len > limits.max_payload as u64 {
@@ -370,6 +410,7 @@ impl<I: NodeId> Envelope<I> {
                     heaviest,
                     payload,
                     encoding,
+                    signature,
                 };
                 if kind == KIND_REPAIR {
                     Message::Repair(gossip)

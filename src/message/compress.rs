@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::types::Encoding;
+use super::types::{Encoding, Signature};
 
 /// Why a payload could not be decoded for delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +34,8 @@ pub(crate) struct Carried {
     pub(crate) wire: Bytes,
     pub(crate) encoding: Encoding,
     pub(crate) plain: Bytes,
+    /// The origin's, if it signs.
+    pub(crate) signature: Option<Signature>,
 }
 
 impl Carried {
@@ -46,6 +48,7 @@ impl Carried {
                 wire,
                 encoding,
                 plain,
+                signature: None,
             };
         }
         #[cfg(not(feature = "compression"))]
@@ -54,6 +57,7 @@ impl Carried {
             wire: plain.clone(),
             encoding: Encoding::Plain,
             plain,
+            signature: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl Carried {
     pub(crate) fn received(
         wire: Bytes,
         encoding: Encoding,
+        signature: Option<Signature>,
         max: usize,
     ) -> Result<Self, PayloadError> {
         let plain = decompress(&wire, encoding, max)?;
@@ -68,6 +73,7 @@ impl Carried {
             wire,
             encoding,
             plain,
+            signature,
         })
     }
 }

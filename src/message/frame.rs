@@ -175,6 +175,7 @@ mod tests {
                 heaviest: 5,
                 payload: payload.into(),
                 encoding: Default::default(),
+                signature: None,
             }),
         }
     }

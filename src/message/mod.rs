@@ -14,5 +14,5 @@ pub use frame::Frame;
 pub use id::{MESSAGE_ID_LEN, MessageId};
 pub use types::{
     Announcement, Digest, Encoding, Envelope, Gossip, Graft, IHave, IdRun, IdRuns, Message,
-    MessageKind, Offer,
+    MessageKind, Offer, Signature,
 };

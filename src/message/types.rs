@@ -121,6 +121,42 @@ pub struct Gossip<I> {
     pub payload: Bytes,
     /// How `payload` is encoded.
     pub encoding: Encoding,
+    /// The origin's signature over its id, the message id, the encoding and `payload`, when the
+    /// origin signs (the `signing` feature); relays pass it on as it came.
+    pub signature: Option<Signature>,
+}
+
+/// An origin's Ed25519 signature of a payload (64 bytes), shared by every copy of it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Signature(std::sync::Arc<[u8; Signature::LEN]>);
+
+impl Signature {
+    /// Bytes of a signature on the wire.
+    pub const LEN: usize = 64;
+
+    /// A signature from its bytes.
+    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
+        Self(std::sync::Arc::new(bytes))
+    }
+
+    /// Its bytes.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        *self.0
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; Self::LEN] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature(")?;
+        for byte in &self.0[..4] {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, "..)")
+    }
 }
 
 /// How a [`Gossip`]'s payload travels. The origin chooses (with the `compression` feature and

@@ -31,12 +31,16 @@ mod plumtree;
 mod ring;
 mod score;
 mod seq_windows;
+#[cfg(feature = "signing")]
+mod signing;
 mod store;
 
 #[cfg(feature = "tokio")]
 pub(crate) use ids::IdSource;
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
 pub use plumtree::Plumtree;
+#[cfg(feature = "signing")]
+pub use signing::{InvalidKey, OriginKeys};
 
 #[cfg(test)]
 mod tests;

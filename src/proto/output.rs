@@ -149,6 +149,9 @@ pub struct Stats {
     pub requeue_dropped: u64,
     /// Messages ignored as invalid: an oversize payload, or a frame claiming to come from us.
     pub invalid_messages: u64,
+    /// Payloads dropped because their origin's signature did not hold (or was missing) while
+    /// this node checks signatures (`Plumtree::with_origin_keys`).
+    pub bad_signatures: u64,
     /// Messages ignored because their sender is not a member (not a peer this node was told
     /// about): never delivered, relayed or answered.
     pub from_non_members: u64,

@@ -109,6 +109,9 @@ pub struct Plumtree<I: NodeId> {
     transmits: VecDeque<Transmit<I>>,
     events: VecDeque<Event<I>>,
     stats: Stats,
+    /// With origin keys: our broadcasts are signed and others' checked.
+    #[cfg(feature = "signing")]
+    keys: Option<Box<super::signing::OriginKeys<I>>>,
 }
 
 impl<I: NodeId> Plumtree<I> {
@@ -165,7 +168,28 @@ impl<I: NodeId> Plumtree<I> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            #[cfg(feature = "signing")]
+            keys: None,
         })
+    }
+
+    /// Signs this node's broadcasts with `keys` and delivers or passes on only payloads whose
+    /// origin signed them with a key in `keys` (the `signing` feature); what fails is dropped
+    /// and counted in [`Stats::bad_signatures`]. Every node of the cluster needs keys, and the
+    /// public key of every origin.
+    ///
+    /// # Errors
+    /// [`ConfigError::Inconsistent`] when `keys` belong to another node id.
+    #[cfg(feature = "signing")]
+    pub fn with_origin_keys(
+        mut self,
+        keys: super::signing::OriginKeys<I>,
+    ) -> Result<Self, ConfigError> {
+        if *keys.local() != self.local {
+            return Err(ConfigError::Inconsistent("origin keys of another node id"));
+        }
+        self.keys = Some(Box::new(keys));
+        Ok(self)
     }
 
     /// This node's id.
@@ -339,7 +363,12 @@ impl<I: NodeId> Plumtree<I> {
             at: now,
             heaviest: 0,
         };
-        let payload = Carried::broadcast(payload, self.config.compress_min_size);
+        #[allow(unused_mut)] // signed only with the `signing` feature
+        let mut payload = Carried::broadcast(payload, self.config.compress_min_size);
+        #[cfg(feature = "signing")]
+        if let Some(keys) = &self.keys {
+            payload.signature = Some(keys.sign(&id, payload.encoding, &payload.wire));
+        }
         self.accept(seen, id, self.local.clone(), 0, payload, None);
     }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::seq_windows::SeqWindows;
-use crate::message::{Encoding, MessageId};
+use crate::message::{Encoding, MessageId, Signature};
 
 /// A payload kept to answer Grafts.
 #[derive(Clone, Debug)]
@@ -31,6 +31,7 @@ pub(crate) struct Cached<I> {
     /// As it travels (compressed or not): what a Graft or a Want is answered with.
     pub(crate) payload: Bytes,
     pub(crate) encoding: Encoding,
+    pub(crate) signature: Option<Signature>,
 }
 
 /// What the store remembers of a payload it has seen, cached or not.
@@ -290,6 +291,7 @@ mod tests {
             hops: 0,
             payload: Bytes::from(vec![0; len]),
             encoding: Encoding::Plain,
+            signature: None,
         }
     }
 

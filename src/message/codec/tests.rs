@@ -29,6 +29,7 @@ fn no_frame_is_longer_than_max_frame_len() {
         heaviest: u32::MAX,
         payload: Bytes::from(vec![0; limits.max_payload]),
         encoding: Default::default(),
+        signature: None,
     });
     // Every other sequence number: no two announcements form a run.
     let entries = (0..limits.max_announcements as u64)
@@ -55,6 +56,7 @@ fn samples() -> Vec<Envelope<u64>> {
         heaviest: 0xdead_beef,
         payload: Bytes::from_static(b"hi"),
         encoding: Default::default(),
+        signature: None,
     };
     let entries = (0..4)
         .map(|i| Announcement {
@@ -89,6 +91,7 @@ fn samples() -> Vec<Envelope<u64>> {
             heaviest: 1,
             payload: Bytes::from_static(b"again"),
             encoding: Default::default(),
+            signature: None,
         }),
     ]
     .into_iter()
@@ -116,6 +119,7 @@ fn gossip_layout_is_as_documented() {
             heaviest: 0x0102_0304,
             payload: Bytes::from_static(b"x"),
             encoding: Default::default(),
+            signature: None,
         }),
     };
     let bytes = env.to_bytes();
@@ -227,6 +231,7 @@ fn rejects_what_the_encoder_never_writes() {
             heaviest: 0,
             payload: Bytes::from(vec![0; 1025]),
             encoding: Default::default(),
+            signature: None,
         }),
     };
     assert_eq!(
@@ -377,6 +382,7 @@ fn a_repair_is_a_two_part_frame_like_a_gossip() {
             heaviest: 0,
             payload: Bytes::from(vec![7; 100]),
             encoding: Default::default(),
+            signature: None,
         }),
     };
     let frame = env.encode_frame(&mut BytesMut::new());
@@ -400,6 +406,7 @@ fn compressed(
             heaviest: 0x0102_0304,
             payload: Bytes::from_static(payload),
             encoding: Encoding::Lz4 { len: plain },
+            signature: None,
         }),
     }
 }

@@ -325,6 +325,7 @@ impl<I: NodeId> Plumtree<I> {
                 heaviest: seen.heaviest,
                 payload: cached.payload.clone(),
                 encoding: cached.encoding,
+                signature: cached.signature.clone(),
             };
             // A payload: it queues behind pushed payloads, not ahead of control messages.
             self.transmits.push_back(Transmit {
@@ -348,9 +349,24 @@ impl<I: NodeId> Plumtree<I> {
             self.stats.repair_duplicates += 1;
             return;
         }
+        #[cfg(feature = "signing")]
+        if let Some(keys) = &self.keys
+            && let Err(error) = keys.verify(
+                &repair.origin,
+                &repair.id,
+                repair.encoding,
+                &repair.payload,
+                repair.signature.as_ref(),
+            )
+        {
+            self.stats.bad_signatures += 1;
+            tracing::debug!(?from, %error, "dropped a repair whose signature does not hold");
+            return;
+        }
         let payload = match Carried::received(
             repair.payload,
             repair.encoding,
+            repair.signature,
             self.config.max_message_size,
         ) {
             Ok(payload) => payload,

@@ -35,10 +35,20 @@ impl<I: NodeId> Plumtree<I> {
             heaviest,
             payload,
             encoding,
+            signature,
         } = gossip;
+        #[cfg(feature = "signing")]
+        if let Some(keys) = &self.keys
+            && let Err(error) = keys.verify(&origin, &id, encoding, &payload, signature.as_ref())
+        {
+            self.stats.bad_signatures += 1;
+            tracing::debug!(?from, ?origin, %error, "dropped a payload whose signature does not hold");
+            return;
+        }
         // Decoded once, before it counts as seen: a copy that does not decode is dropped, and
         // a good one from another peer is still taken.
-        let payload = match Carried::received(payload, encoding, self.config.max_message_size) {
+        let max = self.config.max_message_size;
+        let payload = match Carried::received(payload, encoding, signature, max) {
             Ok(payload) => payload,
             Err(error) => {
                 self.stats.invalid_messages += 1;
@@ -109,6 +119,7 @@ impl<I: NodeId> Plumtree<I> {
                     heaviest: seen.heaviest,
                     payload: cached.payload.clone(),
                     encoding: cached.encoding,
+                    signature: cached.signature.clone(),
                 };
                 self.send(from, Message::Gossip(gossip));
             }
@@ -140,6 +151,7 @@ impl<I: NodeId> Plumtree<I> {
                 hops,
                 payload: payload.wire,
                 encoding: payload.encoding,
+                signature: payload.signature,
             },
         );
         self.stats.delivered += 1;
@@ -169,6 +181,7 @@ impl<I: NodeId> Plumtree<I> {
     ) {
         let now = seen.at;
         let (wire, encoding) = (payload.wire.clone(), payload.encoding);
+        let signature = payload.signature.clone();
         self.deliver(seen, id, origin.clone(), hops, payload, from);
 
         // Eager push to every eager neighbour, lazy push (an announcement) to every lazy one, both
@@ -180,6 +193,7 @@ impl<I: NodeId> Plumtree<I> {
             heaviest: seen.heaviest,
             payload: wire,
             encoding,
+            signature,
         };
         let announcement = Announcement {
             id,

@@ -243,6 +243,7 @@ fn a_repair_of_a_payload_already_delivered_is_dropped() {
             heaviest: 0,
             payload: vec![5; 4].into(),
             encoding: Default::default(),
+            signature: None,
         }),
     );
     assert!(std::iter::from_fn(|| b.poll_event()).next().is_none());

@@ -109,6 +109,7 @@ fn a_payload_that_does_not_decompress_is_dropped_and_a_good_copy_still_delivers(
             heaviest: u32::MAX,
             payload: Bytes::from_static(payload),
             encoding: Encoding::Lz4 { len },
+            signature: None,
         })
     };
     // Junk, then a bomb: a few bytes that claim a gigabyte (refused by length, unallocated).

@@ -15,6 +15,8 @@ mod anti_entropy;
 mod compression;
 mod prune;
 mod repair;
+#[cfg(feature = "signing")]
+mod signing;
 
 const ME: u64 = 0;
 
@@ -72,6 +74,7 @@ fn weighed_gossip(seq: u64, round: u32, heaviest: u32) -> Message<u64> {
         heaviest,
         payload: Bytes::from_static(b"p"),
         encoding: Default::default(),
+        signature: None,
     })
 }
 

@@ -1,0 +1,215 @@
+//! [`OriginKeys`]: signed origins (the `signing` feature). The origin of a broadcast signs it
+//! with Ed25519 and every node that holds origin keys checks the signature before it delivers
+//! or passes the payload on, so a relay cannot alter a payload or pass its own off as another
+//! node's: the altered copy is dropped and counted at the next hop.
+//!
+//! What is signed is the SHA-512 digest of a domain tag, the origin's id as it is encoded on
+//! the wire, the message id, the payload's encoding and the payload as it travels (compressed
+//! or not): a relay can check it without decompressing, and cannot rewrite any of them. The
+//! hop count and the path weight change at every hop and are not signed. A replayed copy keeps
+//! its id and is a duplicate like any other.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha512};
+
+use crate::NodeId;
+use crate::message::{Encoding, MessageId, Signature};
+
+/// Separates these signatures from any other use of the same keys.
+const DOMAIN: &[u8] = b"memberlist-plumtree origin signature v1";
+
+/// This node's signing key and the public keys of the origins whose broadcasts it accepts.
+///
+/// # Examples
+/// ```
+/// use memberlist_plumtree::{OriginKeys, Plumtree, PlumtreeConfig};
+///
+/// // In a real cluster each secret comes from the node's own key store.
+/// let a_keys = OriginKeys::new(1u64, [1; 32]);
+/// let b_keys = OriginKeys::new(2u64, [2; 32]);
+/// let a = OriginKeys::new(1u64, [1; 32]).with_origin(2, b_keys.public_key())?;
+/// let core = Plumtree::new(1u64, PlumtreeConfig::default())?.with_origin_keys(a)?;
+/// # let _ = (core, a_keys);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct OriginKeys<I> {
+    local: I,
+    secret: SigningKey,
+    origins: BTreeMap<I, VerifyingKey>,
+}
+
+/// A public key that is not a valid Ed25519 point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Ed25519 public key")]
+pub struct InvalidKey;
+
+/// Why a received payload's signature did not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SignatureError {
+    #[error("unsigned payload")]
+    Missing,
+    #[error("no key for its origin")]
+    UnknownOrigin,
+    #[error("signature does not match")]
+    Mismatch,
+}
+
+impl<I: NodeId> OriginKeys<I> {
+    /// The keys of node `local`, signing with the Ed25519 secret key `secret` (32 bytes, from
+    /// the node's key store). It accepts its own broadcasts; add every other origin with
+    /// [`with_origin`](Self::with_origin).
+    pub fn new(local: I, secret: [u8; 32]) -> Self {
+        let secret = SigningKey::from_bytes(&secret);
+        let origins = BTreeMap::from([(local.clone(), secret.verifying_key())]);
+        Self {
+            local,
+            secret,
+            origins,
+        }
+    }
+
+    /// This node's public key, for the others' [`with_origin`](Self::with_origin).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.secret.verifying_key().to_bytes()
+    }
+
+    /// Accepts broadcasts from `origin` signed by the secret of `public_key`.
+    ///
+    /// # Errors
+    /// [`InvalidKey`] when the bytes are not a public key.
+    pub fn with_origin(mut self, origin: I, public_key: [u8; 32]) -> Result<Self, InvalidKey> {
+        let key = VerifyingKey::from_bytes(&public_key).map_err(|_| InvalidKey)?;
+        self.origins.insert(origin, key);
+        Ok(self)
+    }
+
+    pub(crate) fn local(&self) -> &I {
+        &self.local
+    }
+
+    /// Signs a broadcast of this node.
+    pub(crate) fn sign(&self, id: &MessageId, encoding: Encoding, payload: &Bytes) -> Signature {
+        let digest = digest(&self.local, id, encoding, payload);
+        Signature::from_bytes(self.secret.sign(&digest).to_bytes())
+    }
+
+    /// Checks a received payload's signature against its origin's key.
+    pub(crate) fn verify(
+        &self,
+        origin: &I,
+        id: &MessageId,
+        encoding: Encoding,
+        payload: &Bytes,
+        signature: Option<&Signature>,
+    ) -> Result<(), SignatureError> {
+        let signature = signature.ok_or(SignatureError::Missing)?;
+        let key = self
+            .origins
+            .get(origin)
+            .ok_or(SignatureError::UnknownOrigin)?;
+        let signature = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
+        key.verify_strict(&digest(origin, id, encoding, payload), &signature)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
+
+impl<I: std::fmt::Debug> std::fmt::Debug for OriginKeys<I> {
+    /// Names the origins, never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginKeys")
+            .field("local", &self.local)
+            .field("origins", &self.origins.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn digest<I: NodeId>(origin: &I, id: &MessageId, encoding: Encoding, payload: &Bytes) -> [u8; 64] {
+    let mut origin_bytes = BytesMut::with_capacity(origin.encoded_len());
+    origin.encode(&mut origin_bytes);
+    let plain = match encoding {
+        Encoding::Plain => [0; 5],
+        Encoding::Lz4 { len } => {
+            let [a, b, c, d] = len.to_be_bytes();
+            [1, a, b, c, d]
+        }
+    };
+    Sha512::new()
+        .chain_update(DOMAIN)
+        .chain_update((origin_bytes.len() as u32).to_be_bytes())
+        .chain_update(&origin_bytes)
+        .chain_update(id.to_bytes())
+        .chain_update(plain)
+        .chain_update(payload)
+        .finalize()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_holds_for_exactly_what_was_signed() {
+        let a = OriginKeys::new(1u64, [1; 32]);
+        let b = OriginKeys::new(2u64, [2; 32])
+            .with_origin(1, a.public_key())
+            .unwrap();
+        let id = MessageId::new(1, 0, 7);
+        let payload = Bytes::from_static(b"hello");
+        let signature = a.sign(&id, Encoding::Plain, &payload);
+        let check = |origin: u64, id: MessageId, encoding, payload: &[u8], sig: Option<&_>| {
+            b.verify(
+                &origin,
+                &id,
+                encoding,
+                &Bytes::copy_from_slice(payload),
+                sig,
+            )
+        };
+        assert_eq!(
+            check(1, id, Encoding::Plain, b"hello", Some(&signature)),
+            Ok(())
+        );
+        let mismatch = Err(SignatureError::Mismatch);
+        assert_eq!(
+            check(1, id, Encoding::Plain, b"hellO", Some(&signature)),
+            mismatch
+        );
+        let other_id = MessageId::new(1, 0, 8);
+        assert_eq!(
+            check(1, other_id, Encoding::Plain, b"hello", Some(&signature)),
+            mismatch
+        );
+        let lz4 = Encoding::Lz4 { len: 5 };
+        assert_eq!(check(1, id, lz4, b"hello", Some(&signature)), mismatch);
+        assert_eq!(
+            check(2, id, Encoding::Plain, b"hello", Some(&signature)),
+            mismatch,
+            "signed by 1, claimed by 2"
+        );
+        assert_eq!(
+            check(3, id, Encoding::Plain, b"hello", Some(&signature)),
+            Err(SignatureError::UnknownOrigin)
+        );
+        assert_eq!(
+            check(1, id, Encoding::Plain, b"hello", None),
+            Err(SignatureError::Missing)
+        );
+        let mut not_a_point = [0; 32]; // y = 2: no point of the curve has it
+        not_a_point[0] = 2;
+        assert_eq!(
+            OriginKeys::new(1u64, [1; 32])
+                .with_origin(2, not_a_point)
+                .map(|_| ()),
+            Err(InvalidKey)
+        );
+        assert!(
+            !format!("{a:?}").contains("secret"),
+            "the secret is not printed"
+        );
+    }
+}
