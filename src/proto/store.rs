@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::seq_windows::SeqWindows;
-use crate::message::{Encoding, MessageId, Signature};
+use crate::message::{Encoding, Gossip, MessageId, Signature};
 
 /// A payload kept to answer Grafts.
 #[derive(Clone, Debug)]
@@ -32,6 +32,22 @@ pub(crate) struct Cached<I> {
     pub(crate) payload: Bytes,
     pub(crate) encoding: Encoding,
     pub(crate) signature: Option<Signature>,
+}
+
+impl<I: Clone> Cached<I> {
+    /// The payload sent again as it came (a Graft's or a Want's answer), after a path whose
+    /// heaviest link weighed `heaviest`.
+    pub(crate) fn gossip(&self, id: MessageId, heaviest: u32) -> Gossip<I> {
+        Gossip {
+            id,
+            origin: self.origin.clone(),
+            round: self.hops,
+            heaviest,
+            payload: self.payload.clone(),
+            encoding: self.encoding,
+            signature: self.signature.clone(),
+        }
+    }
 }
 
 /// What the store remembers of a payload it has seen, cached or not.

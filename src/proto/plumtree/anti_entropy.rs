@@ -318,15 +318,7 @@ impl<I: NodeId> Plumtree<I> {
             let Some(cached) = self.store.cached(&id) else {
                 continue;
             };
-            let repair = Gossip {
-                id,
-                origin: cached.origin.clone(),
-                round: cached.hops,
-                heaviest: seen.heaviest,
-                payload: cached.payload.clone(),
-                encoding: cached.encoding,
-                signature: cached.signature.clone(),
-            };
+            let repair = cached.gossip(id, seen.heaviest);
             // A payload: it queues behind pushed payloads, not ahead of control messages.
             self.transmits.push_back(Transmit {
                 to: from.clone(),

@@ -112,15 +112,7 @@ impl<I: NodeId> Plumtree<I> {
         }
         match self.store.cached(&id) {
             Some(cached) => {
-                let gossip = Gossip {
-                    id,
-                    origin: cached.origin.clone(),
-                    round: cached.hops,
-                    heaviest: seen.heaviest,
-                    payload: cached.payload.clone(),
-                    encoding: cached.encoding,
-                    signature: cached.signature.clone(),
-                };
+                let gossip = cached.gossip(id, seen.heaviest);
                 self.send(from, Message::Gossip(gossip));
             }
             None => self.stats.grafts_unanswered += 1,

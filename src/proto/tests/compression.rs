@@ -19,26 +19,6 @@ fn compressing_node(t: Instant) -> Plumtree<u64> {
     )
 }
 
-fn pushed(transmits: &[Transmit<u64>]) -> Vec<(u64, Gossip<u64>)> {
-    transmits
-        .iter()
-        .filter_map(|t| match &t.message {
-            Message::Gossip(g) => Some((t.to, g.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn delivered(events: &[Event<u64>]) -> Vec<Bytes> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Deliver(d) => Some(d.payload.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_compressed_broadcast_travels_compressed_and_is_delivered_plain() {
     let t = Instant::now();

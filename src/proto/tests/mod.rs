@@ -103,6 +103,30 @@ fn sent(transmits: &[Transmit<u64>]) -> Vec<(u64, &'static str)> {
         .collect()
 }
 
+/// The payloads pushed, with their addressees.
+#[cfg(any(feature = "compression", feature = "signing"))]
+fn pushed(transmits: &[Transmit<u64>]) -> Vec<(u64, Gossip<u64>)> {
+    transmits
+        .iter()
+        .filter_map(|t| match &t.message {
+            Message::Gossip(g) => Some((t.to, g.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The payloads delivered, as the application gets them.
+#[cfg(any(feature = "compression", feature = "signing"))]
+fn delivered(events: &[Event<u64>]) -> Vec<Bytes> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Deliver(d) => Some(d.payload.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn deliveries(events: &[Event<u64>]) -> Vec<(MessageId, u32, Option<u64>)> {
     events
         .iter()

@@ -29,26 +29,6 @@ fn checking_node(id: u64, t: Instant) -> Plumtree<u64> {
     n
 }
 
-fn pushed(transmits: &[Transmit<u64>]) -> Vec<Gossip<u64>> {
-    transmits
-        .iter()
-        .filter_map(|t| match &t.message {
-            Message::Gossip(g) => Some(g.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn delivered(events: &[Event<u64>]) -> Vec<Bytes> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Deliver(d) => Some(d.payload.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A signed broadcast of node 0, as it leaves, after a trip through the codec.
 fn signed_broadcast(t: Instant) -> Gossip<u64> {
     let mut origin = node_with(config(), &[1, 2], &[3, 4], t)
@@ -56,7 +36,7 @@ fn signed_broadcast(t: Instant) -> Gossip<u64> {
         .unwrap();
     origin.broadcast(t, &b"hello"[..]).unwrap();
     let (tx, _) = drain(&mut origin);
-    let gossip = pushed(&tx).remove(0);
+    let gossip = pushed(&tx).remove(0).1;
     assert!(gossip.signature.is_some(), "signed by its origin");
     let frame = Envelope {
         sender: ME,
@@ -113,7 +93,7 @@ fn an_altered_or_misattributed_payload_is_dropped_and_the_genuine_one_delivered(
     n.handle_message(t, ME, Message::Gossip(genuine.clone()));
     let (tx, ev) = drain(&mut n);
     assert_eq!(delivered(&ev), [Bytes::from_static(b"hello")]);
-    let on = pushed(&tx);
+    let on: Vec<_> = pushed(&tx).into_iter().map(|(_, g)| g).collect();
     assert!(!on.is_empty(), "pushed to the other eager neighbours");
     assert!(
         on.iter().all(|g| g.signature == genuine.signature),
@@ -135,7 +115,7 @@ fn a_node_without_keys_relays_the_signature_and_answers_grafts_with_it() {
     relay.handle_message(t, 1, Message::Gossip(genuine.clone()));
     let (tx, ev) = drain(&mut relay);
     assert_eq!(delivered(&ev).len(), 1, "it does not check");
-    assert_eq!(pushed(&tx)[0].signature, genuine.signature);
+    assert_eq!(pushed(&tx)[0].1.signature, genuine.signature);
     relay.handle_message(
         t,
         3,
@@ -144,11 +124,11 @@ fn a_node_without_keys_relays_the_signature_and_answers_grafts_with_it() {
         }),
     );
     let (tx, _) = drain(&mut relay);
-    assert_eq!(pushed(&tx)[0].signature, genuine.signature);
+    assert_eq!(pushed(&tx)[0].1.signature, genuine.signature);
 
     // The next checking node accepts what the relay passed on.
     let mut n = checking_node(9, t);
-    n.handle_message(t, 1, Message::Gossip(pushed(&tx).remove(0)));
+    n.handle_message(t, 1, Message::Gossip(pushed(&tx).remove(0).1));
     assert_eq!(delivered(&drain(&mut n).1).len(), 1);
 }
 
