@@ -13,6 +13,8 @@
 //!   user would take it (`default()` with those fanouts, or the preset), nothing enlarged; each at
 //!   256 B and 16 KiB.
 //!
+//! - `signing/{unsigned,signed}/...`: the `tuned` config at 256 B and 4 KiB, every node with
+//!   origin keys (signing and checking) or none.
 //! - `compression/{plain,lz4}/...`: the `tuned` config with payloads of JSON-like text or random
 //!   bytes at 256 B, 1 KiB, 4 KiB and 64 KiB, sent as they are or with `compress_min_size` 256.
 //!
@@ -76,6 +78,8 @@ struct Case {
     body: Body,
     /// Broadcast with `compress_min_size` 256.
     compress: bool,
+    /// Every node signs its broadcasts and checks everyone's (`with_origin_keys`).
+    sign: bool,
 }
 
 /// What a payload holds after its number (its first 8 bytes).
@@ -128,6 +132,25 @@ impl Body {
     }
 }
 
+/// `node` signing its broadcasts and checking those of every node of the bench.
+fn signing(node: PlumtreeMemberlist<u64, Count>, id: u64) -> PlumtreeMemberlist<u64, Count> {
+    #[cfg(feature = "signing")]
+    {
+        use memberlist_plumtree::OriginKeys;
+        let secret = |n: u64| [n as u8 + 1; 32];
+        let keys = (0..NODES).fold(OriginKeys::new(id, secret(id)), |keys, n| {
+            let public = OriginKeys::new(n, secret(n)).public_key();
+            keys.with_origin(n, public).unwrap()
+        });
+        node.with_origin_keys(keys).unwrap()
+    }
+    #[cfg(not(feature = "signing"))]
+    {
+        let _ = id;
+        panic!("the signing cases need the `signing` feature")
+    }
+}
+
 /// With `--bytes`: reads (and resets) what the nodes' `metrics` counters recorded.
 static RECORDER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
     std::sync::OnceLock::new();
@@ -177,7 +200,8 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
                 node: id,
                 ..count.clone()
             };
-            Arc::new(PlumtreeMemberlist::new(id, config, delegate).unwrap())
+            let node = PlumtreeMemberlist::new(id, config, delegate).unwrap();
+            Arc::new(if case.sign { signing(node, id) } else { node })
         })
         .collect();
     for node in &nodes {
@@ -282,6 +306,7 @@ fn cases() -> Vec<Case> {
             origins,
             body: Body::Filler,
             compress: false,
+            sign: false,
         });
     }
     let tuned_fanouts: [Named; 2] = [
@@ -300,6 +325,7 @@ fn cases() -> Vec<Case> {
             origins: 1,
             body: Body::Filler,
             compress: false,
+            sign: false,
         });
     }
     let configs: [Named; 6] = [
@@ -327,6 +353,7 @@ fn cases() -> Vec<Case> {
                 origins: 1,
                 body: Body::Filler,
                 compress: false,
+                sign: false,
             });
         }
     }
@@ -340,8 +367,22 @@ fn cases() -> Vec<Case> {
                     origins: 1,
                     body,
                     compress,
+                    sign: false,
                 });
             }
+        }
+    }
+    for payload in [256usize, 4096] {
+        for (mode, sign) in [("unsigned", false), ("signed", true)] {
+            cases.push(Case {
+                name: format!("runtime/signing/{mode}/{NODES}_nodes_{payload}B"),
+                config: tuned,
+                payload,
+                origins: 1,
+                body: Body::Filler,
+                compress: false,
+                sign,
+            });
         }
     }
     cases

@@ -423,3 +423,54 @@ async fn after_a_partition_heals_every_node_delivers_every_broadcast_once() {
         node.shutdown().await;
     }
 }
+
+/// Signed origins through the runtime: every node signs and checks; an origin whose key no
+/// one else holds is not delivered anywhere but at itself.
+#[cfg(feature = "signing")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_broadcasts_are_delivered_and_an_unknown_signer_is_dropped() {
+    use memberlist_plumtree::OriginKeys;
+
+    let secret = |id: u64| [id as u8 + 1; 32];
+    let public = |id: u64| OriginKeys::new(id, secret(id)).public_key();
+    let network = LocalNetwork::new();
+    let recorders: Vec<Recorder> = (0..6).map(|_| Recorder::default()).collect();
+    // Nodes 0 to 4 know each other's keys; node 5's key is known to no one else.
+    let nodes: Vec<_> = (0..6u64)
+        .map(|id| {
+            let keys = (0..5).fold(OriginKeys::new(id, secret(id)), |keys, origin| {
+                keys.with_origin(origin, public(origin)).unwrap()
+            });
+            PlumtreeMemberlist::new(id, config(id), recorders[id as usize].clone())
+                .and_then(|node| node.with_origin_keys(keys))
+                .unwrap()
+        })
+        .collect();
+    for node in &nodes {
+        node.start(network.join(node)).unwrap();
+        node.inputs().add_peers(0..6);
+    }
+    let ids = broadcast_from(&nodes, &[0, 1, 2, 3, 4], 20, Duration::ZERO).await;
+    assert!(
+        all_deliver(&recorders, &ids, Duration::from_secs(10)).await,
+        "a signed broadcast was not delivered everywhere"
+    );
+    let unknown = broadcast_from(&nodes, &[5], 3, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(recorders[5].has_all(&unknown), "delivered at its origin");
+    for recorder in &recorders[..5] {
+        let seen = recorder.seen.lock().unwrap();
+        assert!(
+            unknown.iter().all(|id| !seen.contains(id)),
+            "an unknown signer got through"
+        );
+    }
+    let mut dropped = 0;
+    for node in &nodes[..5] {
+        dropped += node.stats().await.unwrap().protocol.bad_signatures;
+    }
+    assert!(dropped >= 3, "dropped and counted: {dropped}");
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}

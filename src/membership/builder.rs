@@ -59,6 +59,8 @@ pub struct StackBuilder<I> {
     keyring: Option<(SecretKey, Vec<SecretKey>)>,
     #[cfg(feature = "quic")]
     quic: Option<crate::QuicTransport<I>>,
+    #[cfg(feature = "signing")]
+    origin_keys: Option<crate::OriginKeys<I>>,
 }
 
 impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
@@ -78,6 +80,8 @@ impl<I: NodeId + Id + Data> TcpStack<I, NoopDelegate> {
             keyring: None,
             #[cfg(feature = "quic")]
             quic: None,
+            #[cfg(feature = "signing")]
+            origin_keys: None,
         }
     }
 }
@@ -155,6 +159,16 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
     #[must_use]
     pub fn quic(mut self, quic: crate::QuicTransport<I>) -> Self {
         self.quic = Some(quic);
+        self
+    }
+
+    /// Signs this node's broadcasts and delivers only payloads signed by an origin in `keys`
+    /// (see [`Plumtree::with_origin_keys`](crate::Plumtree::with_origin_keys)): every node of
+    /// the cluster needs keys and every origin's public key.
+    #[cfg(feature = "signing")]
+    #[must_use]
+    pub fn origin_keys(mut self, keys: crate::OriginKeys<I>) -> Self {
+        self.origin_keys = Some(keys);
         self
     }
 
@@ -275,12 +289,18 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
             )
             .into());
         }
-        let plumtree = Arc::new(PlumtreeMemberlist::with_runtime_config(
+        let plumtree = PlumtreeMemberlist::with_runtime_config(
             self.id.clone(),
             self.config,
             self.runtime,
             delegate,
-        )?);
+        )?;
+        #[cfg(feature = "signing")]
+        let plumtree = match self.origin_keys {
+            Some(keys) => plumtree.with_origin_keys(keys)?,
+            None => plumtree,
+        };
+        let plumtree = Arc::new(plumtree);
         #[cfg_attr(not(feature = "quic"), allow(unused_mut))]
         let mut bridge = self.bridge;
         #[cfg(feature = "quic")]

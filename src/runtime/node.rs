@@ -1,7 +1,7 @@
 //! [`PlumtreeMemberlist`]: one protocol core driven by tokio.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -114,6 +114,26 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             tasks: Mutex::new(Vec::new()),
             stream_taken: Arc::default(),
         })
+    }
+
+    /// Signs this node's broadcasts with `keys` and delivers only payloads whose origin signed
+    /// them with a key in `keys` (see [`Plumtree::with_origin_keys`]). Before
+    /// [`start`](Self::start).
+    ///
+    /// # Errors
+    /// [`ConfigError::Inconsistent`] when `keys` belong to another node id, or the node has
+    /// started.
+    #[cfg(feature = "signing")]
+    pub fn with_origin_keys(self, keys: crate::OriginKeys<I>) -> Result<Self, ConfigError> {
+        {
+            let mut slot = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut parts = slot
+                .take()
+                .ok_or(ConfigError::Inconsistent("origin keys after start"))?;
+            parts.core = parts.core.with_origin_keys(keys)?;
+            *slot = Some(parts);
+        }
+        Ok(self)
     }
 
     /// This node's id.
