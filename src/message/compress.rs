@@ -170,17 +170,20 @@ mod tests {
             decompress(&cut, Encoding::Lz4 { len }, 4096),
             Err(PayloadError::Corrupt)
         );
-        let mut rng = fastrand::Rng::with_seed(2);
-        for _ in 0..1000 {
-            let len = rng.usize(..64);
-            let junk: Bytes = std::iter::repeat_with(|| rng.u8(..)).take(len).collect();
-            let _ = decompress(
-                &junk,
-                Encoding::Lz4 {
-                    len: rng.u32(..4096),
-                },
-                4096,
-            );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decompressing_arbitrary_bytes_never_panics(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            len in 0u32..8192,
+        ) {
+            let junk = Bytes::from(junk);
+            match decompress(&junk, Encoding::Lz4 { len }, 4096) {
+                Ok(plain) => proptest::prop_assert_eq!(plain.len(), len as usize),
+                Err(PayloadError::TooLarge { .. }) => proptest::prop_assert!(len > 4096),
+                Err(_) => {}
+            }
         }
     }
 }
