@@ -61,12 +61,7 @@ fn bench_core(c: &mut Criterion) {
         b.iter(|| {
             seq += 1;
             n.handle_message(now, 1, gossip(seq, &payload));
-            while let Some(t) = n.poll_transmit() {
-                let _ = black_box(t);
-            }
-            while let Some(e) = n.poll_event() {
-                black_box(e);
-            }
+            drain(&mut n);
         })
     });
 
@@ -77,12 +72,7 @@ fn bench_core(c: &mut Criterion) {
     c.bench_function("duplicate_gossip", |b| {
         b.iter(|| {
             n.handle_message(now, 2, gossip(1, &payload));
-            while let Some(t) = n.poll_transmit() {
-                let _ = black_box(t);
-            }
-            while let Some(e) = n.poll_event() {
-                black_box(e);
-            }
+            drain(&mut n);
         })
     });
 

@@ -146,7 +146,7 @@ fn signing(node: PlumtreeMemberlist<u64, Count>, id: u64) -> PlumtreeMemberlist<
     }
     #[cfg(not(feature = "signing"))]
     {
-        let _ = id;
+        let _ = (node, id);
         panic!("the signing cases need the `signing` feature")
     }
 }

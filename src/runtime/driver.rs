@@ -327,6 +327,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             queued: self.outbox.depth(),
             duplicates: self.core.stats().duplicates,
             from_non_members: self.core.stats().from_non_members,
+            bad_signatures: self.core.stats().bad_signatures,
             dropped_inbound: self.counters.inbound_dropped.load(Ordering::Relaxed),
         });
     }

@@ -21,6 +21,7 @@ pub(crate) struct Metrics {
     dropped_inbound: Counter,
     decode_errors: Counter,
     non_members: Counter,
+    bad_signatures: Counter,
     given_up: Counter,
     gaps: Counter,
     eager: Gauge,
@@ -49,6 +50,7 @@ impl Metrics {
             dropped_inbound: counter!("plumtree_frames_dropped_total", "node" => node.clone(), "direction" => "inbound"),
             decode_errors: one("plumtree_decode_errors_total"),
             non_members: one("plumtree_non_member_messages_total"),
+            bad_signatures: one("plumtree_bad_signatures_total"),
             given_up: one("plumtree_payloads_given_up_total"),
             gaps: one("plumtree_gap_payloads_total"),
             eager: level("plumtree_eager_peers"),
@@ -99,6 +101,7 @@ impl Metrics {
         self.duplicates.absolute(levels.duplicates);
         self.dropped_inbound.absolute(levels.dropped_inbound);
         self.non_members.absolute(levels.from_non_members);
+        self.bad_signatures.absolute(levels.bad_signatures);
     }
 }
 
@@ -113,4 +116,5 @@ pub(crate) struct Levels {
     pub(crate) duplicates: u64,
     pub(crate) dropped_inbound: u64,
     pub(crate) from_non_members: u64,
+    pub(crate) bad_signatures: u64,
 }

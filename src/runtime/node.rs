@@ -1,7 +1,7 @@
 //! [`PlumtreeMemberlist`]: one protocol core driven by tokio.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -126,7 +126,10 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     #[cfg(feature = "signing")]
     pub fn with_origin_keys(self, keys: crate::OriginKeys<I>) -> Result<Self, ConfigError> {
         {
-            let mut slot = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = self
+                .parts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut parts = slot
                 .take()
                 .ok_or(ConfigError::Inconsistent("origin keys after start"))?;
