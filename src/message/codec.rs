@@ -22,8 +22,9 @@
 //! unsupported. A signed Gossip or Repair is version 7: a `flags` byte (bit 0: compressed, so
 //! `plain` follows; bit 1: signed, always set) and the origin's
 //! [`Signature`](super::Signature) before the payload's length. Every build reads signed
-//! frames and passes the signature on; only a node with origin keys checks it. A node of an older release refuses what it does not
-//! know, with [`DecodeError::UnsupportedVersion`], which it counts and skips: during a rolling
+//! frames and passes the signature on; only a node with origin keys checks it. A node of an
+//! older release refuses what it does not know, with [`DecodeError::UnsupportedVersion`],
+//! which it counts and skips: during a rolling
 //! upgrade, old nodes still receive every payload pushed to them and every digest, but not the
 //! new nodes' announcements (docs/architecture.md, "Upgrades").
 //!
@@ -169,7 +170,7 @@ pub struct DecodeLimits {
 
 impl DecodeLimits {
     /// The longest frame a node with these limits sends or accepts: a Gossip with the largest
-    /// payload, or an IHave with the most announcements, none of them in runs, whichever is
+    /// payload (signed, its plain length given), or an IHave with the most announcements, none of them in runs, whichever is
     /// longer. Node ids count at their largest ([`MAX_NODE_ID_LEN`](crate::MAX_NODE_ID_LEN) and
     /// a length prefix).
     #[cfg_attr(not(feature = "memberlist"), allow(dead_code))]
@@ -179,7 +180,9 @@ impl DecodeLimits {
         const VARINT_64: usize = 10;
         // Version and kind bytes, then the sender.
         let envelope = 2 + ID;
-        let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + VARINT_64 + self.max_payload;
+        // Flags, a compressed payload's plain length and a signature at most.
+        let extras = 1 + VARINT_32 + Signature::LEN;
+        let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + extras + VARINT_64 + self.max_payload;
         let announcement = MESSAGE_ID_LEN + VARINT_32 + VARINT_64 + VARINT_32;
         let ihave = VARINT_64 + self.max_announcements.saturating_mul(announcement);
         let runs = VARINT_64 + self.max_runs.saturating_mul(MESSAGE_ID_LEN + 2 * VARINT_64);

@@ -31,6 +31,18 @@ fn no_frame_is_longer_than_max_frame_len() {
         encoding: Default::default(),
         signature: None,
     });
+    // Signed and compressed, at the largest plain length: the longest header.
+    let signed = match &gossip {
+        Message::Gossip(g) => Message::Gossip(Gossip {
+            payload: Bytes::from(vec![0; limits.max_payload - 1]),
+            encoding: Encoding::Lz4 {
+                len: limits.max_payload as u32,
+            },
+            signature: Some(Signature::from_bytes([0xff; Signature::LEN])),
+            ..g.clone()
+        }),
+        _ => unreachable!(),
+    };
     // Every other sequence number: no two announcements form a run.
     let entries = (0..limits.max_announcements as u64)
         .map(|i| Announcement {
@@ -39,12 +51,27 @@ fn no_frame_is_longer_than_max_frame_len() {
             held_ms: u32::MAX,
         })
         .collect();
-    for message in [gossip, Message::IHave(IHave { entries })] {
+    // The payloads' bound checked on its own: with few announcements it is the longest kind.
+    let payloads_only = DecodeLimits {
+        max_announcements: 1,
+        max_runs: 1,
+        ..limits
+    };
+    for (message, limits) in [
+        (gossip, payloads_only),
+        (signed, payloads_only),
+        (Message::IHave(IHave { entries }), limits),
+    ] {
         let envelope = Envelope {
             sender: long.clone(),
             message,
         };
-        assert!(envelope.encoded_len() <= limits.max_frame_len());
+        assert!(
+            envelope.encoded_len() <= limits.max_frame_len(),
+            "{} > {}",
+            envelope.encoded_len(),
+            limits.max_frame_len()
+        );
     }
 }
 
