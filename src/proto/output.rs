@@ -147,7 +147,8 @@ pub struct Stats {
     pub requeued: u64,
     /// Of those, dropped because too many were waiting for one peer.
     pub requeue_dropped: u64,
-    /// Messages ignored as invalid: an oversize payload, or a frame claiming to come from us.
+    /// Messages ignored as invalid: an oversize payload, a compressed payload that does not
+    /// decompress to its declared length, or a frame claiming to come from us.
     pub invalid_messages: u64,
     /// Payloads dropped because their origin's signature did not hold (or was missing) while
     /// this node checks signatures (`Plumtree::with_origin_keys`).
