@@ -55,6 +55,8 @@ usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
   --metrics ADDR    serve Prometheus metrics there (docs/metrics.md)
   --no-anti-entropy turn anti-entropy off (for comparisons)
   --compress BYTES  compress payloads of at least BYTES with LZ4 (compress_min_size)
+  --demo-signing N  sign broadcasts and accept only those signed by nodes 1 to N, with keys
+                    derived from the ids (a demonstration: anyone can derive them)
   --no-reconnect    do not join departed members again (for comparisons)
   --quic ADDR       send Plumtree frames over QUIC bound there (mutual TLS; needs the three below)
   --ca FILE         PEM: the CA every node trusts
@@ -82,6 +84,8 @@ struct Args {
     metrics: Option<SocketAddr>,
     reconnect: bool,
     quic: Option<Quic>,
+    /// `--demo-signing N`: origin keys of nodes 1 to N.
+    demo_signing: Option<u64>,
 }
 
 /// `--quic` and the certificate files it needs.
@@ -114,6 +118,7 @@ fn parse() -> Result<Command, String> {
         metrics: None,
         reconnect: true,
         quic: None,
+        demo_signing: None,
     };
     let (mut compress, mut anti_entropy) = (None, true);
     let mut it = support::args(USAGE).into_iter();
@@ -145,6 +150,7 @@ fn parse() -> Result<Command, String> {
             "--no-anti-entropy" => anti_entropy = false,
             "--no-reconnect" => args.reconnect = false,
             "--compress" => compress = Some(value()?.parse().map_err(|e| bad(&e))?),
+            "--demo-signing" => args.demo_signing = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--quic" => quic = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--ca" => ca = Some(PathBuf::from(value()?)),
             "--cert" => cert = Some(PathBuf::from(value()?)),
@@ -269,6 +275,21 @@ async fn main() -> ExitCode {
     support::exit(run().await)
 }
 
+/// `--demo-signing`: node `id`'s keys, accepting nodes 1 to `ids`; every secret is derived from
+/// its id, so this shows the mechanism, not a secure setup (real secrets come from a key store).
+fn demo_keys(id: u64, ids: u64) -> Result<memberlist_plumtree::OriginKeys<u64>, String> {
+    use memberlist_plumtree::OriginKeys;
+    let secret = |n: u64| {
+        let mut secret = [0xd5; 32];
+        secret[..8].copy_from_slice(&n.to_le_bytes());
+        secret
+    };
+    (1..=ids).try_fold(OriginKeys::new(id, secret(id)), |keys, n| {
+        let public = OriginKeys::new(n, secret(n)).public_key();
+        keys.with_origin(n, public).map_err(|e| e.to_string())
+    })
+}
+
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = match parse()? {
         Command::Run(args) => *args,
@@ -293,6 +314,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             QuicConfig::lan(),
             &tls,
         )?);
+    }
+    if let Some(ids) = args.demo_signing {
+        builder = builder.origin_keys(demo_keys(args.id, ids)?);
     }
     let node = builder
         .bind(args.bind)
@@ -388,6 +412,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "grafts_sent": stats.as_ref().map_or(0, |s| s.protocol.grafts_sent),
         "repairs_received": stats.as_ref().map_or(0, |s| s.protocol.repairs_received),
         "frames_dropped": stats.as_ref().map_or(0, |s| s.outbound_dropped),
+        "bad_signatures": stats.as_ref().map_or(0, |s| s.protocol.bad_signatures),
     });
     let mut out = report.out.lock().unwrap();
     writeln!(out, "{summary}")?;
