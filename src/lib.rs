@@ -157,8 +157,14 @@ pub use runtime::{
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// docs/getting-started.md's examples, compiled and run as doc tests.
-#[cfg(all(doctest, feature = "memberlist"))]
+/// docs/getting-started.md's examples, compiled and run as doc tests (the last one compresses
+/// and signs).
+#[cfg(all(
+    doctest,
+    feature = "memberlist",
+    feature = "compression",
+    feature = "signing"
+))]
 #[doc = include_str!("../docs/getting-started.md")]
 struct GettingStartedDoctests;
 
