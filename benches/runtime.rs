@@ -82,6 +82,21 @@ struct Case {
     sign: bool,
 }
 
+impl Case {
+    /// One unpaced origin, filler payloads, neither compressed nor signed.
+    fn new(name: String, config: fn() -> PlumtreeConfig, payload: usize) -> Self {
+        Self {
+            name,
+            config,
+            payload,
+            origins: 1,
+            body: Body::Filler,
+            compress: false,
+            sign: false,
+        }
+    }
+}
+
 /// What a payload holds after its number (its first 8 bytes).
 #[derive(Clone, Copy)]
 enum Body {
@@ -300,13 +315,8 @@ fn cases() -> Vec<Case> {
             _ => format!("runtime/tuned/{NODES}_nodes_{payload}B_{origins}_origins"),
         };
         cases.push(Case {
-            name,
-            config: tuned,
-            payload,
             origins,
-            body: Body::Filler,
-            compress: false,
-            sign: false,
+            ..Case::new(name, tuned, payload)
         });
     }
     let tuned_fanouts: [Named; 2] = [
@@ -318,15 +328,11 @@ fn cases() -> Vec<Case> {
         }),
     ];
     for (name, config) in tuned_fanouts {
-        cases.push(Case {
-            name: format!("runtime/{name}/{NODES}_nodes_256B"),
+        cases.push(Case::new(
+            format!("runtime/{name}/{NODES}_nodes_256B"),
             config,
-            payload: 256,
-            origins: 1,
-            body: Body::Filler,
-            compress: false,
-            sign: false,
-        });
+            256,
+        ));
     }
     let configs: [Named; 6] = [
         ("fanout_2_8", PlumtreeConfig::default),
@@ -346,42 +352,31 @@ fn cases() -> Vec<Case> {
     ];
     for payload in [256usize, 16 * 1024] {
         for (config_name, config) in configs {
-            cases.push(Case {
-                name: format!("runtime/{config_name}/{NODES}_nodes_{payload}B"),
+            cases.push(Case::new(
+                format!("runtime/{config_name}/{NODES}_nodes_{payload}B"),
                 config,
                 payload,
-                origins: 1,
-                body: Body::Filler,
-                compress: false,
-                sign: false,
-            });
+            ));
         }
     }
     for payload in [256usize, 1024, 4096, 65536] {
         for (kind, body) in [("text", Body::Text), ("random", Body::Random)] {
             for (mode, compress) in [("plain", false), ("lz4", true)] {
+                let name = format!("runtime/compression/{mode}/{NODES}_nodes_{payload}B_{kind}");
                 cases.push(Case {
-                    name: format!("runtime/compression/{mode}/{NODES}_nodes_{payload}B_{kind}"),
-                    config: tuned,
-                    payload,
-                    origins: 1,
                     body,
                     compress,
-                    sign: false,
+                    ..Case::new(name, tuned, payload)
                 });
             }
         }
     }
     for payload in [256usize, 4096] {
         for (mode, sign) in [("unsigned", false), ("signed", true)] {
+            let name = format!("runtime/signing/{mode}/{NODES}_nodes_{payload}B");
             cases.push(Case {
-                name: format!("runtime/signing/{mode}/{NODES}_nodes_{payload}B"),
-                config: tuned,
-                payload,
-                origins: 1,
-                body: Body::Filler,
-                compress: false,
                 sign,
+                ..Case::new(name, tuned, payload)
             });
         }
     }

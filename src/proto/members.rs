@@ -2,7 +2,7 @@
 //! can share.
 //!
 //! Every node of a cluster holds the whole membership, so at 10,000 nodes in one process (the
-//! simulator) the lists alone took 800 MB. A list handed over whole ([`Members::share`]) is kept
+//! simulator) a list per node would take 800 MB. A list handed over whole ([`Members::share`]) is kept
 //! behind an `Arc` and copied only when this node's membership first changes; it may hold the
 //! local id, which is then skipped by position, so one list serves every node. A node fed
 //! member by member (the runtime) owns its list from the start and never pays for a copy.

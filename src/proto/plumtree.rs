@@ -363,12 +363,15 @@ impl<I: NodeId> Plumtree<I> {
             at: now,
             heaviest: 0,
         };
-        #[allow(unused_mut)] // signed only with the `signing` feature
-        let mut payload = Carried::broadcast(payload, self.config.compress_min_size);
+        let payload = Carried::broadcast(payload, self.config.compress_min_size);
         #[cfg(feature = "signing")]
-        if let Some(keys) = &self.keys {
-            payload.signature = Some(keys.sign(&id, payload.encoding, &payload.wire));
-        }
+        let payload = match &self.keys {
+            Some(keys) => Carried {
+                signature: Some(keys.sign(&id, payload.encoding, &payload.wire)),
+                ..payload
+            },
+            None => payload,
+        };
         self.accept(seen, id, self.local.clone(), 0, payload, None);
     }
 

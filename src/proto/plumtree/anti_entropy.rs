@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use super::{Plumtree, admission};
 use crate::NodeId;
-use crate::message::compress::Carried;
 use crate::message::{Digest, Gossip, IdRun, IdRuns, Message, MessageId, Offer};
 use crate::proto::origins::{Gap, Key, Origins, Record};
 use crate::proto::output::{Event, Transmit};
@@ -341,44 +340,18 @@ impl<I: NodeId> Plumtree<I> {
             self.stats.repair_duplicates += 1;
             return;
         }
-        #[cfg(feature = "signing")]
-        if let Some(keys) = &self.keys
-            && let Err(error) = keys.verify(
-                &repair.origin,
-                &repair.id,
-                repair.encoding,
-                &repair.payload,
-                repair.signature.as_ref(),
-            )
-        {
-            self.stats.bad_signatures += 1;
-            tracing::debug!(?from, %error, "dropped a repair whose signature does not hold");
+        let (id, round, heaviest) = (repair.id, repair.round, repair.heaviest);
+        let Some((origin, payload)) = self.first_copy(&from, repair) else {
             return;
-        }
-        let payload = match Carried::received(
-            repair.payload,
-            repair.encoding,
-            repair.signature,
-            self.config.max_message_size,
-        ) {
-            Ok(payload) => payload,
-            Err(error) => {
-                self.stats.invalid_messages += 1;
-                tracing::debug!(?from, %error, "ignored a repair that does not decode");
-                return;
-            }
         };
         // An announcement of it may be waiting for its graft: it has come.
-        self.missing.remove(&repair.id);
-        let seen = Seen {
-            at: now,
-            heaviest: repair.heaviest,
-        };
+        self.missing.remove(&id);
+        let seen = Seen { at: now, heaviest };
         self.deliver(
             seen,
-            repair.id,
-            repair.origin,
-            repair.round.saturating_add(1),
+            id,
+            origin,
+            round.saturating_add(1),
             payload,
             Some(&from),
         );

@@ -28,33 +28,9 @@ impl<I: NodeId> Plumtree<I> {
             self.on_duplicate(now, from, weight, gossip.heaviest, first);
             return;
         }
-        let Gossip {
-            id,
-            origin,
-            round,
-            heaviest,
-            payload,
-            encoding,
-            signature,
-        } = gossip;
-        #[cfg(feature = "signing")]
-        if let Some(keys) = &self.keys
-            && let Err(error) = keys.verify(&origin, &id, encoding, &payload, signature.as_ref())
-        {
-            self.stats.bad_signatures += 1;
-            tracing::debug!(?from, ?origin, %error, "dropped a payload whose signature does not hold");
+        let (id, round, heaviest) = (gossip.id, gossip.round, gossip.heaviest);
+        let Some((origin, payload)) = self.first_copy(&from, gossip) else {
             return;
-        }
-        // Decoded once, before it counts as seen: a copy that does not decode is dropped, and
-        // a good one from another peer is still taken.
-        let max = self.config.max_message_size;
-        let payload = match Carried::received(payload, encoding, signature, max) {
-            Ok(payload) => payload,
-            Err(error) => {
-                self.stats.invalid_messages += 1;
-                tracing::debug!(?from, %error, "ignored a payload that does not decode");
-                return;
-            }
         };
         let announced = self.missing.remove(&id);
         if announced.as_ref().is_some_and(|entry| {
@@ -92,6 +68,43 @@ impl<I: NodeId> Plumtree<I> {
         if threshold > 0 && best.peer != from && round >= best.round.saturating_add(threshold) {
             self.graft(&best.peer, None);
             self.prune(from);
+        }
+    }
+
+    /// The payload of a first copy (pushed or a repair), checked and decoded for delivery: its
+    /// origin's signature, with origin keys, then its encoding. `None`, and counted, for a copy
+    /// that fails either: it is not marked seen, so a good copy from another peer still gets in.
+    pub(super) fn first_copy(&mut self, from: &I, gossip: Gossip<I>) -> Option<(I, Carried)> {
+        #[cfg(feature = "signing")]
+        if let Some(keys) = &self.keys
+            && let Err(error) = keys.verify(
+                &gossip.origin,
+                &gossip.id,
+                gossip.encoding,
+                &gossip.payload,
+                gossip.signature.as_ref(),
+            )
+        {
+            self.stats.bad_signatures += 1;
+            let origin = &gossip.origin;
+            tracing::debug!(?from, ?origin, %error, "dropped a payload whose signature does not hold");
+            return None;
+        }
+        let Gossip {
+            origin,
+            payload,
+            encoding,
+            signature,
+            ..
+        } = gossip;
+        let max = self.config.max_message_size;
+        match Carried::received(payload, encoding, signature, max) {
+            Ok(payload) => Some((origin, payload)),
+            Err(error) => {
+                self.stats.invalid_messages += 1;
+                tracing::debug!(?from, %error, "ignored a payload that does not decode");
+                None
+            }
         }
     }
 

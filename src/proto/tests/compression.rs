@@ -71,6 +71,7 @@ fn short_or_incompressible_payloads_leave_as_they_are() {
     for payload in [text(255), noise] {
         origin.broadcast(t, payload.clone()).unwrap();
         let (tx, _) = drain(&mut origin);
+        assert!(!pushed(&tx).is_empty(), "pushed to the eager neighbours");
         for (_, g) in pushed(&tx) {
             assert_eq!((g.encoding, &g.payload), (Encoding::Plain, &payload));
         }
