@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use memberlist_plumtree::sim::topics::{self, TopicsConfig};
 use memberlist_plumtree::sim::{Regions, Report, Scenario, SimConfig, Workload, scenario};
 
 mod support;
@@ -29,6 +30,9 @@ usage: cargo run --release --features sim --example simulate -- [FLAGS]
   --regions R          R regions instead: 2 ms one way inside one, 80 ms between
   --loss P             frame loss, 0 to 1 (default 0)
   --partition-secs S   how long the partition scenario's cut lasts (default 10)
+  --topics K           instead of a scenario: K topics of 100 to 300 members among the
+                       nodes, random senders in each (--messages per topic), each beside a
+                       cluster of just its members (one line per topic)
   --json               the report as JSON
   --out DIR            also write an SVG plot of reliability and RMR per broadcast and the
                        final eager tree as a Graphviz DOT file
@@ -52,6 +56,7 @@ struct Args {
     latency: Option<std::ops::Range<std::time::Duration>>,
     regions: Option<u64>,
     loss: f64,
+    topics: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -69,6 +74,7 @@ fn parse() -> Result<Args, String> {
         latency: None,
         regions: None,
         loss: 0.0,
+        topics: None,
     };
     let mut it = support::args(USAGE).into_iter();
     while let Some(flag) = it.next() {
@@ -82,6 +88,9 @@ fn parse() -> Result<Args, String> {
                 args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?
             }
             "--json" => args.json = true,
+            "--topics" => {
+                args.topics = Some(value()?.parse().map_err(|e| format!("--topics: {e}"))?)
+            }
             "--out" => args.out = Some(value()?.into()),
             "--latency-ms" => {
                 let range = value()?;
@@ -178,6 +187,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         partition: std::time::Duration::from_secs(args.partition_secs),
         ..Workload::default()
     };
+    if let Some(topics) = args.topics {
+        return run_topics(topics, config, workload, args.json);
+    }
     let started = Instant::now();
     let (report, sim) = scenario::run(args.scenario, config, &workload)?;
     let wall_ms = started.elapsed().as_millis();
@@ -290,5 +302,79 @@ fn plot(report: &Report, path: &std::path::Path) -> Result<(), Box<dyn std::erro
         chart.draw_series(LineSeries::new(values.into_iter().enumerate(), &BLUE))?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// The topics measurement (`--topics K`): one line per topic, its run beside a cluster of just
+/// its members.
+fn run_topics(
+    topics: usize,
+    cluster: SimConfig,
+    workload: Workload,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = TopicsConfig {
+        topics,
+        workload,
+        ..TopicsConfig::new(cluster.nodes, cluster.seed)
+    };
+    let config = TopicsConfig { cluster, ..config };
+    let started = Instant::now();
+    let reports = topics::run(&config)?;
+    let wall_ms = started.elapsed().as_millis();
+    if !json {
+        println!(
+            "{topics} topics among {} nodes, seed {}: topic run | alone (a cluster of its members)",
+            config.cluster.nodes, config.cluster.seed
+        );
+        println!(
+            "topic members  reliability  rmr          ldh mean     duplicates  frames/payloads to non-members"
+        );
+    }
+    for (i, t) in reports.iter().enumerate() {
+        let (r, a) = (&t.report, &t.alone);
+        if json {
+            let line = serde_json::json!({
+                "topic": i,
+                "members": t.members,
+                "reliability_min": r.reliability_min,
+                "alone_reliability_min": a.reliability_min,
+                "rmr_mean": r.rmr_mean,
+                "alone_rmr_mean": a.rmr_mean,
+                "ldh_mean": r.ldh_mean,
+                "alone_ldh_mean": a.ldh_mean,
+                "duplicates": r.duplicate_deliveries + a.duplicate_deliveries,
+                "frames_to_non_members": t.to_outsiders.0,
+                "payloads_to_non_members": t.to_outsiders.1,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{i:>5} {:>7}  {:.3} | {:.3}  {:.3} | {:.3}  {:>4.1} | {:>4.1}  {:>10}  {} / {}",
+                t.members,
+                r.reliability_min,
+                a.reliability_min,
+                r.rmr_mean,
+                a.rmr_mean,
+                r.ldh_mean,
+                a.ldh_mean,
+                r.duplicate_deliveries + a.duplicate_deliveries,
+                t.to_outsiders.0,
+                t.to_outsiders.1,
+            );
+        }
+    }
+    if !json {
+        let mean = |f: &dyn Fn(&topics::TopicReport) -> f64| {
+            reports.iter().map(f).sum::<f64>() / reports.len().max(1) as f64
+        };
+        println!(
+            "mean rmr {:.3} | {:.3}  mean ldh {:.1} | {:.1}  wall {wall_ms} ms",
+            mean(&|t| t.report.rmr_mean),
+            mean(&|t| t.alone.rmr_mean),
+            mean(&|t| t.report.ldh_mean),
+            mean(&|t| t.alone.ldh_mean),
+        );
+    }
     Ok(())
 }

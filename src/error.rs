@@ -60,4 +60,7 @@ pub enum BroadcastError {
     /// The node is not running (not started, or shut down).
     #[error("the node is not running")]
     Closed,
+    /// The node is not in this topic (it left it).
+    #[error("this node is not in {0}")]
+    NotJoined(crate::TopicId),
 }

@@ -133,7 +133,7 @@ pub use membership::{
 };
 pub use message::{
     DecodeError, DecodeLimits, Encoding, Envelope, Frame, Message, MessageId, MessageKind,
-    Signature,
+    Signature, TopicId,
 };
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
@@ -149,7 +149,7 @@ pub use quic::{
 pub use runtime::{
     ChannelReceiver, ChannelTransport, Deliveries, InboundError, LocalNetwork, LocalTransport,
     NodeInputs, NodeStats, NoopDelegate, PlumtreeDelegate, PlumtreeMemberlist, RuntimeConfig,
-    StartError, Transport, TransportError,
+    StartError, Topic, TopicError, Transport, TransportError,
 };
 
 /// The README's examples, compiled and run as doc tests.
@@ -157,8 +157,8 @@ pub use runtime::{
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// docs/getting-started.md's examples, compiled and run as doc tests (the last one compresses
-/// and signs).
+/// docs/getting-started.md's examples, compiled and run as doc tests (one compresses and signs,
+/// the last joins a topic).
 #[cfg(all(
     doctest,
     feature = "memberlist",

@@ -478,9 +478,11 @@ mod node_meta {
         #[test]
         fn metadata_round_trips(
             addr in proptest::option::of(any::<std::net::SocketAddr>()),
-            app in prop::collection::vec(any::<u8>(), 0..400),
+            topics in prop::collection::vec(1u64.., 0..20),
+            app in prop::collection::vec(any::<u8>(), 0..200),
         ) {
-            let meta = NodeMeta { transport_addr: addr, app: Bytes::from(app) };
+            let topics = topics.into_iter().map(memberlist_plumtree::TopicId::new).collect();
+            let meta = NodeMeta { transport_addr: addr, topics, app: Bytes::from(app) };
             // IPv6 flow labels and scope ids mean nothing on another host: not published.
             let published = addr.map(|a| std::net::SocketAddr::new(a.ip(), a.port()));
             let expected = NodeMeta { transport_addr: published, ..meta.clone() };

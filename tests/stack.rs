@@ -13,6 +13,7 @@ use common::fast_swim as swim;
 use memberlist_plumtree::memberlist::Options;
 use memberlist_plumtree::{
     BridgeConfig, Delivery, MemberlistStack, MessageId, PlumtreeConfig, PlumtreeDelegate, TcpStack,
+    TopicId,
 };
 
 /// Counts deliveries per message id, so that duplicates show.
@@ -471,4 +472,75 @@ async fn a_stream_guard_too_small_for_the_frames_is_a_config_error() {
         matches!(built, Err(memberlist_plumtree::StackError::Config(_))),
         "{built:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_membership_spreads_in_metadata_and_reaches_members_only() {
+    let chat = TopicId::named("chat");
+    let nodes = cluster(4, swim()).await;
+    let timeout = Duration::from_secs(2);
+    let mut topics = Vec::new();
+    for (node, _) in &nodes[..3] {
+        let recorder = Recorder::default();
+        let joined = node
+            .join_topic(chat, PlumtreeConfig::lan(), recorder.clone(), timeout)
+            .await
+            .expect("joined");
+        topics.push((joined, recorder));
+    }
+    // Every member of the topic learns the other two from their metadata.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut all = true;
+        for (topic, _) in &topics {
+            all &= topic.stats().await.unwrap().members == 2;
+        }
+        if all {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "topic peers");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        nodes[1].0.peer(&0).unwrap().meta.topics,
+        vec![chat],
+        "node 0 publishes its topic"
+    );
+
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(topics[i % 3].0.broadcast(vec![i as u8; 32]).await.unwrap());
+    }
+    wait_for("topic deliveries", Duration::from_secs(20), || {
+        topics.iter().all(|(_, r)| r.has_all(&ids))
+    })
+    .await;
+    for (_, recorder) in &topics {
+        assert_eq!(recorder.duplicates(), 0);
+    }
+    // Node 3 is not in the topic: none of it reached it, not even as a frame.
+    assert!(nodes[3].1.0.lock().unwrap().is_empty());
+    assert_eq!(
+        nodes[3].0.plumtree().stats().await.unwrap().unrouted_frames,
+        0
+    );
+
+    // Node 2 leaves: the others drop it from the topic, its handle refuses broadcasts.
+    assert!(nodes[2].0.leave_topic(chat, timeout).await);
+    assert_eq!(
+        topics[2].0.broadcast(vec![0u8; 8]).await,
+        Err(memberlist_plumtree::BroadcastError::NotJoined(chat))
+    );
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while topics[0].0.stats().await.unwrap().members != 1 {
+        assert!(tokio::time::Instant::now() < give_up, "leave seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let late = topics[0].0.broadcast(vec![9u8; 8]).await.unwrap();
+    wait_for("delivery after the leave", Duration::from_secs(20), || {
+        topics[1].1.has_all(&[late])
+    })
+    .await;
+    assert!(!topics[2].1.has_all(&[late]));
+    shutdown_all(nodes).await;
 }

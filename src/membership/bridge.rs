@@ -85,7 +85,7 @@ impl BridgeConfig {
 
     /// Bytes of metadata we use before the application's.
     pub(crate) fn header_len(&self) -> usize {
-        NodeMeta::header_len(self.transport_addr)
+        NodeMeta::header_len(self.transport_addr, &[])
     }
 }
 

@@ -15,6 +15,7 @@ use memberlist::transport::{CheapClone, Id};
 
 use super::bridge::{BridgeConfig, PeerBook};
 use super::meta::{META_MAX_SIZE, NodeMeta};
+use super::topics::TopicDirectory;
 use super::user_message;
 use crate::runtime::PlumtreeDelegate;
 use crate::{ConfigError, NodeId, NodeInputs, NoopDelegate, PlumtreeMemberlist};
@@ -66,6 +67,7 @@ pub struct PlumtreeNodeDelegate<I, A, D> {
     inner: D,
     node: NodeInputs<I>,
     book: Arc<PeerBook<I, A>>,
+    topics: Arc<TopicDirectory<I>>,
     bridge: BridgeConfig,
 }
 
@@ -83,6 +85,7 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
             inner: inner.into_delegate(),
             node: plumtree.inputs(),
             book: Arc::new(PeerBook::new()),
+            topics: Arc::new(TopicDirectory::new(plumtree.runtime_config().max_topics)),
             bridge: BridgeConfig::default(),
         }
     }
@@ -114,6 +117,10 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
         &self.bridge
     }
 
+    pub(crate) fn topics(&self) -> &Arc<TopicDirectory<I>> {
+        &self.topics
+    }
+
     /// Records a member that is alive (joined, or updated), making it a peer if it is new.
     fn member_alive(&self, node: &NodeState<I, A>) {
         if node.id() == &self.local {
@@ -123,6 +130,7 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
             Ok(meta) => meta,
             Err(_) if !self.bridge.plumtree_only => NodeMeta {
                 transport_addr: None,
+                topics: Vec::new(),
                 app: Bytes::copy_from_slice(node.meta()),
             },
             Err(error) => {
@@ -130,6 +138,7 @@ impl<I: NodeId + Id, A: CheapClone + Send + Sync + 'static, D: Delegate<Id = I, 
                 return;
             }
         };
+        self.topics.member(node.id(), &meta.topics);
         if self
             .book
             .upsert(node.id().clone(), node.address().cheap_clone(), meta)
@@ -160,7 +169,13 @@ macro_rules! delegate_impl {
 delegate_impl! { NodeDelegate {
     async fn node_meta(&self, limit: usize) -> Meta {
         let limit = limit.min(META_MAX_SIZE);
-        let header = self.bridge.header_len();
+        let mut topics = self.topics.local_topics();
+        while NodeMeta::header_len(self.bridge.transport_addr, &topics) > limit {
+            // Only a max_topics far above the default gets here; memberlist would panic.
+            let dropped = topics.pop();
+            tracing::error!(topic = ?dropped, "too many topics for the node metadata; not published");
+        }
+        let header = NodeMeta::header_len(self.bridge.transport_addr, &topics);
         let app = self.inner.node_meta(limit.saturating_sub(header)).await;
         let app = if header + app.len() > limit {
             // memberlist panics on oversized metadata; publishing ours alone keeps the node usable.
@@ -175,6 +190,7 @@ delegate_impl! { NodeDelegate {
         };
         let encoded = NodeMeta {
             transport_addr: self.bridge.transport_addr,
+            topics,
             app,
         }
         .encode();
@@ -252,6 +268,7 @@ delegate_impl! { EventDelegate, ids {
     async fn notify_leave(&self, node: Arc<NodeState<I, A>>) {
         if node.id() != &self.local && self.book.remove(node.id()) {
             self.node.remove_peer(node.id().clone());
+            self.topics.remove(node.id());
         }
         self.inner.notify_leave(node).await
     }

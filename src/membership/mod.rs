@@ -64,6 +64,7 @@ mod quic;
 mod stack;
 #[cfg(feature = "quic")]
 mod tls;
+mod topics;
 mod transport;
 mod user_message;
 

@@ -12,9 +12,13 @@ use memberlist::transport::{Id, Transport as MlTransport};
 use super::bridge::{PeerBook, PeerInfo};
 use super::delegate::PlumtreeNodeDelegate;
 use super::guard::{GuardStats, Shared};
+use super::topics::TopicDirectory;
 use super::transport::MemberlistTransport;
 use crate::runtime::{PlumtreeDelegate, Transport};
-use crate::{BroadcastError, ConfigError, MessageId, NodeId, PlumtreeMemberlist, StartError};
+use crate::{
+    BroadcastError, ConfigError, MessageId, NodeId, PlumtreeConfig, PlumtreeMemberlist, StartError,
+    Topic, TopicError, TopicId,
+};
 
 /// What went wrong building, joining or leaving a [`MemberlistStack`].
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,9 @@ pub enum StackError {
     /// The Plumtree node could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// A topic could not be joined.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     /// The memberlist's delegate drives another Plumtree node than the one given.
     #[error("the memberlist's PlumtreeNodeDelegate was made for another node")]
     DelegateMismatch,
@@ -67,6 +74,8 @@ where
     plumtree: Arc<PlumtreeMemberlist<I, PD>>,
     memberlist: DelegatedMemberlist<T, D>,
     book: Arc<PeerBook<I, T::ResolvedAddress>>,
+    /// Which members are in which topic; this node's topics.
+    topics: Arc<TopicDirectory<I>>,
     /// The stream guard of a stack made by the builder, for its counters and message limit.
     guard: Option<Arc<Shared>>,
     /// The task that joins departed members again (`BridgeConfig::reconnect_interval`).
@@ -126,10 +135,12 @@ where
             return Err(StackError::DelegateMismatch);
         }
         let book = Arc::clone(delegate.book());
+        let topics = Arc::clone(delegate.topics());
         Ok(Self {
             plumtree,
             memberlist,
             book,
+            topics,
             guard: None,
             reconnect: std::sync::Mutex::default(),
         })
@@ -242,6 +253,62 @@ where
     /// As `PlumtreeMemberlist::broadcast`.
     pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<MessageId, BroadcastError> {
         self.plumtree.broadcast(payload).await
+    }
+
+    /// Joins `topic` (see [`PlumtreeMemberlist::join_topic`]): the members that joined it
+    /// become its peers, and this node tells the others it joined, in its memberlist metadata,
+    /// waiting at most `timeout` for the news to go out (if it does not, that is logged, and
+    /// SWIM's next syncs carry it). Members that join the topic later become peers as SWIM
+    /// tells of them.
+    ///
+    /// # Errors
+    /// [`StackError::Topic`] as `PlumtreeMemberlist::join_topic`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: memberlist_plumtree::TcpStack<u64, memberlist_plumtree::NoopDelegate>)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use memberlist_plumtree::{NoopDelegate, PlumtreeConfig, TopicId};
+    ///
+    /// let chat = stack
+    ///     .join_topic(TopicId::named("chat"), PlumtreeConfig::lan(), NoopDelegate, Duration::from_secs(1))
+    ///     .await?;
+    /// chat.broadcast(&b"hello, chat"[..]).await?;
+    /// # Ok(()) }
+    /// # let _ = f;
+    /// ```
+    pub async fn join_topic<E: PlumtreeDelegate<I>>(
+        &self,
+        topic: TopicId,
+        config: PlumtreeConfig,
+        delegate: E,
+        timeout: Duration,
+    ) -> Result<Topic<I, E>, StackError> {
+        let joined = self.plumtree.join_topic(topic, config, delegate)?;
+        self.topics.join(topic, joined.inputs());
+        self.publish_topics(timeout).await;
+        Ok(joined)
+    }
+
+    /// Leaves `topic`: stops it (see [`PlumtreeMemberlist::leave_topic`]) and tells the others,
+    /// waiting at most `timeout` for the news to go out (as for `join_topic`). False if this
+    /// node was not in it. Until the others hear, their frames of the topic reach this node and
+    /// are dropped (`NodeStats::unrouted_frames`).
+    pub async fn leave_topic(&self, topic: TopicId, timeout: Duration) -> bool {
+        self.topics.leave(topic);
+        if !self.plumtree.leave_topic(topic).await {
+            return false;
+        }
+        self.publish_topics(timeout).await;
+        true
+    }
+
+    /// Re-advertises this node, so that its metadata (the topics it is in) reaches the others.
+    async fn publish_topics(&self, timeout: Duration) {
+        if let Err(error) = self.memberlist.update_node(timeout).await {
+            tracing::warn!(%error, "topic membership not yet sent; SWIM's syncs will carry it");
+        }
     }
 
     /// The members that are currently Plumtree peers (this node excluded), sorted.

@@ -36,6 +36,9 @@
 //! usually one run of 27 bytes and at most 16 short varints instead of 16 entries of 26. (In
 //! versions 3 and 4, `count` is `more` and no held times follow.)
 //!
+//! Version 8 is not an envelope: it marks a topic's frame, whose envelope follows the topic id
+//! (src/message/topic.rs); decoding one as an envelope is [`DecodeError::TopicPrefix`].
+//!
 //! Integers in ids and fixed-size integers are big-endian; lengths, counts and rounds are LEB128
 //! varints. Kinds 8 and up are reserved for later message types: a node that does not know one
 //! returns [`DecodeError::UnknownKind`] so that the caller can skip the frame.
@@ -55,10 +58,10 @@ use crate::NodeId;
 
 /// The newest wire format version this build writes and reads (see the module docs for which
 /// messages carry which version).
-pub const WIRE_VERSION: u8 = SIGNED_VERSION;
+pub const WIRE_VERSION: u8 = super::topic::TOPIC_VERSION;
 
 /// The version of Gossip, Graft and Prune, which nodes of every earlier release read too.
-const PLUMTREE_VERSION: u8 = 3;
+pub(super) const PLUMTREE_VERSION: u8 = 3;
 
 /// The version that introduced anti-entropy's messages.
 const ANTI_ENTROPY_VERSION: u8 = 4;
@@ -93,6 +96,10 @@ pub enum DecodeError {
     /// The frame was written by an incompatible version of the wire format.
     #[error("unsupported wire version {0} (this build speaks {WIRE_VERSION})")]
     UnsupportedVersion(u8),
+    /// The frame belongs to a topic other than the default: its envelope follows a topic
+    /// prefix, which the node's topic routing strips ([`Frame::topic`](super::Frame::topic)).
+    #[error("a topic frame: its envelope follows the topic prefix")]
+    TopicPrefix,
     /// A message kind this build does not know (perhaps a newer one).
     #[error("unknown message kind {0}")]
     UnknownKind(u8),
@@ -178,8 +185,8 @@ impl DecodeLimits {
         const ID: usize = crate::MAX_NODE_ID_LEN + 2;
         const VARINT_32: usize = 5;
         const VARINT_64: usize = 10;
-        // Version and kind bytes, then the sender.
-        let envelope = 2 + ID;
+        // A topic's prefix, the version and kind bytes, then the sender.
+        let envelope = super::topic::MAX_PREFIX_LEN + 2 + ID;
         // Flags, a compressed payload's plain length and a signature at most.
         let extras = 1 + VARINT_32 + Signature::LEN;
         let gossip = MESSAGE_ID_LEN + ID + VARINT_32 + 4 + extras + VARINT_64 + self.max_payload;
@@ -330,7 +337,10 @@ impl<I: NodeId> Envelope<I> {
     ) -> Result<Self, DecodeError> {
         let mut input: &[u8] = frame;
         let [version] = take::<1>(&mut input)?;
-        if !(PLUMTREE_VERSION..=WIRE_VERSION).contains(&version) {
+        if version == super::topic::TOPIC_VERSION {
+            return Err(DecodeError::TopicPrefix);
+        }
+        if !(PLUMTREE_VERSION..=SIGNED_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let sender = I::decode(&mut input)?;

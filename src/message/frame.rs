@@ -102,6 +102,18 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// A frame of the given parts.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn from_parts(head: Bytes, payload: Bytes, urgent: bool) -> Self {
+        Self {
+            head,
+            payload,
+            urgent,
+        }
+    }
+}
+
 impl From<Bytes> for Frame {
     /// A frame of one part: the whole wire form, as received from the network.
     fn from(bytes: Bytes) -> Self {

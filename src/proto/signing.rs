@@ -6,6 +6,8 @@
 //! What is signed is the SHA-512 digest of a domain tag, the origin's id as it is encoded on
 //! the wire, the message id, the payload's encoding and the payload as it travels (compressed
 //! or not): a relay can check it without decompressing, and cannot rewrite any of them. The
+//! In a topic other than the default, the topic's id is signed too (under another domain tag),
+//! so a payload cannot be moved from one topic to another. The
 //! hop count and the path weight change at every hop and are not signed. A replayed copy keeps
 //! its id and is a duplicate like any other.
 
@@ -15,11 +17,15 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha512};
 
-use crate::NodeId;
 use crate::message::{Encoding, MessageId, Signature};
+use crate::{NodeId, TopicId};
 
 /// Separates these signatures from any other use of the same keys.
 const DOMAIN: &[u8] = b"memberlist-plumtree origin signature v1";
+
+/// The same for a topic other than the default, whose id follows: a payload signed for one
+/// topic does not hold in another.
+const TOPIC_DOMAIN: &[u8] = b"memberlist-plumtree topic origin signature v1";
 
 /// This node's signing key and the public keys of the origins whose broadcasts it accepts.
 ///
@@ -38,6 +44,8 @@ const DOMAIN: &[u8] = b"memberlist-plumtree origin signature v1";
 #[derive(Clone)]
 pub struct OriginKeys<I> {
     local: I,
+    /// The topic whose payloads these keys sign and check.
+    topic: TopicId,
     secret: SigningKey,
     origins: BTreeMap<I, VerifyingKey>,
 }
@@ -67,6 +75,7 @@ impl<I: NodeId> OriginKeys<I> {
         let origins = BTreeMap::from([(local.clone(), secret.verifying_key())]);
         Self {
             local,
+            topic: TopicId::DEFAULT,
             secret,
             origins,
         }
@@ -87,13 +96,23 @@ impl<I: NodeId> OriginKeys<I> {
         Ok(self)
     }
 
+    /// The same keys, signing and checking the payloads of `topic` (a node's topics each get
+    /// them so).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn for_topic(&self, topic: TopicId) -> Self {
+        Self {
+            topic,
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn local(&self) -> &I {
         &self.local
     }
 
     /// Signs a broadcast of this node.
     pub(crate) fn sign(&self, id: &MessageId, encoding: Encoding, payload: &Bytes) -> Signature {
-        let digest = digest(&self.local, id, encoding, payload);
+        let digest = digest(self.topic, &self.local, id, encoding, payload);
         Signature::from_bytes(self.secret.sign(&digest).to_bytes())
     }
 
@@ -112,8 +131,11 @@ impl<I: NodeId> OriginKeys<I> {
             .get(origin)
             .ok_or(SignatureError::UnknownOrigin)?;
         let signature = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
-        key.verify_strict(&digest(origin, id, encoding, payload), &signature)
-            .map_err(|_| SignatureError::Mismatch)
+        key.verify_strict(
+            &digest(self.topic, origin, id, encoding, payload),
+            &signature,
+        )
+        .map_err(|_| SignatureError::Mismatch)
     }
 }
 
@@ -122,12 +144,19 @@ impl<I: std::fmt::Debug> std::fmt::Debug for OriginKeys<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OriginKeys")
             .field("local", &self.local)
+            .field("topic", &self.topic)
             .field("origins", &self.origins.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
-fn digest<I: NodeId>(origin: &I, id: &MessageId, encoding: Encoding, payload: &Bytes) -> [u8; 64] {
+fn digest<I: NodeId>(
+    topic: TopicId,
+    origin: &I,
+    id: &MessageId,
+    encoding: Encoding,
+    payload: &Bytes,
+) -> [u8; 64] {
     let mut origin_bytes = BytesMut::with_capacity(origin.encoded_len());
     origin.encode(&mut origin_bytes);
     let plain = match encoding {
@@ -137,8 +166,14 @@ fn digest<I: NodeId>(origin: &I, id: &MessageId, encoding: Encoding, payload: &B
             [1, a, b, c, d]
         }
     };
-    Sha512::new()
-        .chain_update(DOMAIN)
+    let domain = if topic.is_default() {
+        Sha512::new().chain_update(DOMAIN)
+    } else {
+        Sha512::new()
+            .chain_update(TOPIC_DOMAIN)
+            .chain_update(topic.get().to_be_bytes())
+    };
+    domain
         .chain_update((origin_bytes.len() as u32).to_be_bytes())
         .chain_update(&origin_bytes)
         .chain_update(id.to_bytes())
@@ -210,6 +245,34 @@ mod tests {
         assert!(
             !format!("{a:?}").contains("secret"),
             "the secret is not printed"
+        );
+    }
+
+    #[test]
+    fn a_signature_holds_in_its_own_topic_only() {
+        let a = OriginKeys::new(1u64, [1; 32]);
+        let b = OriginKeys::new(2u64, [2; 32])
+            .with_origin(1, a.public_key())
+            .unwrap();
+        let (chat, alerts) = (TopicId::new(5), TopicId::new(6));
+        let id = MessageId::new(1, 0, 7);
+        let payload = Bytes::from_static(b"hello");
+        let signed = a.for_topic(chat).sign(&id, Encoding::Plain, &payload);
+        let check =
+            |keys: &OriginKeys<u64>| keys.verify(&1, &id, Encoding::Plain, &payload, Some(&signed));
+        assert_eq!(check(&b.for_topic(chat)), Ok(()));
+        assert_eq!(check(&b.for_topic(alerts)), Err(SignatureError::Mismatch));
+        assert_eq!(check(&b), Err(SignatureError::Mismatch));
+        // The default topic's signatures are what they were before topics existed.
+        let plain = a.sign(&id, Encoding::Plain, &payload);
+        assert_eq!(
+            b.verify(&1, &id, Encoding::Plain, &payload, Some(&plain)),
+            Ok(())
+        );
+        assert_eq!(
+            b.for_topic(chat)
+                .verify(&1, &id, Encoding::Plain, &payload, Some(&plain)),
+            Err(SignatureError::Mismatch)
         );
     }
 }

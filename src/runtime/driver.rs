@@ -19,7 +19,7 @@ use super::stats::{Counters, NodeStats};
 use super::transport::Transport;
 use crate::message::DecodeLimits;
 use crate::proto::{Event, Plumtree};
-use crate::{Envelope, Frame, NodeId};
+use crate::{Envelope, Frame, NodeId, TopicId};
 
 /// Membership changes and queries: rare, never dropped.
 #[derive(Debug)]
@@ -94,6 +94,7 @@ pub(crate) struct Driver<I: NodeId, T> {
 
 impl<I: NodeId, T: Transport<I>> Driver<I, T> {
     pub(crate) fn new(
+        topic: TopicId,
         core: Plumtree<I>,
         transport: Arc<T>,
         runtime: &RuntimeConfig,
@@ -101,10 +102,14 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
         counters: Arc<Counters>,
     ) -> Self {
         Self {
-            metrics: Metrics::new(format!("{:?}", core.local_id())),
+            metrics: Metrics::new(if topic.is_default() {
+                format!("{:?}", core.local_id())
+            } else {
+                format!("{:?}#{}", core.local_id(), topic.get())
+            }),
             counters,
             published: Instant::now(),
-            encoder: Encoder::default(),
+            encoder: Encoder::new(topic),
             pacing: Pacing::new(runtime.stall_timeout),
             events_last: 0,
             gave_up: Throttled::default(),
@@ -345,6 +350,7 @@ impl<I: NodeId, T: Transport<I>> Driver<I, T> {
             outbound_dropped: self.outbound_dropped,
             inbound_dropped: self.counters.inbound_dropped.load(Ordering::Relaxed),
             decode_errors: self.decode_errors,
+            unrouted_frames: 0,
         }
     }
 }

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 
 use crate::message::{Gossip, IHave};
-use crate::{Envelope, Frame, Message, NodeId};
+use crate::{Envelope, Frame, Message, NodeId, TopicId};
 
 /// Bytes in one block that frame heads are cut from.
 const FRAME_BLOCK: usize = 16 * 1024;
@@ -18,6 +18,8 @@ const FRAME_BLOCK: usize = 16 * 1024;
 /// the frame's second part, never a copy (see [`Frame`]).
 #[derive(Debug)]
 pub(crate) struct Encoder<I> {
+    /// Written in front of every envelope (nothing for the default topic).
+    topic: TopicId,
     block: BytesMut,
     /// The last payload and the last IHave of this turn, with their frames. A payload pushed to
     /// the eager peers goes out once per peer, and so, while the lazy neighbours' batches fill
@@ -27,9 +29,11 @@ pub(crate) struct Encoder<I> {
     ihave: Option<(IHave, Frame)>,
 }
 
-impl<I> Default for Encoder<I> {
-    fn default() -> Self {
+impl<I> Encoder<I> {
+    /// An encoder of `topic`'s frames.
+    pub(crate) fn new(topic: TopicId) -> Self {
         Self {
+            topic,
             block: BytesMut::new(),
             gossip: None,
             ihave: None,
@@ -53,10 +57,11 @@ impl<I: NodeId> Encoder<I> {
         if let Some(frame) = recent {
             return frame.clone();
         }
-        let len = envelope.head_len();
+        let len = self.topic.prefix_len() + envelope.head_len();
         if self.block.capacity() < len {
             self.block = BytesMut::with_capacity(len.max(FRAME_BLOCK));
         }
+        self.topic.put_prefix(&mut self.block);
         envelope.encode_frame(&mut self.block)
     }
 

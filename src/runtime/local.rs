@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::inbound::{FrameSink, InboundError};
-use super::node::PlumtreeMemberlist;
+use super::inbound::InboundError;
+use super::node::{NodeInputs, PlumtreeMemberlist};
 use super::transport::{Transport, TransportError};
 use crate::{Frame, NodeId};
 
@@ -56,7 +56,7 @@ impl<I> Clone for LocalNetwork<I> {
 type Sides<I> = Arc<dyn Fn(&I) -> u8 + Send + Sync>;
 
 struct Inner<I> {
-    sinks: RwLock<HashMap<I, FrameSink>>,
+    sinks: RwLock<HashMap<I, NodeInputs<I>>>,
     /// While set, frames between nodes on different sides are lost.
     partition: RwLock<Option<Sides<I>>>,
     /// Whether `partition` is set: every frame checks it, so it must not take the lock.
@@ -116,7 +116,7 @@ impl<I: NodeId> LocalNetwork<I> {
             .sinks
             .write()
             .expect("not poisoned")
-            .insert(id.clone(), node.inputs().sink().clone());
+            .insert(id.clone(), node.inputs());
         LocalTransport {
             from: id,
             network: self.clone(),
@@ -151,7 +151,7 @@ impl<I: NodeId> LocalNetwork<I> {
         partition.as_ref().is_some_and(|side| side(a) != side(b))
     }
 
-    fn sink(&self, id: &I) -> Option<FrameSink> {
+    fn sink(&self, id: &I) -> Option<NodeInputs<I>> {
         self.inner
             .sinks
             .read()
@@ -194,7 +194,7 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
         let latency = self.network.latency(&self.from, to);
         if latency.is_zero() {
             return sink
-                .send_wait(frame)
+                .handle_frame(frame)
                 .await
                 .map_err(|_| TransportError::Unreachable);
         }
@@ -221,19 +221,19 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
         }
         let sinks = inner.sinks.read().expect("not poisoned");
         match sinks.get(to) {
-            Some(sink) => sink.try_send(frame),
+            Some(sink) => sink.try_frame(frame),
             None => Err(frame),
         }
     }
 }
 
 /// A task that delivers one link's frames in order, each at its instant.
-fn spawn_link(sink: FrameSink) -> Link {
+fn spawn_link<I: NodeId>(sink: NodeInputs<I>) -> Link {
     let (tx, mut rx) = mpsc::channel::<(Instant, Frame)>(LINK_CAPACITY);
     tokio::spawn(async move {
         while let Some((at, frame)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
-            if sink.send_wait(frame).await == Err(InboundError::Closed) {
+            if sink.handle_frame(frame).await == Err(InboundError::Closed) {
                 break;
             }
         }

@@ -21,6 +21,7 @@ mod options;
 mod outbox;
 mod pacing;
 mod stats;
+mod topics;
 mod transport;
 
 pub use delegate::{NoopDelegate, PlumtreeDelegate};
@@ -29,4 +30,5 @@ pub use local::{LocalNetwork, LocalTransport};
 pub use node::{Deliveries, NodeInputs, PlumtreeMemberlist, StartError};
 pub use options::RuntimeConfig;
 pub use stats::NodeStats;
+pub use topics::{Topic, TopicError};
 pub use transport::{ChannelReceiver, ChannelTransport, Transport, TransportError};

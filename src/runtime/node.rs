@@ -9,13 +9,14 @@ use tokio::task::JoinHandle;
 
 use super::broadcasts::{self, BroadcastQueue, BroadcastSender};
 use super::delegate::PlumtreeDelegate;
-use super::driver::{Control, Driver};
+use super::driver::Control;
 use super::inbound::{self, FrameSink, Inbound, InboundError};
 use super::options::RuntimeConfig;
 use super::stats::NodeStats;
+use super::topics::{DriverParts, Routes, StartDriver, Starter, Topic, TopicError, Topics};
 use super::transport::Transport;
 use crate::proto::{Delivery, Plumtree};
-use crate::{BroadcastError, ConfigError, Frame, MessageId, NodeId, PlumtreeConfig};
+use crate::{BroadcastError, ConfigError, Frame, MessageId, NodeId, PlumtreeConfig, TopicId};
 
 /// Why [`PlumtreeMemberlist::start`] failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +43,15 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct PlumtreeMemberlist<I: NodeId, D> {
     local: I,
+    /// The default topic for a node, another for a topic's own node (see [`Topic`]).
+    topic: TopicId,
+    /// Set when a topic's node was left: its broadcasts fail with `NotJoined`.
+    left: AtomicBool,
+    /// The topics this node joined (unused in a topic's own node).
+    topics: Topics<I>,
+    /// Kept for the topics this node joins: each signs with them (under its topic).
+    #[cfg(feature = "signing")]
+    origin_keys: Option<crate::OriginKeys<I>>,
     inputs: NodeInputs<I>,
     broadcasts: BroadcastSender,
     config: PlumtreeConfig,
@@ -86,18 +96,38 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         runtime: RuntimeConfig,
         delegate: D,
     ) -> Result<Self, ConfigError> {
+        Self::build(local, TopicId::DEFAULT, None, config, runtime, delegate)
+    }
+
+    /// A node of `topic`, whose received frames come through `routes` (a new table for a node
+    /// of the default topic).
+    fn build(
+        local: I,
+        topic: TopicId,
+        routes: Option<Arc<Routes>>,
+        config: PlumtreeConfig,
+        runtime: RuntimeConfig,
+        delegate: D,
+    ) -> Result<Self, ConfigError> {
         runtime.validate()?;
         let core = Plumtree::new(local.clone(), config.clone())?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (sink, frames) = inbound::channel(runtime.inbound_bytes, Arc::default());
+        let routes = routes.unwrap_or_else(|| Arc::new(Routes::new(sink.clone())));
         let (broadcasts_tx, broadcasts_rx) =
             broadcasts::channel(runtime.broadcast_capacity, core.ids());
         let (stream_tx, stream_rx) = mpsc::channel(runtime.delivery_capacity);
         Ok(Self {
             local,
+            topic,
+            left: AtomicBool::new(false),
+            topics: Topics::new(Arc::clone(&routes)),
+            #[cfg(feature = "signing")]
+            origin_keys: None,
             inputs: NodeInputs {
                 control: control_tx,
                 sink,
+                routes,
             },
             broadcasts: broadcasts_tx,
             config,
@@ -124,7 +154,8 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// [`ConfigError::Inconsistent`] when `keys` belong to another node id, or the node has
     /// started.
     #[cfg(feature = "signing")]
-    pub fn with_origin_keys(self, keys: crate::OriginKeys<I>) -> Result<Self, ConfigError> {
+    pub fn with_origin_keys(mut self, keys: crate::OriginKeys<I>) -> Result<Self, ConfigError> {
+        self.origin_keys = Some(keys.clone());
         {
             let mut slot = self
                 .parts
@@ -139,6 +170,11 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         Ok(self)
     }
 
+    /// Its runtime config.
+    pub fn runtime_config(&self) -> &RuntimeConfig {
+        &self.runtime
+    }
+
     /// This node's id.
     pub fn local_id(&self) -> &I {
         &self.local
@@ -150,23 +186,40 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// [`StartError`] if already started or not inside a tokio runtime.
     pub fn start<T: Transport<I>>(&self, transport: T) -> Result<(), StartError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        if !self.topic.is_default() {
+            return Err(StartError::AlreadyStarted);
+        }
+        let transport = Arc::new(transport);
+        let starter: Arc<dyn StartDriver<I>> = Arc::new(Starter {
+            transport: Arc::clone(&transport),
+            handle,
+        });
+        self.launch(&*starter)?;
+        transport.attach(self.inputs.clone());
+        self.topics.started(starter);
+        Ok(())
+    }
+
+    /// Spawns the protocol and delivery tasks of this node (of its topic).
+    pub(super) fn launch(&self, starter: &dyn StartDriver<I>) -> Result<(), StartError> {
         let parts = self
             .parts
             .lock()
             .expect("not poisoned")
             .take()
             .ok_or(StartError::AlreadyStarted)?;
-        transport.attach(self.inputs.clone());
         let (events_tx, events_rx) = mpsc::channel(event_batches(self.runtime.delivery_capacity));
-        let driver = Driver::new(
-            parts.core,
-            Arc::new(transport),
-            &self.runtime,
-            events_tx,
-            Arc::clone(&self.inputs.sink.counters),
-        );
-        let protocol = handle.spawn(driver.run(parts.control, parts.frames, parts.broadcasts));
-        let delivery = handle.spawn(super::delivery::deliver(
+        let protocol = starter.spawn(DriverParts {
+            topic: self.topic,
+            core: parts.core,
+            runtime: self.runtime.clone(),
+            events: events_tx,
+            counters: Arc::clone(&self.inputs.sink.counters),
+            control: parts.control,
+            frames: parts.frames,
+            broadcasts: parts.broadcasts,
+        });
+        let delivery = starter.handle().spawn(super::delivery::deliver(
             events_rx,
             Arc::clone(&self.delegate),
             parts.stream.0,
@@ -178,6 +231,73 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             .extend([protocol, delivery]);
         self.started.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Joins `topic`: from now on this node takes part in its broadcasts, with its own protocol
+    /// core (under `config`), queues (this node's [`RuntimeConfig`]) and `delegate`, sending
+    /// through this node's transport. Tell the topic which peers joined it through
+    /// [`Topic::inputs`]; `MemberlistStack::join_topic` does that from membership and tells the
+    /// other members. With origin keys, the topic's broadcasts are signed, under the topic's id.
+    ///
+    /// # Errors
+    /// [`TopicError`]: the default topic, a topic joined already, more than
+    /// [`RuntimeConfig::max_topics`], a node not started, or a `config` that does not validate.
+    pub fn join_topic<E: PlumtreeDelegate<I>>(
+        &self,
+        topic: TopicId,
+        config: PlumtreeConfig,
+        delegate: E,
+    ) -> Result<Topic<I, E>, TopicError> {
+        if topic.is_default() {
+            return Err(TopicError::Default);
+        }
+        if !self.topic.is_default() || !self.started.load(Ordering::Acquire) {
+            return Err(TopicError::NotRunning);
+        }
+        let node = PlumtreeMemberlist::build(
+            self.local.clone(),
+            topic,
+            Some(Arc::clone(&self.topics.routes)),
+            config,
+            self.runtime.clone(),
+            delegate,
+        )?;
+        #[cfg(feature = "signing")]
+        let node = match &self.origin_keys {
+            Some(keys) => node.with_origin_keys(keys.for_topic(topic))?,
+            None => node,
+        };
+        self.topics.join(topic, node, self.runtime.max_topics)
+    }
+
+    /// Leaves `topic`: stops its tasks (as [`shutdown`](Self::shutdown) does) and drops its
+    /// frames from now on. False if the node was not in it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the topic is left anyway.
+    pub async fn leave_topic(&self, topic: TopicId) -> bool {
+        self.topics.leave(topic).await
+    }
+
+    /// The topics this node joined, with their inputs (for a membership source that tells each
+    /// topic its peers).
+    pub fn joined_topics(&self) -> Vec<(TopicId, NodeInputs<I>)> {
+        self.topics.joined()
+    }
+
+    /// The delegate.
+    pub(super) fn delegate(&self) -> &D {
+        &self.delegate
+    }
+
+    /// This node's own inbound queue.
+    pub(super) fn own_sink(&self) -> &FrameSink {
+        &self.inputs.sink
+    }
+
+    /// Marks a topic's node as left: broadcasts fail with `NotJoined` from now on.
+    pub(super) fn mark_left(&self) {
+        self.left.store(true, Ordering::Release);
     }
 
     /// Deliveries as a stream, for `while let Some(d) = deliveries.recv().await`. Available once,
@@ -226,6 +346,9 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     }
 
     fn checked(&self, payload: Bytes) -> Result<Bytes, BroadcastError> {
+        if self.left.load(Ordering::Acquire) {
+            return Err(BroadcastError::NotJoined(self.topic));
+        }
         if !self.started.load(Ordering::Acquire) {
             return Err(BroadcastError::Closed);
         }
@@ -244,7 +367,9 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     pub async fn stats(&self) -> Option<NodeStats<I>> {
         let (reply, answer) = oneshot::channel();
         self.inputs.control.send(Control::Stats(reply)).ok()?;
-        answer.await.ok()
+        let mut stats = answer.await.ok()?;
+        stats.unrouted_frames = self.inputs.routes.unrouted();
+        Some(stats)
     }
 
     /// Stops every task of this node and waits for them to end.
@@ -252,6 +377,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Cancel safety
     /// Cancel safe: the tasks stop anyway.
     pub async fn shutdown(&self) {
+        self.topics.leave_all().await;
         let _ = self.inputs.control.send(Control::Shutdown);
         let tasks: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
@@ -263,6 +389,10 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
 
 impl<I: NodeId, D> Drop for PlumtreeMemberlist<I, D> {
     fn drop(&mut self) {
+        // A topic's handle may outlive the node; its tasks must not.
+        for (_, topic) in self.topics.joined() {
+            let _ = topic.control.send(Control::Shutdown);
+        }
         // The protocol task also ends when the control channel closes; telling it saves a wait.
         let _ = self.inputs.control.send(Control::Shutdown);
     }
@@ -278,7 +408,10 @@ impl<I: NodeId, D> Drop for PlumtreeMemberlist<I, D> {
 #[derive(Clone, Debug)]
 pub struct NodeInputs<I> {
     control: mpsc::UnboundedSender<Control<I>>,
+    /// This node's (or topic's) own inbound queue.
     sink: FrameSink,
+    /// Where received frames go, by topic.
+    routes: Arc<Routes>,
 }
 
 // A control send fails only once the node has shut down, when peer changes no longer matter.
@@ -307,7 +440,9 @@ impl<I> NodeInputs<I> {
         let _ = self.control.send(Control::Rtt(peer, rtt));
     }
 
-    /// Hands the node a frame received from a peer (its wire form as `Bytes`, or a [`Frame`]),
+    /// Hands the node a frame received from a peer (its wire form as `Bytes`, or a [`Frame`]):
+    /// it goes to the frame's topic (a frame of a topic the node is not in is dropped and
+    /// counted in [`NodeStats::unrouted_frames`]),
     /// waiting while the inbound queue is full: backpressure to whoever reads the network, as
     /// TCP gives a slow receiver.
     ///
@@ -317,7 +452,7 @@ impl<I> NodeInputs<I> {
     /// # Cancel safety
     /// Cancel safe: if cancelled, the frame was not handed over.
     pub async fn handle_frame(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
-        self.sink.send_wait(frame.into()).await
+        self.routes.send_wait(frame.into()).await
     }
 
     /// Like [`handle_frame`](Self::handle_frame) but never waits, for readers that cannot: when
@@ -328,7 +463,7 @@ impl<I> NodeInputs<I> {
     /// [`InboundError::Full`] when the frame was dropped, [`InboundError::Closed`] after
     /// shutdown.
     pub fn try_handle_frame(&self, frame: impl Into<Frame>) -> Result<(), InboundError> {
-        self.sink.send(frame.into())
+        self.routes.send(frame.into())
     }
 
     /// Resolves once the node has shut down and takes no more frames: a transport's reader
@@ -340,10 +475,10 @@ impl<I> NodeInputs<I> {
         self.sink.closed().await;
     }
 
-    /// The inbound queue itself, for in-process links that try a frame without waiting and
-    /// keep it when there is no room.
-    pub(crate) fn sink(&self) -> &FrameSink {
-        &self.sink
+    /// Hands a frame over if that needs no waiting, or gives it back: for in-process links,
+    /// which keep it and wait when there is no room.
+    pub(crate) fn try_frame(&self, frame: Frame) -> Result<(), Frame> {
+        self.routes.try_send(frame)
     }
 }
 

@@ -32,6 +32,11 @@ pub struct RuntimeConfig {
     /// is `delivery_capacity / 64` turns: about this many deliveries, plus the neighbour events
     /// of those turns.
     pub delivery_capacity: usize,
+    /// Most topics a node joins besides the default one
+    /// ([`join_topic`](super::PlumtreeMemberlist::join_topic)), and most topic ids
+    /// `MemberlistStack` reads from one member's metadata. Default 16. Each topic has queues
+    /// as large as the node's, so a node's memory bound grows by that much per topic.
+    pub max_topics: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +47,7 @@ impl Default for RuntimeConfig {
             inbound_bytes: 32 << 20,
             broadcast_capacity: 256,
             delivery_capacity: 4096,
+            max_topics: 16,
         }
     }
 }
@@ -58,6 +64,8 @@ setters! {
     with_broadcast_capacity: broadcast_capacity: usize;
     /// Sets [`delivery_capacity`](Self::delivery_capacity).
     with_delivery_capacity: delivery_capacity: usize;
+    /// Sets [`max_topics`](Self::max_topics).
+    with_max_topics: max_topics: usize;
 }
 
 impl RuntimeConfig {

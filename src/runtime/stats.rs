@@ -31,6 +31,9 @@ pub struct NodeStats<I> {
     pub inbound_dropped: u64,
     /// Received frames that did not decode.
     pub decode_errors: u64,
+    /// Received frames of topics this node is not in, dropped (for the whole node, whichever
+    /// topic's stats say it).
+    pub unrouted_frames: u64,
 }
 
 /// Counters updated outside the protocol task (the inbound queue's senders).

@@ -27,6 +27,7 @@ mod network;
 mod queue;
 mod record;
 pub mod scenario;
+pub mod topics;
 
 use std::collections::HashMap;
 
@@ -90,6 +91,8 @@ struct Node {
     timer: Option<Instant>,
     /// Partition side; frames between different sides are dropped.
     side: u8,
+    /// Never in the group ([`Sim::with_members`]): frames that reach it are counted.
+    outsider: bool,
 }
 
 /// The simulator. See the [module docs](self).
@@ -116,6 +119,8 @@ pub struct Sim {
     cache_peak: usize,
     /// Sum over samples of the mean cache size per running node, and the number of samples.
     cache_samples: (f64, u64),
+    /// Frames, and payloads among them, that reached nodes outside the group.
+    to_outsiders: (u64, u64),
 }
 
 impl Sim {
@@ -124,6 +129,17 @@ impl Sim {
     /// # Errors
     /// [`ConfigError`] if the protocol config is invalid.
     pub fn new(config: SimConfig) -> Result<Self, ConfigError> {
+        let everyone: Vec<NodeIndex> = (0..config.nodes as NodeIndex).collect();
+        Self::with_members(config, &everyone)
+    }
+
+    /// Creates `config.nodes` node slots of which only `members` run, all knowing each other:
+    /// one topic's group inside a larger cluster. The others never start; what reaches them
+    /// is counted ([`to_outsiders`](Self::to_outsiders)).
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the protocol config is invalid.
+    pub fn with_members(config: SimConfig, members: &[NodeIndex]) -> Result<Self, ConfigError> {
         let start = Instant::now();
         let mut sim = Self {
             start,
@@ -140,19 +156,31 @@ impl Sim {
             role_changes: (0, 0),
             cache_peak: 0,
             cache_samples: (0.0, 0),
+            to_outsiders: (0, 0),
             config,
         };
         let n = sim.config.nodes as NodeIndex;
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        let whole = members.len() == n as usize;
         // One list for every node: at 10,000 nodes, a copy each would take 800 MB.
-        let everyone = std::sync::Arc::new((0..n).collect::<Vec<_>>());
+        let group = std::sync::Arc::new(members);
         for i in 0..n {
-            let mut core = sim.new_core(i)?;
-            sim.measure_rtts(&mut core, i);
-            core.add_peer_list(start, everyone.clone());
+            let outsider = !whole && group.binary_search(&i).is_err();
+            let core = if outsider {
+                None
+            } else {
+                let mut core = sim.new_core(i)?;
+                sim.measure_rtts(&mut core, i, (!whole).then_some(&group[..]));
+                core.add_peer_list(start, group.clone());
+                Some(core)
+            };
             sim.nodes.push(Node {
-                core: Some(core),
+                core,
                 timer: None,
                 side: 0,
+                outsider,
             });
         }
         for i in 0..n {
@@ -162,14 +190,21 @@ impl Sim {
     }
 
     /// With peer scoring, what SWIM's pings would have told node `i` by the time it chooses
-    /// neighbours: the round trip to every other node (to 256 random ones above 2,000 nodes,
-    /// to bound memory).
-    fn measure_rtts(&mut self, core: &mut Plumtree<NodeIndex>, i: NodeIndex) {
+    /// neighbours: the round trip to every other node of the group (`group`, or everyone; to
+    /// 256 random nodes above 2,000 nodes, to bound memory).
+    fn measure_rtts(
+        &mut self,
+        core: &mut Plumtree<NodeIndex>,
+        i: NodeIndex,
+        group: Option<&[NodeIndex]>,
+    ) {
         if !self.config.protocol.peer_scoring {
             return;
         }
         let n = self.config.nodes as NodeIndex;
-        let peers: Vec<NodeIndex> = if n <= 2000 {
+        let peers: Vec<NodeIndex> = if let Some(group) = group {
+            group.to_vec()
+        } else if n <= 2000 {
             (0..n).collect()
         } else {
             (0..256).map(|_| self.rng.u64(..n)).collect()
@@ -236,6 +271,12 @@ impl Sim {
         self.gap_payloads
     }
 
+    /// Frames, and payloads among them, that reached node slots outside the group
+    /// ([`with_members`](Self::with_members)).
+    pub fn to_outsiders(&self) -> (u64, u64) {
+        self.to_outsiders
+    }
+
     /// Payloads delivered twice to the same node (the protocol promises 0).
     pub fn duplicate_deliveries(&self) -> u64 {
         self.duplicates
@@ -296,12 +337,13 @@ impl Sim {
         let now = self.now;
         let live: Vec<NodeIndex> = self.live_nodes().collect();
         let mut core = self.new_core(id)?;
-        self.measure_rtts(&mut core, id);
+        self.measure_rtts(&mut core, id, None);
         core.add_peers(now, live.iter().copied());
         self.nodes.push(Node {
             core: Some(core),
             timer: None,
             side: 0,
+            outsider: false,
         });
         self.drain(id);
         for j in live {
@@ -342,7 +384,14 @@ impl Sim {
                 if self.nodes[to as usize].side != self.nodes[from as usize].side {
                     return;
                 }
-                let Some(core) = self.nodes[to as usize].core.as_mut() else {
+                let node = &mut self.nodes[to as usize];
+                let Some(core) = node.core.as_mut() else {
+                    if node.outsider {
+                        self.to_outsiders.0 += 1;
+                        if let Message::Gossip(_) | Message::Repair(_) = message {
+                            self.to_outsiders.1 += 1;
+                        }
+                    }
                     return;
                 };
                 core.handle_message(now, from, message);

@@ -346,7 +346,11 @@ fn min_reliability<'a>(sim: &Sim, records: impl Iterator<Item = &'a MessageRecor
         .fold(1.0, f64::min)
 }
 
-fn summarize(scenario: Scenario, sim: &Sim, mut extra: Vec<(&'static str, f64)>) -> Report {
+pub(super) fn summarize(
+    scenario: Scenario,
+    sim: &Sim,
+    mut extra: Vec<(&'static str, f64)>,
+) -> Report {
     let records = sim.records();
     let count = records.len().max(1) as f64;
     let series: Vec<(f64, f64)> = records

@@ -237,6 +237,12 @@ fn rejects_what_the_encoder_never_writes() {
         Err(DecodeError::UnsupportedVersion(WIRE_VERSION + 1))
     );
     let mut bad = prune.to_vec();
+    bad[0] = WIRE_VERSION;
+    assert_eq!(
+        Envelope::<u64>::decode(&bad.into(), &LIMITS),
+        Err(DecodeError::TopicPrefix)
+    );
+    let mut bad = prune.to_vec();
     bad[9] = 77;
     assert_eq!(
         Envelope::<u64>::decode(&bad.into(), &LIMITS),

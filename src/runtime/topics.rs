@@ -1,0 +1,381 @@
+//! Topics: independent broadcast groups inside one node.
+//!
+//! A node runs one protocol core per topic it joined, each with its own protocol task, delivery
+//! task, send queues and config, so a topic's tree, cache and flow control never touch another's.
+//! They share the node's id and its [`Transport`]: a topic's frames carry its id in front of the
+//! envelope (src/message/topic.rs), and [`Routes`] hands each received frame to its topic's
+//! inbound queue. A frame of a topic the node has not joined is dropped and counted.
+//!
+//! Which peers take part in a topic is told to the topic by its [`NodeInputs`] (as for the
+//! default topic); `MemberlistStack` does it from what members publish in their metadata.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::broadcasts::BroadcastQueue;
+use super::driver::{Control, Driver};
+use super::inbound::{FrameSink, Inbound, InboundError};
+use super::node::NodeInputs;
+use super::options::RuntimeConfig;
+use super::stats::{Counters, NodeStats};
+use super::transport::Transport;
+use super::{PlumtreeDelegate, PlumtreeMemberlist};
+use crate::proto::{Event, Plumtree};
+use crate::{BroadcastError, ConfigError, Frame, MessageId, NodeId, TopicId};
+
+/// Why [`PlumtreeMemberlist::join_topic`] failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The default topic is not joined or left: every node is in it.
+    #[error("the default topic cannot be joined or left")]
+    Default,
+    /// This node is in the topic already.
+    #[error("{0} was joined already")]
+    AlreadyJoined(TopicId),
+    /// The node is in [`RuntimeConfig::max_topics`] topics already.
+    #[error("this node is in {max} topics already (RuntimeConfig::max_topics)")]
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
+    /// Topics are joined on a started node (they send through its transport), and not through
+    /// a topic's own handle.
+    #[error("topics are joined on a started node")]
+    NotRunning,
+    /// The topic's config does not validate.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Where one received frame goes.
+enum Route {
+    Default(Frame),
+    Topic(FrameSink, Frame),
+    /// A topic this node is not in: dropped (and counted).
+    Nowhere,
+}
+
+/// Where received frames go: each to the inbound queue of its topic. Shared by the inputs of a
+/// node and of all its topics, so any of them routes any frame.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    default: FrameSink,
+    topics: RwLock<HashMap<TopicId, FrameSink>>,
+    /// Frames of topics this node is not in.
+    unrouted: AtomicU64,
+}
+
+impl Routes {
+    pub(crate) fn new(default: FrameSink) -> Self {
+        Self {
+            default,
+            topics: RwLock::default(),
+            unrouted: AtomicU64::new(0),
+        }
+    }
+
+    /// Where `frame` goes. A malformed prefix goes to the default topic, whose decoder counts
+    /// it; a topic the node is not in is counted here.
+    fn route(&self, frame: Frame) -> Route {
+        match frame.topic() {
+            Ok(topic) if !topic.is_default() => {
+                let sink = self
+                    .topics
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&topic)
+                    .cloned();
+                match (sink, frame.strip_topic()) {
+                    (Some(sink), Ok((_, inner))) => Route::Topic(sink, inner),
+                    _ => {
+                        self.unrouted.fetch_add(1, Ordering::Relaxed);
+                        Route::Nowhere
+                    }
+                }
+            }
+            _ => Route::Default(frame),
+        }
+    }
+
+    /// Hands `frame` to its topic's queue, waiting for room.
+    pub(crate) async fn send_wait(&self, frame: Frame) -> Result<(), InboundError> {
+        match self.route(frame) {
+            Route::Default(frame) => self.default.send_wait(frame).await,
+            Route::Topic(sink, frame) => sink.send_wait(frame).await,
+            Route::Nowhere => Ok(()),
+        }
+    }
+
+    /// Hands `frame` to its topic's queue if there is room, or drops and counts it.
+    pub(crate) fn send(&self, frame: Frame) -> Result<(), InboundError> {
+        match self.route(frame) {
+            Route::Default(frame) => self.default.send(frame),
+            Route::Topic(sink, frame) => sink.send(frame),
+            Route::Nowhere => Ok(()),
+        }
+    }
+
+    /// Hands a frame of the default topic over if its queue has room, or gives it back (any
+    /// other topic's frame too: the caller's waiting path routes it).
+    pub(crate) fn try_send(&self, frame: Frame) -> Result<(), Frame> {
+        match frame.topic() {
+            Ok(topic) if topic.is_default() => self.default.try_send(frame),
+            _ => Err(frame),
+        }
+    }
+
+    /// Frames dropped because this node is not in their topic.
+    pub(crate) fn unrouted(&self) -> u64 {
+        self.unrouted.load(Ordering::Relaxed)
+    }
+
+    fn insert(&self, topic: TopicId, sink: FrameSink) {
+        self.topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic, sink);
+    }
+
+    fn remove(&self, topic: TopicId) {
+        self.topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&topic);
+    }
+}
+
+/// What a protocol task is started from.
+pub(crate) struct DriverParts<I: NodeId> {
+    pub(crate) topic: TopicId,
+    pub(crate) core: Plumtree<I>,
+    pub(crate) runtime: RuntimeConfig,
+    pub(crate) events: tokio::sync::mpsc::Sender<Vec<Event<I>>>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) control: tokio::sync::mpsc::UnboundedReceiver<Control<I>>,
+    pub(crate) frames: Inbound,
+    pub(crate) broadcasts: BroadcastQueue,
+}
+
+/// Starts protocol tasks on a node's transport: kept by a started node for the topics it joins
+/// later, when the transport's type is no longer at hand.
+pub(crate) trait StartDriver<I: NodeId>: Send + Sync {
+    fn spawn(&self, parts: DriverParts<I>) -> JoinHandle<()>;
+    fn handle(&self) -> &Handle;
+}
+
+/// The [`StartDriver`] of a transport `T`.
+pub(crate) struct Starter<T> {
+    pub(crate) transport: Arc<T>,
+    pub(crate) handle: Handle,
+}
+
+impl<I: NodeId, T: Transport<I>> StartDriver<I> for Starter<T> {
+    fn spawn(&self, parts: DriverParts<I>) -> JoinHandle<()> {
+        let driver = Driver::new(
+            parts.topic,
+            parts.core,
+            Arc::clone(&self.transport),
+            &parts.runtime,
+            parts.events,
+            parts.counters,
+        );
+        self.handle
+            .spawn(driver.run(parts.control, parts.frames, parts.broadcasts))
+    }
+
+    fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+/// A joined topic, whatever its delegate's type: what the node needs to route to it and to
+/// stop it.
+trait Joined<I: NodeId>: Send + Sync {
+    fn inputs(&self) -> NodeInputs<I>;
+    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl<I: NodeId, D: PlumtreeDelegate<I>> Joined<I> for PlumtreeMemberlist<I, D> {
+    fn inputs(&self) -> NodeInputs<I> {
+        PlumtreeMemberlist::inputs(self)
+    }
+
+    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.mark_left();
+        Box::pin(self.shutdown())
+    }
+}
+
+/// The topics of a node (empty and unused in a topic's own node).
+pub(crate) struct Topics<I: NodeId> {
+    pub(crate) routes: Arc<Routes>,
+    state: std::sync::Mutex<TopicTable<I>>,
+}
+
+#[derive(Default)]
+struct TopicTable<I: NodeId> {
+    starter: Option<Arc<dyn StartDriver<I>>>,
+    joined: HashMap<TopicId, Arc<dyn Joined<I>>>,
+}
+
+impl<I: NodeId> std::fmt::Debug for Topics<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Topics")
+            .field("joined", &state.joined.keys().collect::<Vec<_>>())
+            .field("unrouted", &self.routes.unrouted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: NodeId> Topics<I> {
+    pub(crate) fn new(routes: Arc<Routes>) -> Self {
+        Self {
+            routes,
+            state: std::sync::Mutex::new(TopicTable {
+                starter: None,
+                joined: HashMap::new(),
+            }),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, TopicTable<I>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps the node's starter for topics joined from now on.
+    pub(crate) fn started(&self, starter: Arc<dyn StartDriver<I>>) {
+        self.table().starter = Some(starter);
+    }
+
+    /// Starts `node` as topic `topic` of this node.
+    pub(crate) fn join<D: PlumtreeDelegate<I>>(
+        &self,
+        topic: TopicId,
+        node: PlumtreeMemberlist<I, D>,
+        max: usize,
+    ) -> Result<Topic<I, D>, TopicError> {
+        let mut table = self.table();
+        let starter = table.starter.clone().ok_or(TopicError::NotRunning)?;
+        if table.joined.contains_key(&topic) {
+            return Err(TopicError::AlreadyJoined(topic));
+        }
+        if table.joined.len() >= max {
+            return Err(TopicError::TooMany { max });
+        }
+        let node = Arc::new(node);
+        node.launch(&*starter).map_err(|_| TopicError::NotRunning)?;
+        self.routes.insert(topic, node.own_sink().clone());
+        table
+            .joined
+            .insert(topic, Arc::clone(&node) as Arc<dyn Joined<I>>);
+        Ok(Topic { topic, node })
+    }
+
+    /// Stops topic `topic`; false if the node was not in it.
+    pub(crate) async fn leave(&self, topic: TopicId) -> bool {
+        let joined = self.table().joined.remove(&topic);
+        self.routes.remove(topic);
+        match joined {
+            Some(node) => {
+                node.leave().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every topic.
+    pub(crate) async fn leave_all(&self) {
+        let joined: Vec<_> = self.table().joined.drain().collect();
+        for (topic, node) in joined {
+            self.routes.remove(topic);
+            node.leave().await;
+        }
+    }
+
+    /// The topics joined, with their inputs.
+    pub(crate) fn joined(&self) -> Vec<(TopicId, NodeInputs<I>)> {
+        self.table()
+            .joined
+            .iter()
+            .map(|(topic, node)| (*topic, node.inputs()))
+            .collect()
+    }
+}
+
+/// A topic this node joined ([`PlumtreeMemberlist::join_topic`]): broadcasts on it, its peers
+/// and its state. Cloning it is cheap; it does not keep the topic joined, and once the topic is
+/// left its broadcasts fail with [`BroadcastError::NotJoined`].
+#[derive(Debug)]
+pub struct Topic<I: NodeId, D> {
+    topic: TopicId,
+    node: Arc<PlumtreeMemberlist<I, D>>,
+}
+
+impl<I: NodeId, D> Clone for Topic<I, D> {
+    fn clone(&self) -> Self {
+        Self {
+            topic: self.topic,
+            node: Arc::clone(&self.node),
+        }
+    }
+}
+
+impl<I: NodeId, D: PlumtreeDelegate<I>> Topic<I, D> {
+    /// Which topic it is.
+    pub fn id(&self) -> TopicId {
+        self.topic
+    }
+
+    /// Broadcasts `payload` to the topic's members, as
+    /// [`PlumtreeMemberlist::broadcast`] does for the default topic.
+    ///
+    /// # Errors
+    /// As `PlumtreeMemberlist::broadcast`, and [`BroadcastError::NotJoined`] once the topic was
+    /// left.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if cancelled, nothing was broadcast.
+    pub async fn broadcast(
+        &self,
+        payload: impl Into<bytes::Bytes>,
+    ) -> Result<MessageId, BroadcastError> {
+        self.node.broadcast(payload).await
+    }
+
+    /// Like [`broadcast`](Self::broadcast), but fails at once instead of waiting for room.
+    ///
+    /// # Errors
+    /// As [`PlumtreeMemberlist::try_broadcast`], and [`BroadcastError::NotJoined`] once the
+    /// topic was left.
+    pub fn try_broadcast(
+        &self,
+        payload: impl Into<bytes::Bytes>,
+    ) -> Result<MessageId, BroadcastError> {
+        self.node.try_broadcast(payload)
+    }
+
+    /// The topic's inputs: its peers (the members that joined it) and round trips. Received
+    /// frames may go to any of a node's inputs: they are routed by topic.
+    pub fn inputs(&self) -> NodeInputs<I> {
+        self.node.inputs()
+    }
+
+    /// A snapshot of the topic's state; `None` once it was left.
+    pub async fn stats(&self) -> Option<NodeStats<I>> {
+        self.node.stats().await
+    }
+
+    /// The topic's delegate.
+    pub fn delegate(&self) -> &D {
+        self.node.delegate()
+    }
+}
