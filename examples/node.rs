@@ -57,6 +57,9 @@ usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
   --compress BYTES  compress payloads of at least BYTES with LZ4 (compress_min_size)
   --demo-signing N  sign broadcasts and accept only those signed by nodes 1 to N, with keys
                     derived from the ids (a demonstration: anyone can derive them)
+  --cert-signing N  with --quic: sign broadcasts with this node's certificate key and accept
+                    only those signed by nodes 1 to N, each key taken from its certificate
+                    (ID.pem beside --cert) once checked against the CA and the id
   --no-reconnect    do not join departed members again (for comparisons)
   --quic ADDR       send Plumtree frames over QUIC bound there (mutual TLS; needs the three below)
   --ca FILE         PEM: the CA every node trusts
@@ -86,6 +89,8 @@ struct Args {
     quic: Option<Quic>,
     /// `--demo-signing N`: origin keys of nodes 1 to N.
     demo_signing: Option<u64>,
+    /// `--cert-signing N`: origin keys of nodes 1 to N from their certificates.
+    cert_signing: Option<u64>,
 }
 
 /// `--quic` and the certificate files it needs.
@@ -119,6 +124,7 @@ fn parse() -> Result<Command, String> {
         reconnect: true,
         quic: None,
         demo_signing: None,
+        cert_signing: None,
     };
     let (mut compress, mut anti_entropy) = (None, true);
     let mut it = support::args(USAGE).into_iter();
@@ -151,6 +157,7 @@ fn parse() -> Result<Command, String> {
             "--no-reconnect" => args.reconnect = false,
             "--compress" => compress = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--demo-signing" => args.demo_signing = Some(value()?.parse().map_err(|e| bad(&e))?),
+            "--cert-signing" => args.cert_signing = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--quic" => quic = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--ca" => ca = Some(PathBuf::from(value()?)),
             "--cert" => cert = Some(PathBuf::from(value()?)),
@@ -174,6 +181,9 @@ fn parse() -> Result<Command, String> {
         (None, ..) => return Err("--ca, --cert and --key go with --quic ADDR".into()),
         _ => return Err("--quic needs --ca FILE, --cert FILE and --key FILE".into()),
     };
+    if args.cert_signing.is_some() && (args.quic.is_none() || args.demo_signing.is_some()) {
+        return Err("--cert-signing goes with --quic, and not with --demo-signing".into());
+    }
     // After the loop: `--preset` replaces the whole config, wherever it stands.
     args.config = args.config.with_compress_min_size(compress);
     if !anti_entropy {
@@ -290,6 +300,26 @@ fn demo_keys(id: u64, ids: u64) -> Result<memberlist_plumtree::OriginKeys<u64>, 
     })
 }
 
+/// `--cert-signing`: node `id`'s keys from its certificate, accepting nodes 1 to `ids`, each
+/// key from the certificate `ID.pem` in the directory of this node's, checked by `tls`.
+fn certified_keys(
+    id: u64,
+    ids: u64,
+    tls: &QuicTls,
+    cert: &Path,
+) -> Result<memberlist_plumtree::OriginKeys<u64>, Box<dyn std::error::Error>> {
+    let dir = cert.parent().unwrap_or(Path::new("."));
+    let mut keys = tls.origin_keys(id)?;
+    for origin in (1..=ids).filter(|&n| n != id) {
+        let pem = read(&dir.join(format!("{origin}.pem")))?;
+        let key = tls
+            .certified_origin_key(&origin, &pem)
+            .map_err(|e| format!("certificate of node {origin}: {e}"))?;
+        keys = keys.with_origin(origin, key)?;
+    }
+    Ok(keys)
+}
+
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = match parse()? {
         Command::Run(args) => *args,
@@ -308,6 +338,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = MemberlistStack::builder(args.id);
     if let Some(quic) = &args.quic {
         let tls = QuicTls::from_pem(&read(&quic.ca)?, &read(&quic.cert)?, &read(&quic.key)?)?;
+        if let Some(ids) = args.cert_signing {
+            builder = builder.origin_keys(certified_keys(args.id, ids, &tls, &quic.cert)?);
+        }
         builder = builder.quic(QuicTransport::bind(
             args.id,
             quic.bind,

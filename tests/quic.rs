@@ -256,3 +256,93 @@ async fn a_silently_killed_peer_restarted_at_once_receives_later_broadcasts() {
     }
     drop(doomed);
 }
+
+/// Signing keys bound to certificates: node 3, holding a valid certificate for node 3, can
+/// sign only as node 3. A payload it signed and then passed off as node 2's is dropped; the
+/// same payload under its own name is delivered.
+#[cfg(feature = "signing")]
+#[tokio::test]
+async fn signing_keys_from_certificates_let_no_node_sign_as_another() {
+    use memberlist_plumtree::{Plumtree, TlsError};
+
+    let ca = ClusterCa::generate().unwrap();
+    let certs: HashMap<u64, _> = (1..=3).map(|id| (id, ca.issue(&id).unwrap())).collect();
+    let tls = |id: u64| {
+        QuicTls::from_pem(&ca.cert_pem(), &certs[&id].cert_pem, &certs[&id].key_pem).unwrap()
+    };
+    let keys = |id: u64| {
+        let own = tls(id);
+        (1..=3)
+            .filter(|&o| o != id)
+            .fold(own.origin_keys(id).unwrap(), |keys, o| {
+                let key = own.certified_origin_key(&o, &certs[&o].cert_pem).unwrap();
+                keys.with_origin(o, key).unwrap()
+            })
+    };
+    let liar_tls = tls(3);
+    assert!(matches!(
+        liar_tls.origin_keys(2u64),
+        Err(TlsError::WrongName { .. })
+    ));
+
+    let book = Book::default();
+    let quic =
+        QuicTransport::bind(1u64, "127.0.0.1:0".parse().unwrap(), quic_config(), &tls(1)).unwrap();
+    book.write().unwrap().insert(1, quic.local_addr());
+    let recorder = Recorder::default();
+    let victim = PlumtreeMemberlist::new(1u64, PlumtreeConfig::lan(), recorder.clone())
+        .unwrap()
+        .with_origin_keys(keys(1))
+        .unwrap();
+    victim.start(quic.clone()).unwrap();
+    victim.inputs().add_peers([2, 3]);
+
+    // Node 3's own core signs a broadcast, as node 3.
+    let mut core = Plumtree::new(3u64, PlumtreeConfig::lan())
+        .unwrap()
+        .with_origin_keys(keys(3))
+        .unwrap();
+    core.add_peer(std::time::Instant::now(), 1);
+    core.broadcast(std::time::Instant::now(), &b"signed by 3"[..])
+        .unwrap();
+    let genuine = std::iter::from_fn(|| core.poll_transmit())
+        .find_map(|t| match t.message {
+            Message::Gossip(g) => Some(g),
+            _ => None,
+        })
+        .expect("a pushed payload");
+    let liar = QuicTransport::bind(
+        3u64,
+        "127.0.0.1:0".parse().unwrap(),
+        quic_config(),
+        &liar_tls,
+    )
+    .unwrap();
+    let lookup = Arc::clone(&book);
+    liar.set_resolver(move |peer| lookup.read().unwrap().get(peer).copied());
+    let send = |gossip: Gossip<u64>| Envelope {
+        sender: 3u64,
+        message: Message::Gossip(gossip),
+    };
+    let passed_off = Gossip {
+        origin: 2,
+        ..genuine.clone()
+    };
+    liar.send(&1, send(passed_off).to_bytes().into())
+        .await
+        .unwrap();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
+    while victim.stats().await.unwrap().protocol.bad_signatures == 0 {
+        assert!(tokio::time::Instant::now() < give_up, "not checked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(recorder.count(), 0);
+    liar.send(&1, send(genuine).to_bytes().into())
+        .await
+        .unwrap();
+    assert!(wait_for(|| recorder.count() == 1, Duration::from_secs(5)).await);
+    assert_eq!(victim.stats().await.unwrap().protocol.bad_signatures, 1);
+    victim.shutdown().await;
+    quic.close().await;
+    liar.close().await;
+}

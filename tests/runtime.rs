@@ -6,32 +6,11 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Recorder, all_deliver, wait_for};
+use common::{Recorder, all_deliver, lan, local_cluster, wait_for};
 use memberlist_plumtree::message::{Gossip, Graft};
 use memberlist_plumtree::{
-    BroadcastError, Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeConfig,
-    PlumtreeMemberlist,
+    BroadcastError, Envelope, LocalNetwork, Message, MessageId, NoopDelegate, PlumtreeMemberlist,
 };
-
-fn config(seed: u64) -> PlumtreeConfig {
-    PlumtreeConfig::lan().with_rng_seed(Some(seed))
-}
-
-/// `n` started nodes that all know each other.
-fn cluster(
-    n: u64,
-    network: &LocalNetwork<u64>,
-) -> (Vec<PlumtreeMemberlist<u64, Recorder>>, Vec<Recorder>) {
-    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::default()).collect();
-    let nodes: Vec<_> = (0..n)
-        .map(|id| PlumtreeMemberlist::new(id, config(id), recorders[id as usize].clone()).unwrap())
-        .collect();
-    for node in &nodes {
-        node.start(network.join(node)).unwrap();
-        node.inputs().add_peers(0..n);
-    }
-    (nodes, recorders)
-}
 
 /// `count` broadcasts of 64 bytes, taking the origins from `origins` in turn, `pause` apart.
 async fn broadcast_from(
@@ -53,7 +32,7 @@ async fn broadcast_from(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_nodes_deliver_a_thousand_random_broadcasts_exactly_once() {
     let network = LocalNetwork::new();
-    let (nodes, recorders) = cluster(50, &network);
+    let (nodes, recorders) = local_cluster(50, &network);
     let mut rng = fastrand::Rng::with_seed(7);
     let mut ids = Vec::new();
     for _ in 0..1000 {
@@ -76,7 +55,7 @@ async fn fifty_nodes_deliver_a_thousand_random_broadcasts_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_does_not_stop_delivery_once_removed() {
     let network = LocalNetwork::new();
-    let (nodes, recorders) = cluster(12, &network);
+    let (nodes, recorders) = local_cluster(12, &network);
     let all: Vec<usize> = (0..12).collect();
     broadcast_from(&nodes, &all, 50, Duration::ZERO).await;
     // Kill node 5 without telling anyone, keep broadcasting, then let "membership" remove it.
@@ -105,7 +84,7 @@ async fn shutdown_is_quick_and_leaves_no_task_behind() {
     let handle = tokio::runtime::Handle::current();
     let before = handle.metrics().num_alive_tasks();
     let network = LocalNetwork::new();
-    let (nodes, _) = cluster(8, &network);
+    let (nodes, _) = local_cluster(8, &network);
     broadcast_from(&nodes, &[0, 1, 2, 3, 4, 5, 6, 7], 100, Duration::ZERO).await;
     assert!(handle.metrics().num_alive_tasks() > before);
     let started = std::time::Instant::now();
@@ -137,11 +116,11 @@ async fn a_broadcast_that_returned_ok_is_delivered_even_across_shutdown() {
     // `broadcast` returns once the payload is queued, before the protocol task takes it; a
     // shutdown right after must still deliver what was accepted.
     let recorder = Recorder::default();
-    let node = PlumtreeMemberlist::new(0u64, config(0), recorder.clone()).unwrap();
+    let node = PlumtreeMemberlist::new(0u64, lan(0), recorder.clone()).unwrap();
     let not_started = node.broadcast(vec![1]).await;
     assert_eq!(not_started, Err(BroadcastError::Closed));
     node.start(LocalNetwork::new().join(&node)).unwrap();
-    let too_big = vec![0u8; config(0).max_message_size + 1];
+    let too_big = vec![0u8; lan(0).max_message_size + 1];
     assert!(matches!(
         node.broadcast(too_big).await,
         Err(BroadcastError::PayloadTooLarge { .. })
@@ -165,7 +144,7 @@ async fn dropping_a_node_stops_its_tasks() {
     let before = handle.metrics().num_alive_tasks();
     {
         let network = LocalNetwork::new();
-        let (nodes, _) = cluster(3, &network);
+        let (nodes, _) = local_cluster(3, &network);
         nodes[0].broadcast(vec![1]).await.unwrap();
     }
     assert!(
@@ -181,7 +160,7 @@ async fn dropping_a_node_stops_its_tasks() {
 async fn the_delivery_stream_sees_every_delivery() {
     let network = LocalNetwork::new();
     let nodes: Vec<_> = (0..3u64)
-        .map(|id| PlumtreeMemberlist::new(id, config(id), NoopDelegate).unwrap())
+        .map(|id| PlumtreeMemberlist::new(id, lan(id), NoopDelegate).unwrap())
         .collect();
     let mut stream = nodes[1].deliveries().unwrap();
     assert!(nodes[1].deliveries().is_none(), "only one stream");
@@ -208,7 +187,7 @@ async fn the_delivery_stream_sees_every_delivery() {
 async fn latency_and_loss_are_repaired() {
     let network =
         LocalNetwork::with_conditions(Duration::from_millis(1)..Duration::from_millis(5), 0.02, 3);
-    let (nodes, recorders) = cluster(10, &network);
+    let (nodes, recorders) = local_cluster(10, &network);
     let origins: Vec<usize> = (0..10).collect();
     let ids = broadcast_from(&nodes, &origins, 100, Duration::from_millis(2)).await;
     assert!(
@@ -225,7 +204,7 @@ async fn latency_and_loss_are_repaired() {
 async fn frames_from_non_members_are_dropped_and_counted() {
     let handle = tokio::runtime::Handle::current();
     let network = LocalNetwork::new();
-    let (nodes, recorders) = cluster(2, &network);
+    let (nodes, recorders) = local_cluster(2, &network);
     let id = nodes[0].broadcast(vec![1u8; 16]).await.unwrap();
     assert!(all_deliver(&recorders, &[id], Duration::from_secs(5)).await);
     let tasks = handle.metrics().num_alive_tasks();
@@ -283,7 +262,7 @@ async fn a_message_for_several_peers_is_encoded_once() {
     // IHave batches. Each of those is one frame (one head) shared by its receivers, and a
     // payload is never copied.
     let (transport, mut frames) = memberlist_plumtree::ChannelTransport::unbounded();
-    let node = PlumtreeMemberlist::new(0u64, config(0), NoopDelegate).unwrap();
+    let node = PlumtreeMemberlist::new(0u64, lan(0), NoopDelegate).unwrap();
     node.start(transport).unwrap();
     node.inputs().add_peers(1..=5);
     let mut payloads = Vec::new();
@@ -299,8 +278,7 @@ async fn a_message_for_several_peers_is_encoded_once() {
     while let Ok(Some((to, frame))) =
         tokio::time::timeout(Duration::from_millis(10), frames.recv()).await
     {
-        let envelope =
-            Envelope::<u64>::decode(&frame.to_bytes(), &config(0).decode_limits()).unwrap();
+        let envelope = Envelope::<u64>::decode(&frame.to_bytes(), &lan(0).decode_limits()).unwrap();
         let (head, payload) = frame.into_parts();
         if let Message::Gossip(g) = &envelope.message {
             assert_eq!(
@@ -347,7 +325,7 @@ async fn a_payload_no_announcer_supplies_is_reported_to_the_delegate() {
     // go nowhere): after `graft_max_retries` grafts node 0 tells the delegate which one.
     let (transport, _frames) = memberlist_plumtree::ChannelTransport::unbounded();
     let gave_up = GiveUps::default();
-    let config = config(0).with_graft_max_retries(2);
+    let config = lan(0).with_graft_max_retries(2);
     let node = PlumtreeMemberlist::new(0u64, config, gave_up.clone()).unwrap();
     node.start(transport).unwrap();
     node.inputs().add_peer(1);
@@ -385,7 +363,7 @@ async fn after_a_partition_heals_every_node_delivers_every_broadcast_once() {
     // Digests every 200 ms, so that the test takes seconds, not tens of them.
     let nodes: Vec<_> = (0..n)
         .map(|id| {
-            let config = config(id).with_anti_entropy_interval(Duration::from_millis(200));
+            let config = lan(id).with_anti_entropy_interval(Duration::from_millis(200));
             PlumtreeMemberlist::new(id, config, recorders[id as usize].clone()).unwrap()
         })
         .collect();
@@ -441,7 +419,7 @@ async fn signed_broadcasts_are_delivered_and_an_unknown_signer_is_dropped() {
             let keys = (0..5).fold(OriginKeys::new(id, secret(id)), |keys, origin| {
                 keys.with_origin(origin, public(origin)).unwrap()
             });
-            PlumtreeMemberlist::new(id, config(id), recorders[id as usize].clone())
+            PlumtreeMemberlist::new(id, lan(id), recorders[id as usize].clone())
                 .and_then(|node| node.with_origin_keys(keys))
                 .unwrap()
         })

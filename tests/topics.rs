@@ -5,34 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Recorder, all_deliver};
+use common::{Recorder, all_deliver, lan, local_cluster};
 use memberlist_plumtree::{
-    BroadcastError, Envelope, Frame, LocalNetwork, Message, NoopDelegate, PlumtreeConfig,
-    PlumtreeMemberlist, RuntimeConfig, Topic, TopicError, TopicId,
+    BroadcastError, Envelope, Frame, LocalNetwork, Message, NoopDelegate, PlumtreeMemberlist,
+    RuntimeConfig, Topic, TopicError, TopicId,
 };
 
 const CHAT: TopicId = TopicId::named("chat");
 const ALERTS: TopicId = TopicId::named("alerts");
-
-fn config(seed: u64) -> PlumtreeConfig {
-    PlumtreeConfig::lan().with_rng_seed(Some(seed))
-}
-
-/// `n` started nodes that all know each other in the default topic, and their recorders.
-fn cluster(
-    n: u64,
-    network: &LocalNetwork<u64>,
-) -> (Vec<PlumtreeMemberlist<u64, Recorder>>, Vec<Recorder>) {
-    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::default()).collect();
-    let nodes: Vec<_> = (0..n)
-        .map(|id| PlumtreeMemberlist::new(id, config(id), recorders[id as usize].clone()).unwrap())
-        .collect();
-    for node in &nodes {
-        node.start(network.join(node)).unwrap();
-        node.inputs().add_peers(0..n);
-    }
-    (nodes, recorders)
-}
 
 /// Nodes `members` join `topic` and learn each other as its peers.
 fn join(
@@ -45,7 +25,7 @@ fn join(
         .map(|&id| {
             let recorder = Recorder::default();
             let joined = nodes[id as usize]
-                .join_topic(topic, config(id + 100), recorder.clone())
+                .join_topic(topic, lan(id + 100), recorder.clone())
                 .unwrap();
             joined.inputs().add_peers(members.iter().copied());
             (joined, recorder)
@@ -56,7 +36,7 @@ fn join(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_topics_deliver_to_their_members_only() {
     let network = LocalNetwork::new();
-    let (nodes, default) = cluster(12, &network);
+    let (nodes, default) = local_cluster(12, &network);
     let chat = join(&nodes, CHAT, &[0, 1, 2, 3, 4, 5, 6]);
     let alerts = join(&nodes, ALERTS, &[4, 5, 6, 7, 8, 9, 10]);
 
@@ -99,7 +79,7 @@ async fn overlapping_topics_deliver_to_their_members_only() {
 #[tokio::test]
 async fn a_frame_of_a_topic_not_joined_is_dropped_and_counted() {
     let network = LocalNetwork::new();
-    let (nodes, _) = cluster(2, &network);
+    let (nodes, _) = local_cluster(2, &network);
     let joined = join(&nodes, CHAT, &[0]);
     // A frame of the chat topic, as node 1 would send it, reaches node 0 (joined) and a node
     // that is not in the topic.
@@ -127,38 +107,38 @@ async fn a_frame_of_a_topic_not_joined_is_dropped_and_counted() {
 #[tokio::test]
 async fn joining_and_leaving_follow_the_rules() {
     let network = LocalNetwork::new();
-    let unstarted = PlumtreeMemberlist::new(9u64, config(9), NoopDelegate).unwrap();
+    let unstarted = PlumtreeMemberlist::new(9u64, lan(9), NoopDelegate).unwrap();
     assert_eq!(
         unstarted
-            .join_topic(CHAT, config(9), NoopDelegate)
+            .join_topic(CHAT, lan(9), NoopDelegate)
             .unwrap_err(),
         TopicError::NotRunning
     );
     let node = PlumtreeMemberlist::with_runtime_config(
         0u64,
-        config(0),
+        lan(0),
         RuntimeConfig::default().with_max_topics(2),
         NoopDelegate,
     )
     .unwrap();
     node.start(network.join(&node)).unwrap();
     assert_eq!(
-        node.join_topic(TopicId::DEFAULT, config(0), NoopDelegate)
+        node.join_topic(TopicId::DEFAULT, lan(0), NoopDelegate)
             .unwrap_err(),
         TopicError::Default
     );
-    let chat = node.join_topic(CHAT, config(0), NoopDelegate).unwrap();
+    let chat = node.join_topic(CHAT, lan(0), NoopDelegate).unwrap();
     assert_eq!(
-        node.join_topic(CHAT, config(0), NoopDelegate).unwrap_err(),
+        node.join_topic(CHAT, lan(0), NoopDelegate).unwrap_err(),
         TopicError::AlreadyJoined(CHAT)
     );
     assert!(matches!(
-        node.join_topic(ALERTS, config(0).with_eager_fanout(0), NoopDelegate),
+        node.join_topic(ALERTS, lan(0).with_eager_fanout(0), NoopDelegate),
         Err(TopicError::Config(_))
     ));
-    let _alerts = node.join_topic(ALERTS, config(0), NoopDelegate).unwrap();
+    let _alerts = node.join_topic(ALERTS, lan(0), NoopDelegate).unwrap();
     assert_eq!(
-        node.join_topic(TopicId::new(3), config(0), NoopDelegate)
+        node.join_topic(TopicId::new(3), lan(0), NoopDelegate)
             .unwrap_err(),
         TopicError::TooMany { max: 2 }
     );
@@ -174,7 +154,7 @@ async fn joining_and_leaving_follow_the_rules() {
     assert_eq!(chat.stats().await, None);
     // Room for another topic again.
     assert!(
-        node.join_topic(TopicId::new(3), config(0), NoopDelegate)
+        node.join_topic(TopicId::new(3), lan(0), NoopDelegate)
             .is_ok()
     );
     node.shutdown().await;
@@ -184,9 +164,9 @@ async fn joining_and_leaving_follow_the_rules() {
 #[tokio::test]
 async fn a_topic_handle_does_not_keep_a_dropped_node_running() {
     let network = LocalNetwork::new();
-    let node = PlumtreeMemberlist::new(0u64, config(0), NoopDelegate).unwrap();
+    let node = PlumtreeMemberlist::new(0u64, lan(0), NoopDelegate).unwrap();
     node.start(network.join(&node)).unwrap();
-    let chat = node.join_topic(CHAT, config(0), NoopDelegate).unwrap();
+    let chat = node.join_topic(CHAT, lan(0), NoopDelegate).unwrap();
     assert!(chat.stats().await.is_some());
     drop(node);
     let give_up = tokio::time::Instant::now() + Duration::from_secs(5);

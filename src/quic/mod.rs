@@ -15,6 +15,8 @@ mod config;
 mod framing;
 mod inbound;
 mod link;
+#[cfg(feature = "signing")]
+mod origin;
 mod stats;
 mod tls;
 mod transport;

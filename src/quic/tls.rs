@@ -64,6 +64,12 @@ pub enum TlsError {
     /// rustls or quinn rejected the certificates or key.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// Origin signing needs an Ed25519 key, and this certificate (or key) holds another kind.
+    #[error("not an Ed25519 key: origin signing needs Ed25519 node certificates")]
+    NotEd25519,
+    /// A certificate did not verify against the CA (another issuer, expired, wrong use).
+    #[error("certificate not trusted: {0}")]
+    Untrusted(String),
 }
 
 /// The DNS name a node's certificate must carry (as a subject alternative name) for `id`: its
@@ -107,9 +113,9 @@ pub(crate) fn names<I: NodeId>(cert: &CertificateDer<'_>, id: &I) -> bool {
 /// docs/quic.md shows how to make them), or get one from a [`ClusterCa`] (development).
 #[derive(Clone)]
 pub struct QuicTls {
-    roots: Arc<RootCertStore>,
+    pub(super) roots: Arc<RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
-    key: Arc<PrivateKeyDer<'static>>,
+    pub(super) key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl std::fmt::Debug for QuicTls {
@@ -187,7 +193,7 @@ impl QuicTls {
         }
     }
 
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::ring::default_provider())
     }
 
@@ -260,7 +266,8 @@ impl QuicTls {
 /// A throwaway certificate authority for development clusters and tests.
 ///
 /// It signs one certificate per node id, naming the id ([`certificate_name`]) and
-/// [`MEMBERS_NAME`]; every node trusts the CA, and verification stays on, so a development
+/// [`MEMBERS_NAME`], for a fresh Ed25519 key (so the node can also sign its broadcasts with it:
+/// [`QuicTls::origin_keys`]); every node trusts the CA, and verification stays on, so a development
 /// cluster runs the same checks as production. The CA's key lives only in
 /// this value: for nodes in several processes, [`issue`](Self::issue) their certificates once
 /// and hand each process its files (docs/quic.md).
@@ -371,7 +378,32 @@ impl ClusterCa {
         QuicTls::from_der(vec![self.cert.der().clone()], vec![cert.der().clone()], key)
     }
 
+    /// [`issue`](Self::issue), with a key of another algorithm than Ed25519 (for tests of
+    /// what such a key cannot do).
+    #[cfg(all(test, feature = "signing"))]
+    pub(crate) fn issue_with_key<I: NodeId>(
+        &self,
+        id: &I,
+        algorithm: &'static rcgen::SignatureAlgorithm,
+    ) -> Result<NodeCertificate, TlsError> {
+        let (cert, key) = self.sign_with(id, algorithm)?;
+        Ok(NodeCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     fn sign<I: NodeId>(&self, id: &I) -> Result<(rcgen::Certificate, rcgen::KeyPair), TlsError> {
+        // Ed25519: the node's TLS key is also the key it can sign its broadcasts with
+        // (`QuicTls::origin_keys`).
+        self.sign_with(id, &rcgen::PKCS_ED25519)
+    }
+
+    fn sign_with<I: NodeId>(
+        &self,
+        id: &I,
+        algorithm: &'static rcgen::SignatureAlgorithm,
+    ) -> Result<(rcgen::Certificate, rcgen::KeyPair), TlsError> {
         let name = certificate_name(id)?;
         let mut params = rcgen::CertificateParams::new(vec![name.clone(), MEMBERS_NAME.to_owned()])
             .map_err(generate_error)?;
@@ -383,7 +415,7 @@ impl ClusterCa {
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let key = rcgen::KeyPair::generate().map_err(generate_error)?;
+        let key = rcgen::KeyPair::generate_for(algorithm).map_err(generate_error)?;
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(generate_error)?;

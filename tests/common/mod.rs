@@ -65,3 +65,35 @@ pub async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
 pub async fn all_deliver(recorders: &[Recorder], ids: &[MessageId], limit: Duration) -> bool {
     wait_for(|| recorders.iter().all(|r| r.has_all(ids)), limit).await
 }
+
+/// `PlumtreeConfig::lan()` with a seeded RNG.
+pub fn lan(seed: u64) -> memberlist_plumtree::PlumtreeConfig {
+    memberlist_plumtree::PlumtreeConfig::lan().with_rng_seed(Some(seed))
+}
+
+/// `n` started nodes on `network` that all know each other, and their recorders.
+#[cfg(feature = "tokio")]
+pub fn local_cluster(
+    n: u64,
+    network: &memberlist_plumtree::LocalNetwork<u64>,
+) -> (
+    Vec<memberlist_plumtree::PlumtreeMemberlist<u64, Recorder>>,
+    Vec<Recorder>,
+) {
+    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::default()).collect();
+    let nodes: Vec<_> = (0..n)
+        .map(|id| {
+            memberlist_plumtree::PlumtreeMemberlist::new(
+                id,
+                lan(id),
+                recorders[id as usize].clone(),
+            )
+            .expect("valid config")
+        })
+        .collect();
+    for node in &nodes {
+        node.start(network.join(node)).expect("started once");
+        node.inputs().add_peers(0..n);
+    }
+    (nodes, recorders)
+}
