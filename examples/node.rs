@@ -371,7 +371,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         args.seeds.len()
     );
 
-    report.line(json!({ "event": "start", "id": args.id, "at_us": now_micros() }));
+    let signing = match (args.cert_signing, args.demo_signing) {
+        (Some(_), _) => "certificate",
+        (None, Some(_)) => "demo",
+        (None, None) => "off",
+    };
+    report.line(json!({
+        "event": "start",
+        "id": args.id,
+        "signing": signing,
+        "at_us": now_micros()
+    }));
     let started = tokio::time::Instant::now();
     let deadline = args.duration.map(|d| started + d);
     let sending = |at: tokio::time::Instant| args.send_for.is_none_or(|d| at < started + d);
