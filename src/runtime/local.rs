@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::inbound::InboundError;
-use super::node::{NodeInputs, PlumtreeMemberlist};
+use super::node::PlumtreeMemberlist;
+use super::topics::Routes;
 use super::transport::{Transport, TransportError};
 use crate::{Frame, NodeId};
 
@@ -56,7 +57,7 @@ impl<I> Clone for LocalNetwork<I> {
 type Sides<I> = Arc<dyn Fn(&I) -> u8 + Send + Sync>;
 
 struct Inner<I> {
-    sinks: RwLock<HashMap<I, NodeInputs<I>>>,
+    sinks: RwLock<HashMap<I, Arc<Routes>>>,
     /// While set, frames between nodes on different sides are lost.
     partition: RwLock<Option<Sides<I>>>,
     /// Whether `partition` is set: every frame checks it, so it must not take the lock.
@@ -116,7 +117,7 @@ impl<I: NodeId> LocalNetwork<I> {
             .sinks
             .write()
             .expect("not poisoned")
-            .insert(id.clone(), node.inputs());
+            .insert(id.clone(), Arc::clone(node.inputs().routes()));
         LocalTransport {
             from: id,
             network: self.clone(),
@@ -151,7 +152,7 @@ impl<I: NodeId> LocalNetwork<I> {
         partition.as_ref().is_some_and(|side| side(a) != side(b))
     }
 
-    fn sink(&self, id: &I) -> Option<NodeInputs<I>> {
+    fn sink(&self, id: &I) -> Option<Arc<Routes>> {
         self.inner
             .sinks
             .read()
@@ -194,7 +195,7 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
         let latency = self.network.latency(&self.from, to);
         if latency.is_zero() {
             return sink
-                .handle_frame(frame)
+                .send_wait(frame)
                 .await
                 .map_err(|_| TransportError::Unreachable);
         }
@@ -221,19 +222,19 @@ impl<I: NodeId> Transport<I> for LocalTransport<I> {
         }
         let sinks = inner.sinks.read().expect("not poisoned");
         match sinks.get(to) {
-            Some(sink) => sink.try_frame(frame),
+            Some(sink) => sink.try_send(frame),
             None => Err(frame),
         }
     }
 }
 
 /// A task that delivers one link's frames in order, each at its instant.
-fn spawn_link<I: NodeId>(sink: NodeInputs<I>) -> Link {
+fn spawn_link(sink: Arc<Routes>) -> Link {
     let (tx, mut rx) = mpsc::channel::<(Instant, Frame)>(LINK_CAPACITY);
     tokio::spawn(async move {
         while let Some((at, frame)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
-            if sink.handle_frame(frame).await == Err(InboundError::Closed) {
+            if sink.send_wait(frame).await == Err(InboundError::Closed) {
                 break;
             }
         }

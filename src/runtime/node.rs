@@ -475,10 +475,9 @@ impl<I> NodeInputs<I> {
         self.sink.closed().await;
     }
 
-    /// Hands a frame over if that needs no waiting, or gives it back: for in-process links,
-    /// which keep it and wait when there is no room.
-    pub(crate) fn try_frame(&self, frame: Frame) -> Result<(), Frame> {
-        self.routes.try_send(frame)
+    /// Where received frames go: in-process links hand frames to it directly.
+    pub(crate) fn routes(&self) -> &Arc<Routes> {
+        &self.routes
     }
 }
 
