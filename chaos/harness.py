@@ -19,7 +19,8 @@ The kernel has no netem, so there is no added delay. Needs root, iproute2 and nf
 
 What a live node must deliver (the check that fails the run): every message sent after it
 started, by any node that was alive at the end, and every message of a killed node that some
-live node delivered. Exit status 0 only if every scenario run passed.
+live node delivered; with `--node-flags="--topic T:A-B ..."`, a message on topic T only to the
+nodes A to B. Exit status 0 only if every scenario run passed.
 
 Every namespace, link and bridge is removed on exit, also on failure or Ctrl-C, and each
 scenario is bounded in time: nodes stop themselves (`--duration`), and are killed if they
@@ -271,8 +272,21 @@ def percentile(values, p):
     return values[min(int(len(values) * p / 100), len(values) - 1)]
 
 
-def analyse(runs, timeline, nodes):
-    """What each live node was owed, what it got, and the figures of the table."""
+def topic_members(flags):
+    """The topics the nodes' flags make (`--topic T:A-B`): topic -> the ids that join it."""
+    members = {}
+    for flag, value in zip(flags, flags[1:]):
+        if flag == "--topic":
+            topic, ids = value.split(":")
+            first, last = ids.split("-")
+            members[int(topic)] = range(int(first), int(last) + 1)
+    return members
+
+
+def analyse(runs, timeline, nodes, topics=None):
+    """What each live node was owed, what it got, and the figures of the table. A broadcast
+    on a topic (`topics`: topic -> ids in it) is owed to the topic's members only."""
+    topics = topics or {}
     sent, starts, got, members = {}, {}, {}, {}
     duplicates, gaps, latencies, slow_lat = 0, 0, [], {}
     repaired = {"grafts_sent": 0, "repairs_received": 0, "frames_dropped": 0}
@@ -291,12 +305,13 @@ def analyse(runs, timeline, nodes):
             if kind == "start":
                 starts[key] = e["at_us"]
             elif kind == "sent":
-                sent[e["id"]] = (key, e["at_us"])
+                sent[(e.get("topic", 0), e["id"])] = (key, e["at_us"])
             elif kind == "deliver":
-                got[key].add(e["id"])
+                mid = (e.get("topic", 0), e["id"])
+                got[key].add(mid)
                 duplicates += e["times"] > 1
                 if e["origin"] != run.id:
-                    remote.append((run.id, e["id"], e["latency_us"]))
+                    remote.append((run.id, mid, e["latency_us"]))
             elif kind == "gap":
                 gaps += e["count"]
             elif kind == "summary":
@@ -318,11 +333,14 @@ def analyse(runs, timeline, nodes):
         for mid, (origin, at) in sent.items():
             if at < starts[key]:
                 continue
+            if mid[0] and key[0] not in topics.get(mid[0], ()):
+                continue  # a topic this node is not in
             if origin not in live and mid not in delivered_live:
                 continue  # a killed node's message that no live node has: may never have left
             owed_total += 1
             if mid not in got[key]:
-                missing.append((key, f"{mid} from node {origin[0]}"))
+                on = f" on topic {mid[0]}" if mid[0] else ""
+                missing.append((key, f"{mid[1]}{on} from node {origin[0]}"))
     remerge = None
     if "heal" in timeline:
         heal, times = timeline["heal"], []
@@ -424,7 +442,8 @@ def main():
             print(f"scenario ({name}): {s.title}", file=sys.stderr)
             runs, timeline = execute(net, node_bin, args.out / name, s, args.rate, certs,
                                      args.node_flags.split())
-            results[name] = analyse(runs, timeline, nodes)
+            results[name] = analyse(runs, timeline, nodes,
+                                    topic_members(args.node_flags.split()))
             results[name]["tcp_retransmits"] = net.tcp_retransmits()
             net.destroy()
             net = Network(args.nodes)

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use memberlist_plumtree::{
     BridgeConfig, ClusterCa, Delivery, MemberlistStack, MessageId, PlumtreeConfig,
-    PlumtreeDelegate, QuicConfig, QuicTls, QuicTransport,
+    PlumtreeDelegate, QuicConfig, QuicTls, QuicTransport, TopicId,
 };
 use serde_json::json;
 
@@ -60,6 +60,9 @@ usage: cargo run --release --example node -- --id N --bind ADDR [FLAGS]
   --cert-signing N  with --quic: sign broadcasts with this node's certificate key and accept
                     only those signed by nodes 1 to N, each key taken from its certificate
                     (ID.pem beside --cert) once checked against the CA and the id
+  --topic T:A-B     nodes A to B join topic T (a number above 0) as well (repeatable); a
+                    member broadcasts on the default topic and its topics in turn, and its
+                    lines carry \"topic\"
   --no-reconnect    do not join departed members again (for comparisons)
   --quic ADDR       send Plumtree frames over QUIC bound there (mutual TLS; needs the three below)
   --ca FILE         PEM: the CA every node trusts
@@ -91,6 +94,8 @@ struct Args {
     demo_signing: Option<u64>,
     /// `--cert-signing N`: origin keys of nodes 1 to N from their certificates.
     cert_signing: Option<u64>,
+    /// `--topic T:A-B`: the topics, and which ids join each.
+    topics: Vec<(u64, std::ops::RangeInclusive<u64>)>,
 }
 
 /// `--quic` and the certificate files it needs.
@@ -125,6 +130,7 @@ fn parse() -> Result<Command, String> {
         quic: None,
         demo_signing: None,
         cert_signing: None,
+        topics: Vec::new(),
     };
     let (mut compress, mut anti_entropy) = (None, true);
     let mut it = support::args(USAGE).into_iter();
@@ -158,6 +164,17 @@ fn parse() -> Result<Command, String> {
             "--compress" => compress = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--demo-signing" => args.demo_signing = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--cert-signing" => args.cert_signing = Some(value()?.parse().map_err(|e| bad(&e))?),
+            "--topic" => {
+                let spec = value()?;
+                let parsed = spec.split_once(':').and_then(|(topic, ids)| {
+                    let (a, b) = ids.split_once('-')?;
+                    Some((topic.parse().ok()?, a.parse().ok()?..=b.parse().ok()?))
+                });
+                match parsed {
+                    Some((topic, ids)) if topic > 0 => args.topics.push((topic, ids)),
+                    _ => return Err(format!("--topic {spec}: expected T:A-B, T above 0")),
+                }
+            }
             "--quic" => quic = Some(value()?.parse().map_err(|e| bad(&e))?),
             "--ca" => ca = Some(PathBuf::from(value()?)),
             "--cert" => cert = Some(PathBuf::from(value()?)),
@@ -239,7 +256,9 @@ fn now_micros() -> u64 {
 #[derive(Clone)]
 struct Report {
     out: Arc<Mutex<std::io::BufWriter<std::io::Stdout>>>,
-    seen: Arc<Mutex<HashMap<MessageId, u32>>>,
+    seen: Arc<Mutex<HashMap<(u64, MessageId), u32>>>,
+    /// The topic whose deliveries this one reports (0: the default).
+    topic: u64,
 }
 
 impl PlumtreeDelegate<u64> for Report {
@@ -253,7 +272,7 @@ impl PlumtreeDelegate<u64> for Report {
         let (origin, seq, sent) = (word(0), word(1), word(2));
         let times = {
             let mut seen = self.seen.lock().unwrap();
-            let n = seen.entry(delivery.id).or_default();
+            let n = seen.entry((self.topic, delivery.id)).or_default();
             *n += 1;
             *n
         };
@@ -265,6 +284,7 @@ impl PlumtreeDelegate<u64> for Report {
             "hops": delivery.hops,
             "latency_us": now_micros().saturating_sub(sent),
             "times": times,
+            "topic": self.topic,
         });
         self.line(line);
     }
@@ -334,6 +354,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let report = Report {
         out: Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout()))),
         seen: Arc::default(),
+        topic: 0,
     };
     let mut builder = MemberlistStack::builder(args.id);
     if let Some(quic) = &args.quic {
@@ -354,7 +375,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let node = builder
         .bind(args.bind)
         .seeds(args.seeds.iter().copied())
-        .config(args.config)
+        .config(args.config.clone())
         .bridge(
             BridgeConfig::default().with_reconnect_interval(if args.reconnect {
                 BridgeConfig::default().reconnect_interval
@@ -371,6 +392,24 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         args.seeds.len()
     );
 
+    let mut topics = Vec::new();
+    for (topic, ids) in &args.topics {
+        if ids.contains(&args.id) {
+            let delegate = Report {
+                topic: *topic,
+                ..report.clone()
+            };
+            let joined = node
+                .join_topic(
+                    TopicId::new(*topic),
+                    args.config.clone(),
+                    delegate,
+                    Duration::from_secs(1),
+                )
+                .await?;
+            topics.push((*topic, joined));
+        }
+    }
     let signing = match (args.cert_signing, args.demo_signing) {
         (Some(_), _) => "certificate",
         (None, Some(_)) => "demo",
@@ -425,9 +464,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 payload[0..8].copy_from_slice(&args.id.to_be_bytes());
                 payload[8..16].copy_from_slice(&sent.to_be_bytes());
                 payload[16..24].copy_from_slice(&at_us.to_be_bytes());
-                let id = node.broadcast(payload).await?;
+                // The default topic and this node's topics in turn.
+                let turn = (sent % (topics.len() as u64 + 1)) as usize;
+                let (topic, id) = match turn.checked_sub(1).map(|i| &topics[i]) {
+                    None => (0, node.broadcast(payload).await?),
+                    Some((topic, joined)) => (*topic, joined.broadcast(payload).await?),
+                };
                 report.line(json!({
                     "event": "sent", "id": id.to_string(), "seq": sent, "at_us": at_us,
+                    "topic": topic,
                 }));
                 sent += 1;
             }

@@ -136,7 +136,7 @@ async fn joining_and_leaving_follow_the_rules() {
         node.join_topic(ALERTS, lan(0).with_eager_fanout(0), NoopDelegate),
         Err(TopicError::Config(_))
     ));
-    let _alerts = node.join_topic(ALERTS, lan(0), NoopDelegate).unwrap();
+    let alerts = node.join_topic(ALERTS, lan(0), NoopDelegate).unwrap();
     assert_eq!(
         node.join_topic(TopicId::new(3), lan(0), NoopDelegate)
             .unwrap_err(),
@@ -159,6 +159,11 @@ async fn joining_and_leaving_follow_the_rules() {
     );
     node.shutdown().await;
     assert!(node.joined_topics().is_empty());
+    // Stopped with the node, not left: its broadcasts fail as the node's do.
+    assert_eq!(
+        alerts.broadcast(vec![1u8; 8]).await,
+        Err(BroadcastError::Closed)
+    );
 }
 
 #[tokio::test]

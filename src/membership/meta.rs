@@ -46,7 +46,8 @@ pub struct NodeMeta {
     /// An IPv6 address travels without its flow label and scope id, which mean nothing on
     /// another host.
     pub transport_addr: Option<SocketAddr>,
-    /// The topics the node joined (see `MemberlistStack::join_topic`), at most 255.
+    /// The topics the node joined (see `MemberlistStack::join_topic`); at most 255 are
+    /// published, never the default topic.
     pub topics: Vec<TopicId>,
     /// The application's metadata, from the wrapped memberlist delegate's `node_meta`.
     pub app: Bytes,
@@ -69,7 +70,16 @@ impl NodeMeta {
 
     /// The encoded form; its length is `header_len + app.len()`.
     pub fn encode(&self) -> Bytes {
-        let topics = &self.topics[..self.topics.len().min(usize::from(u8::MAX))];
+        // The default topic is never published (every node is in it), and a count byte holds
+        // at most 255.
+        let topics: Vec<TopicId> = self
+            .topics
+            .iter()
+            .copied()
+            .filter(|topic| !topic.is_default())
+            .take(usize::from(u8::MAX))
+            .collect();
+        let topics = &topics[..];
         let mut buf =
             BytesMut::with_capacity(Self::header_len(self.transport_addr, topics) + self.app.len());
         buf.put_u8(MARKER);

@@ -1,6 +1,5 @@
 //! Topic membership over SWIM: each node publishes the topics it joined in its metadata, and
-//! [`TopicDirectory`] makes every member that lists a topic a peer of this node's node for that
-//! topic.
+//! [`TopicDirectory`] makes every member that lists a topic a peer of this node in that topic.
 //!
 //! SWIM carries metadata with every alive message and push-pull sync, so a node that joins or
 //! leaves a topic re-advertises itself (`Memberlist::update_node`) and the others hear of it as

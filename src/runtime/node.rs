@@ -186,9 +186,6 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// [`StartError`] if already started or not inside a tokio runtime.
     pub fn start<T: Transport<I>>(&self, transport: T) -> Result<(), StartError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        if !self.topic.is_default() {
-            return Err(StartError::AlreadyStarted);
-        }
         let transport = Arc::new(transport);
         let starter: Arc<dyn StartDriver<I>> = Arc::new(Starter {
             transport: Arc::clone(&transport),
@@ -251,7 +248,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         if topic.is_default() {
             return Err(TopicError::Default);
         }
-        if !self.topic.is_default() || !self.started.load(Ordering::Acquire) {
+        if !self.started.load(Ordering::Acquire) {
             return Err(TopicError::NotRunning);
         }
         let node = PlumtreeMemberlist::build(
@@ -377,7 +374,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Cancel safety
     /// Cancel safe: the tasks stop anyway.
     pub async fn shutdown(&self) {
-        self.topics.leave_all().await;
+        self.topics.stop_all().await;
         let _ = self.inputs.control.send(Control::Shutdown);
         let tasks: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));

@@ -45,8 +45,7 @@ pub enum TopicError {
         /// The limit.
         max: usize,
     },
-    /// Topics are joined on a started node (they send through its transport), and not through
-    /// a topic's own handle.
+    /// Topics are joined on a started node: they send through its transport.
     #[error("topics are joined on a started node")]
     NotRunning,
     /// The topic's config does not validate.
@@ -199,7 +198,9 @@ impl<I: NodeId, T: Transport<I>> StartDriver<I> for Starter<T> {
 /// stop it.
 trait Joined<I: NodeId>: Send + Sync {
     fn inputs(&self) -> NodeInputs<I>;
-    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// Stops the topic's tasks; `left`: because the node left the topic (its handle's
+    /// broadcasts then fail with `NotJoined` rather than `Closed`).
+    fn stop(&self, left: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 impl<I: NodeId, D: PlumtreeDelegate<I>> Joined<I> for PlumtreeMemberlist<I, D> {
@@ -207,8 +208,10 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> Joined<I> for PlumtreeMemberlist<I, D> {
         PlumtreeMemberlist::inputs(self)
     }
 
-    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        self.mark_left();
+    fn stop(&self, left: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        if left {
+            self.mark_left();
+        }
         Box::pin(self.shutdown())
     }
 }
@@ -219,7 +222,6 @@ pub(crate) struct Topics<I: NodeId> {
     state: std::sync::Mutex<TopicTable<I>>,
 }
 
-#[derive(Default)]
 struct TopicTable<I: NodeId> {
     starter: Option<Arc<dyn StartDriver<I>>>,
     joined: HashMap<TopicId, Arc<dyn Joined<I>>>,
@@ -285,19 +287,19 @@ impl<I: NodeId> Topics<I> {
         self.routes.remove(topic);
         match joined {
             Some(node) => {
-                node.leave().await;
+                node.stop(true).await;
                 true
             }
             None => false,
         }
     }
 
-    /// Stops every topic.
-    pub(crate) async fn leave_all(&self) {
+    /// Stops every topic (the node shuts down).
+    pub(crate) async fn stop_all(&self) {
         let joined: Vec<_> = self.table().joined.drain().collect();
         for (topic, node) in joined {
             self.routes.remove(topic);
-            node.leave().await;
+            node.stop(false).await;
         }
     }
 
