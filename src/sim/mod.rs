@@ -28,6 +28,7 @@ mod queue;
 mod record;
 pub mod scenario;
 pub mod topics;
+mod tree;
 
 use std::collections::HashMap;
 
@@ -39,6 +40,7 @@ use bytes::Bytes;
 pub use network::{NetworkConfig, Regions};
 pub use record::{LossState, MessageRecord, Traffic};
 pub use scenario::{Report, Scenario, Workload};
+pub use tree::TreeShape;
 
 use crate::message::{Envelope, Message, MessageId};
 use crate::proto::{Event, Plumtree};
@@ -135,7 +137,7 @@ impl Sim {
 
     /// Creates `config.nodes` node slots of which only `members` run, all knowing each other:
     /// one topic's group inside a larger cluster. The others never start; what reaches them
-    /// is counted ([`to_outsiders`](Self::to_outsiders)).
+    /// is counted ([`to_outsiders`](Self::to_outsiders)). Members outside the slots are ignored.
     ///
     /// # Errors
     /// [`ConfigError`] if the protocol config is invalid.
@@ -161,6 +163,7 @@ impl Sim {
         };
         let n = sim.config.nodes as NodeIndex;
         let mut members = members.to_vec();
+        members.retain(|&m| m < n);
         members.sort_unstable();
         members.dedup();
         let whole = members.len() == n as usize;
@@ -481,37 +484,7 @@ impl Sim {
     }
 }
 
-/// The shape of the eager links among running nodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TreeShape {
-    /// Links eager at both ends.
-    pub eager_links: usize,
-    /// Links eager at one end only (the other end has the peer lazy or not at all).
-    pub one_sided: usize,
-    /// Connected components of the graph of links eager at both ends (1 for a connected tree).
-    pub components: usize,
-}
-
 impl Sim {
-    /// Every eager link among running nodes: `(a, b, mutual)`, with `a < b` for mutual links and
-    /// `a -> b` (a pushes to b, b does not push back) for one-sided ones.
-    pub fn eager_links(&self) -> Vec<(NodeIndex, NodeIndex, bool)> {
-        let mut links = Vec::new();
-        for a in self.live_nodes() {
-            for &b in self.node(a).expect("live").eager_peers() {
-                let mutual = self
-                    .node(b)
-                    .is_some_and(|other| other.peer_role(&a) == Some(crate::PeerRole::Eager));
-                if !mutual {
-                    links.push((a, b, false));
-                } else if a < b {
-                    links.push((a, b, true));
-                }
-            }
-        }
-        links
-    }
-
     /// Payload-cache bytes per node, sampled at every broadcast: the largest one node held, and
     /// the mean over samples and running nodes.
     pub fn cache_bytes(&self) -> (usize, f64) {
@@ -545,72 +518,5 @@ impl Sim {
     /// Promotions (lazy to eager) and demotions (eager to lazy) so far, over all nodes.
     pub fn role_changes(&self) -> (u64, u64) {
         self.role_changes
-    }
-
-    /// Connected components of the overlay among running nodes: every neighbour link, eager or
-    /// lazy, counted as undirected; links to stopped nodes do not count. 1 means every running
-    /// node can still reach every other through announcements and grafts.
-    pub fn overlay_components(&self) -> usize {
-        let links = self.live_nodes().flat_map(|a| {
-            let core = self.node(a).expect("live");
-            core.eager_peers()
-                .chain(core.lazy_peers())
-                .filter(|&&b| self.is_live(b))
-                .map(move |&b| (a, b))
-        });
-        self.components(links)
-    }
-
-    /// Connected components among running nodes of the graph with `links` (undirected).
-    fn components(&self, links: impl Iterator<Item = (NodeIndex, NodeIndex)>) -> usize {
-        let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
-        fn root(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
-            }
-            i
-        }
-        for (a, b) in links {
-            let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
-            parent[ra] = rb;
-        }
-        self.live_nodes()
-            .filter(|&i| root(&mut parent, i as usize) == i as usize)
-            .count()
-    }
-
-    /// Measures the eager graph now: symmetric links, one-sided links, components.
-    pub fn tree_shape(&self) -> TreeShape {
-        let links = self.eager_links();
-        let mutual = links.iter().filter(|(_, _, m)| *m).count();
-        TreeShape {
-            eager_links: mutual,
-            one_sided: links.len() - mutual,
-            components: self
-                .components(links.iter().filter(|(_, _, m)| *m).map(|&(a, b, _)| (a, b))),
-        }
-    }
-
-    /// The eager links as a Graphviz graph: solid edges are tree links, dashed arrows one-sided
-    /// links. Render with `sfdp -Tsvg tree.dot > tree.svg` (or `neato` for small clusters).
-    pub fn eager_tree_dot(&self) -> String {
-        use std::fmt::Write;
-        let mut dot = String::from(
-            "digraph eager_tree {\n  graph [overlap=false, outputorder=edgesfirst];\n",
-        );
-        dot.push_str(
-            "  node [shape=point, width=0.06];\n  edge [arrowhead=none, color=\"#4060a0\"];\n",
-        );
-        for (a, b, mutual) in self.eager_links() {
-            let style = if mutual {
-                ""
-            } else {
-                " [style=dashed, arrowhead=normal, color=\"#c04040\"]"
-            };
-            let _ = writeln!(dot, "  {a} -> {b}{style};");
-        }
-        dot.push_str("}\n");
-        dot
     }
 }
