@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Recorder, all_deliver, lan, local_cluster};
+use common::{Recorder, all_deliver, lan, local_cluster, wait_for};
 use memberlist_plumtree::{
     BroadcastError, Envelope, Frame, LocalNetwork, Message, NoopDelegate, PlumtreeMemberlist,
     RuntimeConfig, Topic, TopicError, TopicId,
@@ -185,5 +185,31 @@ async fn a_topic_handle_does_not_keep_a_dropped_node_running() {
     assert_eq!(
         chat.broadcast(vec![1u8; 8]).await,
         Err(BroadcastError::Closed)
+    );
+}
+
+#[tokio::test]
+async fn a_topic_delivers_to_its_stream_once_taken() {
+    let network = LocalNetwork::new();
+    let (nodes, _) = local_cluster(2, &network);
+    let joined = join(&nodes, CHAT, &[0, 1]);
+    let mut stream = joined[1].0.deliveries().expect("taken once");
+    assert!(joined[1].0.clone().deliveries().is_none());
+    let id = joined[0].0.broadcast(vec![5u8; 16]).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+        .await
+        .expect("in time")
+        .expect("a delivery");
+    assert_eq!(delivery.id, id);
+    assert_eq!(&delivery.payload[..], &[5u8; 16]);
+    // The delegate gets it too (right after the stream).
+    let delegate = joined[1].1.clone();
+    assert!(wait_for(|| delegate.count() == 1, Duration::from_secs(5)).await);
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    assert!(
+        stream.recv().await.is_none(),
+        "the stream ends with the topic"
     );
 }

@@ -301,10 +301,20 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// before [`start`](Self::start) (otherwise `None`); the delegate is still called. Once taken,
     /// a reader that falls `delivery_capacity` behind makes the node wait for it.
     pub fn deliveries(&self) -> Option<Deliveries<I>> {
+        let stream = self.stream_receiver()?;
+        Some(self.feed(stream))
+    }
+
+    /// The delivery stream's receiving end, before start; nothing is fed to it yet.
+    pub(super) fn stream_receiver(&self) -> Option<mpsc::Receiver<Delivery<I>>> {
         let mut parts = self.parts.lock().expect("not poisoned");
-        let rx = parts.as_mut()?.stream.1.take()?;
+        parts.as_mut()?.stream.1.take()
+    }
+
+    /// Starts feeding the delivery stream whose receiving end is `rx`.
+    pub(super) fn feed(&self, rx: mpsc::Receiver<Delivery<I>>) -> Deliveries<I> {
         self.stream_taken.store(true, Ordering::Release);
-        Some(Deliveries { rx })
+        Deliveries { rx }
     }
 
     /// Broadcasts `payload` to the cluster, waiting while the node is congested.

@@ -273,12 +273,17 @@ impl<I: NodeId> Topics<I> {
             return Err(TopicError::TooMany { max });
         }
         let node = Arc::new(node);
+        let stream = node.stream_receiver();
         node.launch(&*starter).map_err(|_| TopicError::NotRunning)?;
         self.routes.insert(topic, node.own_sink().clone());
         table
             .joined
             .insert(topic, Arc::clone(&node) as Arc<dyn Joined<I>>);
-        Ok(Topic { topic, node })
+        Ok(Topic {
+            topic,
+            node,
+            stream: Arc::new(std::sync::Mutex::new(stream)),
+        })
     }
 
     /// Stops topic `topic`; false if the node was not in it.
@@ -320,6 +325,8 @@ impl<I: NodeId> Topics<I> {
 pub struct Topic<I: NodeId, D> {
     topic: TopicId,
     node: Arc<PlumtreeMemberlist<I, D>>,
+    /// The delivery stream's receiving end until [`deliveries`](Topic::deliveries) takes it.
+    stream: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<crate::Delivery<I>>>>>,
 }
 
 impl<I: NodeId, D> Clone for Topic<I, D> {
@@ -327,6 +334,7 @@ impl<I: NodeId, D> Clone for Topic<I, D> {
         Self {
             topic: self.topic,
             node: Arc::clone(&self.node),
+            stream: Arc::clone(&self.stream),
         }
     }
 }
@@ -374,6 +382,19 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> Topic<I, D> {
     /// A snapshot of the topic's state; `None` once it was left.
     pub async fn stats(&self) -> Option<NodeStats<I>> {
         self.node.stats().await
+    }
+
+    /// The topic's deliveries as a stream, from now on (the delegate is still called).
+    /// Available once, from any clone of the handle (otherwise `None`). Once taken, a reader
+    /// that falls `delivery_capacity` behind makes the topic wait for it, as
+    /// [`PlumtreeMemberlist::deliveries`] does.
+    pub fn deliveries(&self) -> Option<super::Deliveries<I>> {
+        let rx = self
+            .stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        Some(self.node.feed(rx))
     }
 
     /// The topic's delegate.
