@@ -138,7 +138,7 @@ pub use message::{
 pub use node_id::{MAX_NODE_ID_LEN, NodeId};
 pub use proto::{Delivery, Event, PeerRole, Plumtree, Stats, Transmit};
 #[cfg(feature = "signing")]
-pub use proto::{InvalidKey, OriginKeys};
+pub use proto::{InvalidKey, MAX_KEYS_PER_ORIGIN, OriginKeys};
 #[cfg(feature = "quic")]
 pub use quic::{
     ClusterCa, MAX_CERTIFICATE_ID_LEN, MAX_FRAME_SIZE_LIMIT, MEMBERS_NAME, NodeCertificate,

@@ -40,7 +40,7 @@ pub(crate) use ids::IdSource;
 pub use output::{Delivery, Event, PeerRole, Stats, Transmit};
 pub use plumtree::Plumtree;
 #[cfg(feature = "signing")]
-pub use signing::{InvalidKey, OriginKeys};
+pub use signing::{InvalidKey, MAX_KEYS_PER_ORIGIN, OriginKeys};
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,10 @@ use sha2::{Digest, Sha512};
 use crate::message::{Encoding, MessageId, Signature};
 use crate::{NodeId, TopicId};
 
+/// Most keys accepted from one origin: enough for a rotation (the old key and the new one) with
+/// room to spare; adding another drops the oldest.
+pub const MAX_KEYS_PER_ORIGIN: usize = 4;
+
 /// Separates these signatures from any other use of the same keys.
 const DOMAIN: &[u8] = b"memberlist-plumtree origin signature v1";
 
@@ -47,7 +51,9 @@ pub struct OriginKeys<I> {
     /// The topic whose payloads these keys sign and check.
     topic: TopicId,
     secret: SigningKey,
-    origins: BTreeMap<I, VerifyingKey>,
+    /// Per origin, the keys its signatures may be made with, newest last (at most
+    /// [`MAX_KEYS_PER_ORIGIN`]): more than one while the origin rotates its key.
+    origins: BTreeMap<I, Vec<VerifyingKey>>,
 }
 
 /// A public key that is not a valid Ed25519 point.
@@ -72,7 +78,7 @@ impl<I: NodeId> OriginKeys<I> {
     /// [`with_origin`](Self::with_origin).
     pub fn new(local: I, secret: [u8; 32]) -> Self {
         let secret = SigningKey::from_bytes(&secret);
-        let origins = BTreeMap::from([(local.clone(), secret.verifying_key())]);
+        let origins = BTreeMap::from([(local.clone(), vec![secret.verifying_key()])]);
         Self {
             local,
             topic: TopicId::DEFAULT,
@@ -86,13 +92,23 @@ impl<I: NodeId> OriginKeys<I> {
         self.secret.verifying_key().to_bytes()
     }
 
-    /// Accepts broadcasts from `origin` signed by the secret of `public_key`.
+    /// Accepts broadcasts from `origin` signed by the secret of `public_key`, besides those
+    /// signed with the keys already given for it: to rotate a key, give every node the new
+    /// public key as well, then switch the origin to the new secret, then drop the old key at
+    /// the nodes' next restart (docs/security.md, "Rotating keys"). At most
+    /// [`MAX_KEYS_PER_ORIGIN`] keys are kept per origin; another drops the oldest.
     ///
     /// # Errors
     /// [`InvalidKey`] when the bytes are not a public key.
     pub fn with_origin(mut self, origin: I, public_key: [u8; 32]) -> Result<Self, InvalidKey> {
         let key = VerifyingKey::from_bytes(&public_key).map_err(|_| InvalidKey)?;
-        self.origins.insert(origin, key);
+        let keys = self.origins.entry(origin).or_default();
+        if !keys.contains(&key) {
+            if keys.len() == MAX_KEYS_PER_ORIGIN {
+                keys.remove(0);
+            }
+            keys.push(key);
+        }
         Ok(self)
     }
 
@@ -126,16 +142,18 @@ impl<I: NodeId> OriginKeys<I> {
         signature: Option<&Signature>,
     ) -> Result<(), SignatureError> {
         let signature = signature.ok_or(SignatureError::Missing)?;
-        let key = self
+        let keys = self
             .origins
             .get(origin)
             .ok_or(SignatureError::UnknownOrigin)?;
         let signature = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
-        key.verify_strict(
-            &digest(self.topic, origin, id, encoding, payload),
-            &signature,
-        )
-        .map_err(|_| SignatureError::Mismatch)
+        let digest = digest(self.topic, origin, id, encoding, payload);
+        // Newest first: after a rotation, most payloads are signed with the new key.
+        keys.iter()
+            .rev()
+            .any(|key| key.verify_strict(&digest, &signature).is_ok())
+            .then_some(())
+            .ok_or(SignatureError::Mismatch)
     }
 }
 
@@ -274,5 +292,38 @@ mod tests {
                 .verify(&1, &id, Encoding::Plain, &payload, Some(&plain)),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn a_rotated_key_is_accepted_beside_the_old_one_within_the_bound() {
+        let id = MessageId::new(1, 0, 7);
+        let payload = Bytes::from_static(b"hello");
+        let old = OriginKeys::new(1u64, [1; 32]);
+        let new = OriginKeys::new(1u64, [9; 32]);
+        let by_old = old.sign(&id, Encoding::Plain, &payload);
+        let by_new = new.sign(&id, Encoding::Plain, &payload);
+        let check = |keys: &OriginKeys<u64>, signature: &Signature| {
+            keys.verify(&1, &id, Encoding::Plain, &payload, Some(signature))
+        };
+        let before = OriginKeys::new(2u64, [2; 32])
+            .with_origin(1, old.public_key())
+            .unwrap();
+        assert_eq!(check(&before, &by_new), Err(SignatureError::Mismatch));
+        // During the rotation both hold.
+        let during = before.clone().with_origin(1, new.public_key()).unwrap();
+        assert_eq!(check(&during, &by_old), Ok(()));
+        assert_eq!(check(&during, &by_new), Ok(()));
+        // The same key again takes no room; more keys than the bound drop the oldest.
+        let during = during.with_origin(1, new.public_key()).unwrap();
+        let crowded = (10..10 + MAX_KEYS_PER_ORIGIN as u8 - 2).fold(during, |keys, seed| {
+            let public = OriginKeys::new(1u64, [seed; 32]).public_key();
+            keys.with_origin(1, public).unwrap()
+        });
+        assert_eq!(check(&crowded, &by_old), Ok(()));
+        let full = crowded
+            .with_origin(1, OriginKeys::new(1u64, [99; 32]).public_key())
+            .unwrap();
+        assert_eq!(check(&full, &by_old), Err(SignatureError::Mismatch));
+        assert_eq!(check(&full, &by_new), Ok(()));
     }
 }
