@@ -472,6 +472,25 @@ async fn a_stream_guard_too_small_for_the_frames_is_a_config_error() {
         matches!(built, Err(memberlist_plumtree::StackError::Config(_))),
         "{built:?}"
     );
+    // A topic is held to the same bound.
+    let node = MemberlistStack::builder(1u64)
+        .build(Recorder::default())
+        .await
+        .unwrap();
+    let too_large = PlumtreeConfig::lan().with_max_message_size(8 << 20);
+    let joined = node
+        .join_topic(
+            TopicId::new(1),
+            too_large,
+            Recorder::default(),
+            Duration::ZERO,
+        )
+        .await;
+    assert!(
+        matches!(joined, Err(memberlist_plumtree::StackError::Config(_))),
+        "{joined:?}"
+    );
+    node.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

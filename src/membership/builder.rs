@@ -283,7 +283,12 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
             .decode_limits()
             .max_frame_len()
             .saturating_add(super::transport::MEMBERLIST_FRAMING);
-        if self.frames_ride_on_memberlist() && frame_room > self.guard.max_message_size {
+        // Frames over memberlist's streams must fit in what the guard lets through; a topic
+        // joined later is held to the same bound (`MemberlistStack::join_topic`).
+        let frame_limit = self
+            .frames_ride_on_memberlist()
+            .then_some(self.guard.max_message_size);
+        if frame_limit.is_some_and(|limit| frame_room > limit) {
             return Err(crate::ConfigError::Inconsistent(
                 "the config's longest frame (max_message_size, ihave_batch_size) does not fit in StreamGuard::max_message_size",
             )
@@ -337,6 +342,7 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         if let Some(guard) = guard {
             stack.set_guard(guard);
         }
+        stack.set_frame_limit(frame_limit);
         #[cfg(feature = "quic")]
         let started = match self.quic {
             Some(quic) => {

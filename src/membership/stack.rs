@@ -78,6 +78,9 @@ where
     topics: Arc<TopicDirectory<I>>,
     /// The stream guard of a stack made by the builder, for its counters and message limit.
     guard: Option<Arc<Shared>>,
+    /// The longest message memberlist's streams accept, when Plumtree frames ride on them
+    /// (builder stacks without QUIC): a topic's frames must fit too.
+    frame_limit: Option<usize>,
     /// The task that joins departed members again (`BridgeConfig::reconnect_interval`).
     reconnect: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -142,12 +145,17 @@ where
             book,
             topics,
             guard: None,
+            frame_limit: None,
             reconnect: std::sync::Mutex::default(),
         })
     }
 
     pub(crate) fn set_guard(&mut self, guard: Arc<Shared>) {
         self.guard = Some(guard);
+    }
+
+    pub(crate) fn set_frame_limit(&mut self, limit: Option<usize>) {
+        self.frame_limit = limit;
     }
 
     /// What the stream guard has refused so far, for a stack made by
@@ -257,12 +265,15 @@ where
 
     /// Joins `topic` (see [`PlumtreeMemberlist::join_topic`]): the members that joined it
     /// become its peers, and this node tells the others it joined, in its memberlist metadata,
-    /// waiting at most `timeout` for the news to go out (if it does not, that is logged, and
-    /// SWIM's next syncs carry it). Members that join the topic later become peers as SWIM
+    /// waiting at most `timeout` for the news to go out (zero: not at all; if it does not go
+    /// out in time, that is logged, and SWIM's next syncs carry it). Members that join the topic later become peers as SWIM
     /// tells of them.
     ///
     /// # Errors
-    /// [`StackError::Topic`] as `PlumtreeMemberlist::join_topic`.
+    /// [`StackError::Topic`] as `PlumtreeMemberlist::join_topic`; [`StackError::Config`] when
+    /// frames ride on memberlist and the topic's longest frame (its `max_message_size`,
+    /// `ihave_batch_size`) does not fit in the stream guard's `max_message_size`, as the
+    /// builder checks for the default topic.
     ///
     /// # Examples
     /// ```no_run
@@ -285,6 +296,16 @@ where
         delegate: E,
         timeout: Duration,
     ) -> Result<Topic<I, E>, StackError> {
+        let room = config
+            .decode_limits()
+            .max_frame_len()
+            .saturating_add(super::transport::MEMBERLIST_FRAMING);
+        if self.frame_limit.is_some_and(|limit| room > limit) {
+            return Err(ConfigError::Inconsistent(
+                "the topic's longest frame (max_message_size, ihave_batch_size) does not fit in StreamGuard::max_message_size",
+            )
+            .into());
+        }
         let joined = self.plumtree.join_topic(topic, config, delegate)?;
         self.topics.join(topic, joined.inputs());
         self.publish_topics(timeout).await;
@@ -305,9 +326,18 @@ where
     }
 
     /// Re-advertises this node, so that its metadata (the topics it is in) reaches the others.
+    /// A zero `timeout` does not wait (memberlist would wait without bound).
     async fn publish_topics(&self, timeout: Duration) {
-        if let Err(error) = self.memberlist.update_node(timeout).await {
-            tracing::warn!(%error, "topic membership not yet sent; SWIM's syncs will carry it");
+        match self
+            .memberlist
+            .update_node(timeout.max(Duration::from_millis(1)))
+            .await
+        {
+            Ok(()) => {}
+            Err(memberlist::error::Error::UpdateTimeout) if timeout.is_zero() => {}
+            Err(error) => {
+                tracing::warn!(%error, "topic membership not yet sent; SWIM's syncs will carry it");
+            }
         }
     }
 
