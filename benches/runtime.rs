@@ -17,6 +17,9 @@
 //!   origin keys (signing and checking) or none.
 //! - `compression/{plain,lz4}/...`: the `tuned` config with payloads of JSON-like text or random
 //!   bytes at 256 B, 1 KiB, 4 KiB and 64 KiB, sent as they are or with `compress_min_size` 256.
+//! - `topics/{1,4}_topics/...`: the `tuned` config, every node in 0 or 3 topics besides the
+//!   default one, the broadcasts spread over the default topic and the topics in turn (one
+//!   origin, or ten): what running a core per topic costs.
 //!
 //! `--broadcasts N` (default 20,000) and `--runs N` (default 5) set the size; `--bytes` installs
 //! a `metrics` recorder (for every case of the run, so compare cases measured together) and
@@ -32,7 +35,8 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memberlist_plumtree::{
-    Delivery, LocalNetwork, PlumtreeConfig, PlumtreeDelegate, PlumtreeMemberlist,
+    Delivery, LocalNetwork, MessageId, PlumtreeConfig, PlumtreeDelegate, PlumtreeMemberlist, Topic,
+    TopicId,
 };
 
 const NODES: u64 = 10;
@@ -80,6 +84,8 @@ struct Case {
     compress: bool,
     /// Every node signs its broadcasts and checks everyone's (`with_origin_keys`).
     sign: bool,
+    /// Topics every node joins besides the default one; broadcasts go to each in turn.
+    topics: u64,
 }
 
 impl Case {
@@ -93,7 +99,26 @@ impl Case {
             body: Body::Filler,
             compress: false,
             sign: false,
+            topics: 0,
         }
+    }
+}
+
+/// Where a node broadcasts: payload `n` goes to the default topic or one of the topics, in turn.
+#[derive(Clone)]
+struct Sender {
+    node: Arc<PlumtreeMemberlist<u64, Count>>,
+    topics: Vec<Topic<u64, Count>>,
+}
+
+impl Sender {
+    async fn send(&self, n: u64, payload: Vec<u8>) -> MessageId {
+        let turn = (n % (self.topics.len() as u64 + 1)) as usize;
+        match turn.checked_sub(1) {
+            None => self.node.broadcast(payload).await,
+            Some(topic) => self.topics[topic].broadcast(payload).await,
+        }
+        .unwrap()
     }
 }
 
@@ -223,10 +248,34 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
         node.start(network.join(node)).unwrap();
         node.inputs().add_peers(0..NODES);
     }
+    let senders: Vec<Sender> = nodes
+        .iter()
+        .enumerate()
+        .map(|(id, node)| {
+            let topics = (1..=case.topics)
+                .map(|topic| {
+                    let config = (case.config)().with_rng_seed(Some(id as u64 + 100 * topic));
+                    let delegate = Count {
+                        node: id as u64,
+                        ..count.clone()
+                    };
+                    let joined = node
+                        .join_topic(TopicId::new(topic), config, delegate)
+                        .unwrap();
+                    joined.inputs().add_peers(0..NODES);
+                    joined
+                })
+                .collect();
+            Sender {
+                node: Arc::clone(node),
+                topics,
+            }
+        })
+        .collect();
     let body = |n: u64| case.body.payload(n, case.payload);
-    // Warm up: let the tree form.
+    // Warm up: let the trees form.
     for n in 0..WARMUP {
-        nodes[0].broadcast(body(n)).await.unwrap();
+        senders[0].send(n, body(n)).await;
     }
     while count.total.load(Ordering::Relaxed) < WARMUP * NODES {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -238,22 +287,23 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
     if case.origins == 1 {
         // On the calling task, as a service's main loop would.
         for n in WARMUP..total {
-            nodes[0].broadcast(body(n)).await.unwrap();
+            senders[0].send(n, body(n)).await;
         }
     } else {
-        let mut senders = tokio::task::JoinSet::new();
+        let mut tasks = tokio::task::JoinSet::new();
         let share = broadcasts / case.origins;
-        for (i, node) in nodes[..case.origins as usize].iter().enumerate() {
-            let node = Arc::clone(node);
+        for (i, sender) in senders[..case.origins as usize].iter().enumerate() {
+            let sender = sender.clone();
             let first = WARMUP + i as u64 * share;
-            let payloads: Vec<Vec<u8>> = (first..first + share).map(body).collect();
-            senders.spawn(async move {
-                for payload in payloads {
-                    node.broadcast(payload).await.unwrap();
+            let payloads: Vec<(u64, Vec<u8>)> =
+                (first..first + share).map(|n| (n, body(n))).collect();
+            tasks.spawn(async move {
+                for (n, payload) in payloads {
+                    sender.send(n, payload).await;
                 }
             });
         }
-        senders.join_all().await;
+        tasks.join_all().await;
     }
     // Wait for the last delivery: until all arrived, or none arrived for 3 s (lost for good).
     let expected = start_count + broadcasts * NODES;
@@ -272,6 +322,14 @@ async fn run(case: &Case, broadcasts: u64) -> Run {
     let delivered = count.total.load(Ordering::Relaxed) - start_count;
     let bytes = bytes_sent();
     let (mut dropped, mut given_up) = (0, 0);
+    for sender in &senders {
+        for topic in &sender.topics {
+            let stats = topic.stats().await.unwrap();
+            dropped += stats.outbound_dropped + stats.inbound_dropped;
+            given_up += stats.protocol.grafts_given_up;
+        }
+    }
+    drop(senders);
     for node in &nodes {
         let stats = node.stats().await.unwrap();
         dropped += stats.outbound_dropped + stats.inbound_dropped;
@@ -369,6 +427,25 @@ fn cases() -> Vec<Case> {
                     ..Case::new(name, tuned, payload)
                 });
             }
+        }
+    }
+    for (payload, origins) in [(256usize, 1), (256, NODES)] {
+        for topics in [0u64, 3] {
+            let name = match origins {
+                1 => format!(
+                    "runtime/topics/{}_topics/{NODES}_nodes_{payload}B",
+                    topics + 1
+                ),
+                _ => format!(
+                    "runtime/topics/{}_topics/{NODES}_nodes_{payload}B_{origins}_origins",
+                    topics + 1
+                ),
+            };
+            cases.push(Case {
+                topics,
+                origins,
+                ..Case::new(name, tuned, payload)
+            });
         }
     }
     for payload in [256usize, 4096] {
