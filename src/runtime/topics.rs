@@ -121,12 +121,19 @@ impl Routes {
         }
     }
 
-    /// Hands a frame of the default topic over if its queue has room, or gives it back (any
-    /// other topic's frame too: the caller's waiting path routes it).
+    /// Hands `frame` to its topic's queue if that has room, or gives it back as it came.
     pub(crate) fn try_send(&self, frame: Frame) -> Result<(), Frame> {
         match frame.topic() {
             Ok(topic) if topic.is_default() => self.default.try_send(frame),
-            _ => Err(frame),
+            Ok(_) => {
+                // The envelope shares the frame's buffers: keeping the frame costs a reference
+                // count, and it is what goes back if there is no room.
+                match self.route(frame.clone()) {
+                    Route::Topic(sink, inner) => sink.try_send(inner).map_err(|_| frame),
+                    Route::Default(_) | Route::Nowhere => Ok(()),
+                }
+            }
+            Err(_) => Err(frame),
         }
     }
 
