@@ -417,3 +417,51 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> Topic<I, D> {
         self.node.delegate()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+
+    use super::*;
+    use crate::runtime::inbound;
+
+    fn frame(topic: TopicId, len: usize) -> Frame {
+        let mut buf = BytesMut::new();
+        topic.put_prefix(&mut buf);
+        buf.extend_from_slice(&vec![3u8; len]);
+        Frame::from(buf.freeze())
+    }
+
+    #[test]
+    fn frames_go_to_their_topic_and_come_back_whole_when_it_is_full() {
+        let (default, mut default_rx) = inbound::channel(10_000, Arc::default());
+        let routes = Routes::new(default);
+        let chat = TopicId::new(5);
+        // Room for one frame of 100 bytes and its overhead.
+        let (sink, mut chat_rx) = inbound::channel(200, Arc::default());
+        routes.insert(chat, sink);
+
+        assert!(routes.try_send(frame(chat, 100)).is_ok());
+        let full = frame(chat, 100);
+        let back = routes.try_send(full.clone()).expect_err("no room");
+        assert_eq!(
+            back.to_bytes(),
+            full.to_bytes(),
+            "given back with its prefix"
+        );
+        // The topic's queue got the envelope alone.
+        let got = chat_rx.try_recv().expect("queued");
+        assert_eq!(got.to_bytes(), Bytes::from(vec![3u8; 100]));
+
+        assert!(routes.try_send(frame(TopicId::DEFAULT, 10)).is_ok());
+        assert_eq!(default_rx.try_recv().map(|f| f.len()), Some(10));
+
+        // A topic this node is not in: dropped, counted, nothing to give back.
+        assert!(routes.try_send(frame(TopicId::new(6), 10)).is_ok());
+        assert_eq!(routes.send(frame(TopicId::new(6), 10)), Ok(()));
+        assert_eq!(routes.unrouted(), 2);
+        routes.remove(chat);
+        assert!(routes.try_send(frame(chat, 1)).is_ok());
+        assert_eq!(routes.unrouted(), 3);
+    }
+}
