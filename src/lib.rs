@@ -21,6 +21,10 @@
 //!    (docs/quic.md). `MemberlistStack` can use it for the frames, and run memberlist itself over
 //!    QUIC with the same certificates.
 //!
+//! A node can also join *topics*, independent broadcast groups among the members that joined
+//! them (`PlumtreeMemberlist::join_topic`, `MemberlistStack::join_topic`; a core per topic,
+//! membership in memberlist metadata; docs/architecture.md, "Topics").
+//!
 //! With the `sim` feature, `sim` runs many cores over a virtual network in virtual time, to
 //! measure reliability, redundancy and delay before you deploy a config (docs/simulation.md).
 //!
