@@ -26,8 +26,9 @@ fn tight_limits() -> DecodeLimits {
 /// envelope behind it.
 pub fn envelope(data: &[u8]) {
     let wire = Bytes::copy_from_slice(data);
-    let inner = match Frame::from(wire.clone()).strip_topic() {
-        Ok((topic, inner)) if !topic.is_default() => Some(inner.to_bytes()),
+    let frame = Frame::from(wire.clone());
+    let inner = match frame.split_topic() {
+        Ok((topic, len)) if !topic.is_default() => Some(frame.without_prefix(len).to_bytes()),
         _ => None,
     };
     for limits in [PlumtreeConfig::default().decode_limits(), tight_limits()] {

@@ -278,21 +278,13 @@ impl<I: NodeId + Id + Data> StackBuilder<I> {
         T: MlTransport<Id = I, Address = SocketAddr, ResolvedAddress = SocketAddr>,
     {
         tokio::runtime::Handle::try_current().map_err(|_| crate::StartError::NoRuntime)?;
-        let frame_room = self
-            .config
-            .decode_limits()
-            .max_frame_len()
-            .saturating_add(super::transport::MEMBERLIST_FRAMING);
         // Frames over memberlist's streams must fit in what the guard lets through; a topic
         // joined later is held to the same bound (`MemberlistStack::join_topic`).
         let frame_limit = self
             .frames_ride_on_memberlist()
             .then_some(self.guard.max_message_size);
-        if frame_limit.is_some_and(|limit| frame_room > limit) {
-            return Err(crate::ConfigError::Inconsistent(
-                "the config's longest frame (max_message_size, ihave_batch_size) does not fit in StreamGuard::max_message_size",
-            )
-            .into());
+        if let Some(limit) = frame_limit {
+            super::transport::check_frames_fit(&self.config, limit)?;
         }
         let plumtree = PlumtreeMemberlist::with_runtime_config(
             self.id.clone(),

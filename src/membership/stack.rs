@@ -266,8 +266,8 @@ where
     /// Joins `topic` (see [`PlumtreeMemberlist::join_topic`]): the members that joined it
     /// become its peers, and this node tells the others it joined, in its memberlist metadata,
     /// waiting at most `timeout` for the news to go out (zero: not at all; if it does not go
-    /// out in time, that is logged, and SWIM's next syncs carry it). Members that join the topic later become peers as SWIM
-    /// tells of them.
+    /// out in time, that is logged, and SWIM's next syncs carry it). Members that join the
+    /// topic later become peers as SWIM tells of them.
     ///
     /// # Errors
     /// [`StackError::Topic`] as `PlumtreeMemberlist::join_topic`; [`StackError::Config`] when
@@ -296,15 +296,8 @@ where
         delegate: E,
         timeout: Duration,
     ) -> Result<Topic<I, E>, StackError> {
-        let room = config
-            .decode_limits()
-            .max_frame_len()
-            .saturating_add(super::transport::MEMBERLIST_FRAMING);
-        if self.frame_limit.is_some_and(|limit| room > limit) {
-            return Err(ConfigError::Inconsistent(
-                "the topic's longest frame (max_message_size, ihave_batch_size) does not fit in StreamGuard::max_message_size",
-            )
-            .into());
+        if let Some(limit) = self.frame_limit {
+            super::transport::check_frames_fit(&config, limit)?;
         }
         let joined = self.plumtree.join_topic(topic, config, delegate)?;
         self.topics.join(topic, joined.inputs());

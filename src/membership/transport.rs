@@ -17,6 +17,24 @@ use crate::{Frame, NodeId};
 /// 257 bytes) and encryption (34 bytes with AES-GCM).
 pub(super) const MEMBERLIST_FRAMING: usize = 1024;
 
+/// Checks that the longest frame `config` allows, in a user message, fits in `limit` (the
+/// receivers' `StreamGuard::max_message_size`): a longer one would be refused at every hop.
+pub(super) fn check_frames_fit(
+    config: &crate::PlumtreeConfig,
+    limit: usize,
+) -> Result<(), crate::ConfigError> {
+    let room = config
+        .decode_limits()
+        .max_frame_len()
+        .saturating_add(MEMBERLIST_FRAMING);
+    if room > limit {
+        return Err(crate::ConfigError::Inconsistent(
+            "the config's longest frame (max_message_size, ihave_batch_size) does not fit in StreamGuard::max_message_size",
+        ));
+    }
+    Ok(())
+}
+
 /// Sends Plumtree frames with memberlist's `send_reliable`, to the address memberlist knows for
 /// the peer; the receiving [`PlumtreeNodeDelegate`] hands them to its node.
 ///

@@ -114,8 +114,8 @@ impl Frame {
         self.split_topic().map(|(topic, _)| topic)
     }
 
-    /// The topic and the prefix's length.
-    fn split_topic(&self) -> Result<(TopicId, usize), DecodeError> {
+    /// The topic and the length of its prefix (0 for the default topic).
+    pub(crate) fn split_topic(&self) -> Result<(TopicId, usize), DecodeError> {
         if self.get(0) != Some(TOPIC_VERSION) {
             return Ok((TopicId::DEFAULT, 0));
         }
@@ -136,13 +136,13 @@ impl Frame {
         Ok((TopicId(topic), len - input.len()))
     }
 
-    /// The topic and the envelope behind its prefix, without copying (unless the prefix spans
-    /// both parts, which no encoder of this crate produces).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn strip_topic(self) -> Result<(TopicId, Frame), DecodeError> {
-        let (topic, len) = self.split_topic()?;
+    /// The frame without its first `len` bytes (a prefix [`split_topic`](Self::split_topic)
+    /// measured), without copying unless the prefix spans both parts, which no encoder of this
+    /// crate produces.
+    #[cfg_attr(not(any(feature = "tokio", feature = "fuzzing")), allow(dead_code))]
+    pub(crate) fn without_prefix(self, len: usize) -> Frame {
         if len == 0 {
-            return Ok((topic, self));
+            return self;
         }
         let urgent = self.is_urgent();
         let (head, payload) = if self.parts().0.len() >= len {
@@ -150,7 +150,7 @@ impl Frame {
         } else {
             (self.to_bytes(), Bytes::new())
         };
-        Ok((topic, Frame::from_parts(head.slice(len..), payload, urgent)))
+        Frame::from_parts(head.slice(len..), payload, urgent)
     }
 }
 
@@ -158,6 +158,12 @@ impl Frame {
 mod tests {
     use super::*;
     use crate::{Envelope, Message};
+
+    /// The topic and the envelope behind its prefix, as routing takes them.
+    fn strip(frame: Frame) -> Result<(TopicId, Frame), DecodeError> {
+        let (topic, len) = frame.split_topic()?;
+        Ok((topic, frame.without_prefix(len)))
+    }
 
     fn prefixed(topic: TopicId) -> Frame {
         let mut buf = BytesMut::new();
@@ -180,7 +186,7 @@ mod tests {
                 topic.prefix_len() + prefixed(TopicId::DEFAULT).len()
             );
             assert_eq!(frame.topic(), Ok(topic));
-            let (got, inner) = frame.strip_topic().unwrap();
+            let (got, inner) = strip(frame).unwrap();
             assert_eq!(got, topic);
             assert_eq!(inner.to_bytes(), prefixed(TopicId::DEFAULT).to_bytes());
         }
@@ -214,7 +220,7 @@ mod tests {
             let bytes = Bytes::from(bytes);
             let split = split.min(bytes.len());
             let frame = Frame::from_parts(bytes.slice(..split), bytes.slice(split..), false);
-            match frame.clone().strip_topic() {
+            match strip(frame.clone()) {
                 Ok((topic, inner)) => {
                     proptest::prop_assert_eq!(frame.topic(), Ok(topic));
                     proptest::prop_assert_eq!(inner.len() + topic.prefix_len(), bytes.len());

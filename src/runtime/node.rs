@@ -121,7 +121,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             local,
             topic,
             left: AtomicBool::new(false),
-            topics: Topics::new(Arc::clone(&routes)),
+            topics: Topics::new(),
             #[cfg(feature = "signing")]
             origin_keys: None,
             inputs: NodeInputs {
@@ -254,7 +254,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
         let node = PlumtreeMemberlist::build(
             self.local.clone(),
             topic,
-            Some(Arc::clone(&self.topics.routes)),
+            Some(Arc::clone(&self.inputs.routes)),
             config,
             self.runtime.clone(),
             delegate,
@@ -264,7 +264,8 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
             Some(keys) => node.with_origin_keys(keys.for_topic(topic))?,
             None => node,
         };
-        self.topics.join(topic, node, self.runtime.max_topics)
+        self.topics
+            .join(&self.inputs.routes, topic, node, self.runtime.max_topics)
     }
 
     /// Leaves `topic`: stops its tasks (as [`shutdown`](Self::shutdown) does) and drops its
@@ -273,7 +274,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Cancel safety
     /// Cancel safe: the topic is left anyway.
     pub async fn leave_topic(&self, topic: TopicId) -> bool {
-        self.topics.leave(topic).await
+        self.topics.leave(&self.inputs.routes, topic).await
     }
 
     /// The topics this node joined, with their inputs (for a membership source that tells each
@@ -384,7 +385,7 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> PlumtreeMemberlist<I, D> {
     /// # Cancel safety
     /// Cancel safe: the tasks stop anyway.
     pub async fn shutdown(&self) {
-        self.topics.stop_all().await;
+        self.topics.stop_all(&self.inputs.routes).await;
         let _ = self.inputs.control.send(Control::Shutdown);
         let tasks: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));

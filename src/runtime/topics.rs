@@ -55,8 +55,9 @@ pub enum TopicError {
 
 /// Where one received frame goes.
 enum Route {
-    Default(Frame),
-    Topic(FrameSink, Frame),
+    Default,
+    /// To this topic's queue, without its prefix of this many bytes.
+    Topic(FrameSink, usize),
     /// A topic this node is not in: dropped (and counted).
     Nowhere,
 }
@@ -80,60 +81,56 @@ impl Routes {
         }
     }
 
-    /// Where `frame` goes. A malformed prefix goes to the default topic, whose decoder counts
-    /// it; a topic the node is not in is counted here.
-    fn route(&self, frame: Frame) -> Route {
-        match frame.topic() {
-            Ok(topic) if !topic.is_default() => {
-                let sink = self
-                    .topics
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&topic)
-                    .cloned();
-                match (sink, frame.strip_topic()) {
-                    (Some(sink), Ok((_, inner))) => Route::Topic(sink, inner),
-                    _ => {
-                        self.unrouted.fetch_add(1, Ordering::Relaxed);
-                        Route::Nowhere
-                    }
-                }
+    /// Where `frame` goes, read once from its prefix. A malformed prefix goes to the default
+    /// topic, whose decoder counts it; a topic the node is not in is counted here.
+    fn route(&self, frame: &Frame) -> Route {
+        let (topic, len) = match frame.split_topic() {
+            Ok((topic, len)) if !topic.is_default() => (topic, len),
+            _ => return Route::Default,
+        };
+        let sink = self
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&topic)
+            .cloned();
+        match sink {
+            Some(sink) => Route::Topic(sink, len),
+            None => {
+                self.unrouted.fetch_add(1, Ordering::Relaxed);
+                Route::Nowhere
             }
-            _ => Route::Default(frame),
         }
     }
 
     /// Hands `frame` to its topic's queue, waiting for room.
     pub(crate) async fn send_wait(&self, frame: Frame) -> Result<(), InboundError> {
-        match self.route(frame) {
-            Route::Default(frame) => self.default.send_wait(frame).await,
-            Route::Topic(sink, frame) => sink.send_wait(frame).await,
+        match self.route(&frame) {
+            Route::Default => self.default.send_wait(frame).await,
+            Route::Topic(sink, len) => sink.send_wait(frame.without_prefix(len)).await,
             Route::Nowhere => Ok(()),
         }
     }
 
     /// Hands `frame` to its topic's queue if there is room, or drops and counts it.
     pub(crate) fn send(&self, frame: Frame) -> Result<(), InboundError> {
-        match self.route(frame) {
-            Route::Default(frame) => self.default.send(frame),
-            Route::Topic(sink, frame) => sink.send(frame),
+        match self.route(&frame) {
+            Route::Default => self.default.send(frame),
+            Route::Topic(sink, len) => sink.send(frame.without_prefix(len)),
             Route::Nowhere => Ok(()),
         }
     }
 
     /// Hands `frame` to its topic's queue if that has room, or gives it back as it came.
     pub(crate) fn try_send(&self, frame: Frame) -> Result<(), Frame> {
-        match frame.topic() {
-            Ok(topic) if topic.is_default() => self.default.try_send(frame),
-            Ok(_) => {
-                // The envelope shares the frame's buffers: keeping the frame costs a reference
-                // count, and it is what goes back if there is no room.
-                match self.route(frame.clone()) {
-                    Route::Topic(sink, inner) => sink.try_send(inner).map_err(|_| frame),
-                    Route::Default(_) | Route::Nowhere => Ok(()),
-                }
-            }
-            Err(_) => Err(frame),
+        match self.route(&frame) {
+            Route::Default => self.default.try_send(frame),
+            // The envelope shares the frame's buffers: keeping the frame costs a reference
+            // count, and it is what goes back if there is no room.
+            Route::Topic(sink, len) => sink
+                .try_send(frame.clone().without_prefix(len))
+                .map_err(|_| frame),
+            Route::Nowhere => Ok(()),
         }
     }
 
@@ -223,9 +220,8 @@ impl<I: NodeId, D: PlumtreeDelegate<I>> Joined<I> for PlumtreeMemberlist<I, D> {
     }
 }
 
-/// The topics of a node (empty and unused in a topic's own node).
+/// The topics of a node (empty in a topic's own node).
 pub(crate) struct Topics<I: NodeId> {
-    pub(crate) routes: Arc<Routes>,
     state: std::sync::Mutex<TopicTable<I>>,
 }
 
@@ -239,15 +235,13 @@ impl<I: NodeId> std::fmt::Debug for Topics<I> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Topics")
             .field("joined", &state.joined.keys().collect::<Vec<_>>())
-            .field("unrouted", &self.routes.unrouted())
             .finish_non_exhaustive()
     }
 }
 
 impl<I: NodeId> Topics<I> {
-    pub(crate) fn new(routes: Arc<Routes>) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            routes,
             state: std::sync::Mutex::new(TopicTable {
                 starter: None,
                 joined: HashMap::new(),
@@ -264,9 +258,10 @@ impl<I: NodeId> Topics<I> {
         self.table().starter = Some(starter);
     }
 
-    /// Starts `node` as topic `topic` of this node.
+    /// Starts `node` as topic `topic` of this node, its frames routed by `routes`.
     pub(crate) fn join<D: PlumtreeDelegate<I>>(
         &self,
+        routes: &Routes,
         topic: TopicId,
         node: PlumtreeMemberlist<I, D>,
         max: usize,
@@ -282,7 +277,7 @@ impl<I: NodeId> Topics<I> {
         let node = Arc::new(node);
         let stream = node.stream_receiver();
         node.launch(&*starter).map_err(|_| TopicError::NotRunning)?;
-        self.routes.insert(topic, node.own_sink().clone());
+        routes.insert(topic, node.own_sink().clone());
         table
             .joined
             .insert(topic, Arc::clone(&node) as Arc<dyn Joined<I>>);
@@ -293,10 +288,10 @@ impl<I: NodeId> Topics<I> {
         })
     }
 
-    /// Stops topic `topic`; false if the node was not in it.
-    pub(crate) async fn leave(&self, topic: TopicId) -> bool {
+    /// Stops topic `topic` and takes it out of `routes`; false if the node was not in it.
+    pub(crate) async fn leave(&self, routes: &Routes, topic: TopicId) -> bool {
         let joined = self.table().joined.remove(&topic);
-        self.routes.remove(topic);
+        routes.remove(topic);
         match joined {
             Some(node) => {
                 node.stop(true).await;
@@ -307,10 +302,10 @@ impl<I: NodeId> Topics<I> {
     }
 
     /// Stops every topic (the node shuts down).
-    pub(crate) async fn stop_all(&self) {
+    pub(crate) async fn stop_all(&self, routes: &Routes) {
         let joined: Vec<_> = self.table().joined.drain().collect();
         for (topic, node) in joined {
-            self.routes.remove(topic);
+            routes.remove(topic);
             node.stop(false).await;
         }
     }

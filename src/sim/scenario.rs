@@ -152,7 +152,16 @@ pub fn run(
     config: SimConfig,
     workload: &Workload,
 ) -> Result<(Report, Sim), ConfigError> {
-    let mut sim = Sim::new(config)?;
+    run_on(scenario, Sim::new(config)?, workload)
+}
+
+/// Runs `scenario` on `sim` as it was made (for instance one topic's group,
+/// [`Sim::with_members`]).
+pub(super) fn run_on(
+    scenario: Scenario,
+    mut sim: Sim,
+    workload: &Workload,
+) -> Result<(Report, Sim), ConfigError> {
     let payload = vec![0xab; workload.payload];
     let n = sim.len() as NodeIndex;
     let mut extra = Vec::new();

@@ -7,8 +7,6 @@
 //! latencies), in which only the topic's members run: every frame that reaches another slot,
 //! a node outside the topic, is counted.
 
-use std::time::Duration;
-
 use super::scenario::{self, Report, Scenario, Workload};
 use super::{NodeIndex, Sim, SimConfig};
 use crate::ConfigError;
@@ -68,9 +66,8 @@ pub fn run(config: &TopicsConfig) -> Result<Vec<TopicReport>, ConfigError> {
         slots.truncate(size);
         // The cluster's seed fixes its links' latencies: the same for every topic.
         let cluster = config.cluster.clone();
-        let mut sim = Sim::with_members(cluster.clone(), &slots)?;
-        random_senders(&mut sim, &slots, &config.workload);
-        let report = scenario::summarize(Scenario::RandomSender, &sim, Vec::new());
+        let sim = Sim::with_members(cluster.clone(), &slots)?;
+        let (report, sim) = scenario::run_on(Scenario::RandomSender, sim, &config.workload)?;
         let alone = SimConfig {
             nodes: size,
             ..cluster
@@ -86,20 +83,11 @@ pub fn run(config: &TopicsConfig) -> Result<Vec<TopicReport>, ConfigError> {
     Ok(reports)
 }
 
-/// The random-sender workload among `members`, then quiet time for repairs.
-fn random_senders(sim: &mut Sim, members: &[NodeIndex], workload: &Workload) {
-    let payload = vec![0xab; workload.payload];
-    for _ in 0..workload.messages {
-        let origin = members[sim.rng().usize(..members.len())];
-        sim.broadcast(origin, payload.clone());
-        sim.run_for(workload.interval);
-    }
-    sim.run_for(Duration::from_secs(5));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Duration;
 
     #[test]
     fn topics_reach_all_their_members_and_no_one_else() {
