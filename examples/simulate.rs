@@ -227,6 +227,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "eager_links": report.tree.eager_links,
             "one_sided_links": report.tree.one_sided,
             "tree_components": report.tree.components,
+            "tree_largest_component": report.tree.largest_component,
             "wall_ms": wall_ms,
         });
         for (name, value) in &report.extra {
@@ -262,8 +263,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("  delivery ms p50/p99/max  {p50:.1} / {p99:.1} / {max:.1}");
         let tree = &report.tree;
         println!(
-            "  eager links at end    {} ({} one-sided), {} component(s)",
-            tree.eager_links, tree.one_sided, tree.components
+            "  eager links at end    {} ({} one-sided), {} component(s), the largest {} nodes",
+            tree.eager_links, tree.one_sided, tree.components, tree.largest_component
         );
         for (name, value) in &report.extra {
             println!("  {name:<22}{value}");

@@ -95,12 +95,14 @@ pub struct PlumtreeConfig {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub prune_delay: Duration,
     /// Tree optimization: when a payload arrives with a hop count at least this much larger than
-    /// an announcer's, the announcer is grafted and the sender pruned. Default 0: off.
+    /// an announcer's, the announcer is grafted and the sender pruned. Default 14; 0 turns it off.
     ///
-    /// It shortens the tree for one sender (in the simulator, 1,000 nodes and one sender: deepest
-    /// hop 12 -> 7), but each swap is tuned to that sender's position, so with many senders the
-    /// swaps undo each other and redundancy rises (docs/simulation.md). Enable it (3 is a good
-    /// value) when most broadcasts come from one node.
+    /// One tree serves every origin, so a broadcast that starts deep in it travels far; at 14
+    /// only paths that long are shortened (simulator, 1,000 nodes, random senders: mean depth
+    /// of the last delivery about 26 -> 21.5 hops, redundancy 0.17 -> 0.25). Each swap suits
+    /// one sender's position, so small values (3) make swaps undo each other under many
+    /// senders and redundancy triples; they suit a cluster where most broadcasts come from one
+    /// node (docs/simulation.md, "Depth under random senders").
     pub optimization_threshold: u32,
     /// How long a payload stays in the cache, to answer Grafts. Default 60 s.
     ///
@@ -203,7 +205,7 @@ impl Default for PlumtreeConfig {
             graft_retry_timeout: Duration::from_millis(250),
             graft_max_retries: 5,
             prune_delay: Duration::from_millis(500),
-            optimization_threshold: 0,
+            optimization_threshold: 14,
             message_cache_ttl: Duration::from_secs(60),
             message_cache_max_size: 10_000,
             message_cache_max_bytes: 64 * 1024 * 1024,
@@ -253,6 +255,9 @@ impl PlumtreeConfig {
             message_cache_ttl: Duration::from_secs(120),
             seen_ttl: Duration::from_secs(240),
             peer_scoring: true, // links differ by tens of ms: prefer the fast ones
+            // Scoring already prefers fast links; swaps on top bought little depth for more
+            // copies (docs/simulation.md, "Depth under random senders").
+            optimization_threshold: 0,
             // Stretched up to 1.6 s, flushes delay repairs more than the frames saved are worth
             // here (docs/adaptive-features.md).
             adaptive_ihave: false,
@@ -275,6 +280,9 @@ impl PlumtreeConfig {
             max_missing: 20_000,
             use_hash_ring: true, // connected by construction, whatever fails
             peer_scoring: true,
+            // Swaps made random senders' p99 half as long again and nearly tripled the copies
+            // here (docs/simulation.md, "Depth under random senders").
+            optimization_threshold: 0,
             // adaptive_cache stays off: anti-entropy repairs a partition only from what is
             // still cached, and the cache is bounded by size and bytes anyway
             ..Self::default()

@@ -19,10 +19,25 @@ fn run(scenario: Scenario, nodes: usize, seed: u64) -> Report {
         "{scenario}: a payload was delivered twice"
     );
     let shape = sim.tree_shape();
-    assert_eq!(
-        shape.components, 1,
-        "{scenario}: the eager links do not connect the cluster: {shape:?}"
-    );
+    if matches!(
+        scenario,
+        Scenario::RandomSender | Scenario::Burst | Scenario::Churn
+    ) {
+        // With many senders the eager graph is in small islands much of the time: two prunes
+        // that raced, or optimization swaps, cut off a few nodes until the next graft into
+        // them (docs/simulation.md, "Depth under random senders"). Every broadcast still
+        // reaches them (reliability is asserted apart); what must not happen is the tree
+        // falling apart, as it did under the paper's rules (151 fragments).
+        assert!(
+            shape.largest_component * 50 >= nodes * 49,
+            "{scenario}: more than 2% of the nodes outside the main tree: {shape:?}"
+        );
+    } else {
+        assert_eq!(
+            shape.components, 1,
+            "{scenario}: the eager links do not connect the cluster: {shape:?}"
+        );
+    }
     report
 }
 
@@ -226,9 +241,10 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
 
     /// Pruning the heaviest link of a cycle never disconnects anything, however many broadcasts
-    /// are in flight (proto/cycle.rs). With only that rule active (`prune_delay` out of reach)
-    /// and repairs out of reach too (`graft_timeout` 60 s), every broadcast of three bursts on a
-    /// settled overlay must reach every node by eager pushes alone, and most cycles must go.
+    /// are in flight (proto/cycle.rs). With only that rule active (`prune_delay` out of reach,
+    /// the optimization off: its swaps can cut a pair of nodes off until a graft) and repairs
+    /// out of reach too (`graft_timeout` 60 s), every broadcast of three bursts on a settled
+    /// overlay must reach every node by eager pushes alone, and most cycles must go.
     #[test]
     fn cutting_the_heaviest_link_of_a_cycle_never_disconnects(
         seed in 0u64..1_000_000,
@@ -239,6 +255,7 @@ proptest::proptest! {
         config.protocol = config
             .protocol
             .with_eager_fanout(eager_fanout)
+            .with_optimization_threshold(0)
             .with_prune_delay(Duration::from_secs(3600))
             .with_graft_timeout(Duration::from_secs(60))
             .with_graft_retry_timeout(Duration::from_secs(30));

@@ -1,9 +1,10 @@
 //! [`Adaptive`]: the IHave flush interval and the cache retention, tuned from what the node sees.
 //!
-//! - IHave flushes: announcements exist for repair. While no repair is needed (no graft sent or
-//!   received since the last flush), each flush doubles the interval, up to
+//! - IHave flushes: announcements exist for repair. While this node needs no repair (no graft
+//!   for a missing payload sent since the last flush), each flush doubles the interval, up to
 //!   [`MAX_IHAVE_SCALE`] times `ihave_interval`: fewer, fuller IHave frames over a healthy tree.
-//!   The first graft either way brings it back to `ihave_interval` at once. (Full batches leave
+//!   The first such graft brings it back to `ihave_interval` at once. A graft received only
+//!   brings the next flush within `ihave_interval` (`Plumtree::graft_received`). (Full batches leave
 //!   at once whatever the interval, so under load the frame count follows the rate.)
 //! - Cache retention: a payload is only needed while a graft for it can still come. That window
 //!   is bounded by the protocol's own timers (the longest IHave delay, the graft timeout and every
@@ -22,7 +23,7 @@ pub(crate) struct Adaptive {
     ihave: bool,
     cache: bool,
     scale: u32,
-    /// A graft was sent or received since the last flush.
+    /// A graft for a missing payload was sent since the last flush.
     repair_seen: bool,
     /// Age of the oldest payload a graft asked us for.
     oldest_grafted: Duration,
@@ -61,7 +62,8 @@ impl Adaptive {
         self.repair_seen = false;
     }
 
-    /// A graft went out or came in: announcements matter again. True if the interval shrank.
+    /// A graft for a missing payload went out: announcements matter again. True if the interval
+    /// shrank.
     pub(crate) fn repaired(&mut self) -> bool {
         self.repair_seen = true;
         std::mem::replace(&mut self.scale, 1) != 1

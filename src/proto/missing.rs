@@ -1,8 +1,8 @@
 //! [`Missing`]: payloads we have been told about but not received, who offered them, and when to
 //! graft.
 //!
-//! An announcement first waits (unless the optimization or peer scoring is on: they need every
-//! announcer at once), in arrival order, until its graft timer would fire: most
+//! An announcement first waits (unless peer scoring is on: it needs every announcer at once),
+//! in arrival order, until its graft timer would fire: most
 //! announcements are for payloads already on their way over the tree, and this way one that
 //! arrives before its payload costs a push and a pop instead of a table entry, a timer and an
 //! announcer list that the payload then removes (a third of the core's time under load). Only
@@ -11,13 +11,16 @@
 //! times only grow, because time never goes back and the wait is a fixed `graft_timeout`. It
 //! holds announcements as they arrive, in runs (one peer's announcements of the next sequence
 //! numbers of one origin, at one round and due at one instant: what an IHave run carries), so
-//! that a batch of 16 is one entry to write instead of 16.
+//! that a batch of 16 is one entry to write instead of 16. The optimization needs, when a
+//! payload arrives, only the announcer with the lowest round among those that announced it:
+//! with it on, a table keeps that one announcer per id with announcements waiting (one entry
+//! per id, no timer, no list), and forgets it when the last of them leaves the queue.
 //!
 //! Entries are bounded twice: at most `max_missing` ids and `max_announcers` announcers per id.
 //! Each id has exactly one timer, kept in an ordered map so that removing an id cancels its
 //! timer and stale timers cannot pile up.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque, hash_map};
 use std::time::{Duration, Instant};
 
 use crate::message::MessageId;
@@ -87,10 +90,17 @@ pub(crate) struct Missing<I> {
     next_timer: u64,
     max_entries: usize,
     max_announcers: usize,
+    /// With the optimization on: for each id with announcements waiting, the announcer with the
+    /// lowest round and how many of its announcements wait. At most one per waiting
+    /// announcement, so bounded like the queue.
+    lowest: Option<HashMap<MessageId, (Announcer<I>, u32), foldhash::fast::RandomState>>,
 }
 
 impl<I: Clone + PartialEq> Missing<I> {
-    pub(crate) fn new(max_entries: usize, max_announcers: usize) -> Self {
+    /// `lowest`: keep the lowest-round announcer of each waiting id
+    /// ([`take_lowest`](Self::take_lowest)), which the optimization compares with a payload's
+    /// sender.
+    pub(crate) fn new(max_entries: usize, max_announcers: usize, lowest: bool) -> Self {
         Self {
             waiting: VecDeque::new(),
             waiting_len: 0,
@@ -99,6 +109,7 @@ impl<I: Clone + PartialEq> Missing<I> {
             next_timer: 0,
             max_entries,
             max_announcers,
+            lowest: lowest.then(HashMap::default),
         }
     }
 
@@ -125,6 +136,20 @@ impl<I: Clone + PartialEq> Missing<I> {
         }
         debug_assert!(self.waiting.back().is_none_or(|w| w.due <= due));
         self.waiting_len += 1;
+        if let Some(lowest) = &mut self.lowest {
+            match lowest.entry(id) {
+                hash_map::Entry::Occupied(mut slot) => {
+                    let (best, waiting) = slot.get_mut();
+                    if announcer.round < best.round {
+                        *best = announcer.clone();
+                    }
+                    *waiting += 1;
+                }
+                hash_map::Entry::Vacant(slot) => {
+                    slot.insert((announcer.clone(), 1));
+                }
+            }
+        }
         match self.waiting.back_mut() {
             Some(run) if run.continues(due, &id, &announcer) => run.more += 1,
             _ => self.waiting.push_back(WaitingRun {
@@ -145,6 +170,14 @@ impl<I: Clone + PartialEq> Missing<I> {
         }
         self.waiting_len -= 1;
         let id = run.first;
+        if let Some(lowest) = &mut self.lowest
+            && let hash_map::Entry::Occupied(mut slot) = lowest.entry(id)
+        {
+            slot.get_mut().1 -= 1;
+            if slot.get().1 == 0 {
+                slot.remove();
+            }
+        }
         match id.after(1).filter(|_| run.more > 0) {
             Some(next) => {
                 run.first = next;
@@ -201,6 +234,13 @@ impl<I: Clone + PartialEq> Missing<I> {
         };
         self.entries.insert(id, entry);
         Announced::New
+    }
+
+    /// The lowest-round announcer of `id` among its announcements still waiting, forgotten
+    /// (its payload arrived). Always `None` unless built to keep them.
+    pub(crate) fn take_lowest(&mut self, id: &MessageId) -> Option<Announcer<I>> {
+        let (best, _) = self.lowest.as_mut()?.remove(id)?;
+        Some(best)
     }
 
     /// Forgets `id` (its payload arrived, or we gave up), cancelling its timer.
@@ -284,7 +324,7 @@ mod tests {
     fn an_announcement_due_sooner_than_the_last_one_waiting_cannot_wait() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut m = Missing::new(8, 2);
+        let mut m = Missing::new(8, 2, false);
         assert!(m.can_wait(t0), "empty queue");
         assert!(m.wait(
             t0 + ms(100),
@@ -302,7 +342,7 @@ mod tests {
     fn bounds_hold_and_timers_follow_entries() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut m = Missing::new(2, 2);
+        let mut m = Missing::new(2, 2, false);
         assert_eq!(m.announce(id(1), 'a', 1, t0 + ms(10)), Announced::New);
         assert_eq!(m.announce(id(1), 'a', 1, t0 + ms(99)), Announced::Added);
         assert_eq!(m.announce(id(1), 'b', 2, t0 + ms(99)), Announced::Added);
@@ -330,7 +370,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let a = |peer| Announcer { peer, round: 0 };
-        let mut m = Missing::new(2, 2); // room for 4 waiting announcements
+        let mut m = Missing::new(2, 2, false); // room for 4 waiting announcements
         for (i, peer) in ['a', 'b', 'c', 'd'].into_iter().enumerate() {
             assert!(m.wait(t0 + ms(i as u64), id(i as u64), a(peer)));
         }
@@ -344,10 +384,40 @@ mod tests {
     }
 
     #[test]
+    fn the_lowest_round_announcer_of_a_waiting_id_is_kept_until_its_last_announcement_leaves() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let a = |peer, round| Announcer { peer, round };
+        let mut m = Missing::new(4, 2, true);
+        assert!(m.wait(t0, id(1), a('a', 9)));
+        assert!(m.wait(t0 + ms(1), id(1), a('b', 4)));
+        assert!(
+            m.wait(t0 + ms(2), id(1), a('c', 4)),
+            "a tie keeps the first"
+        );
+        assert!(m.wait(t0 + ms(2), id(2), a('c', 7)));
+        assert_eq!(m.take_lowest(&id(2)), Some(a('c', 7)), "its payload came");
+        assert_eq!(m.take_lowest(&id(2)), None, "forgotten");
+        assert!(m.pop_waiting(t0 + ms(1)).is_some());
+        assert!(m.pop_waiting(t0 + ms(1)).is_some());
+        assert_eq!(m.lowest.as_ref().unwrap()[&id(1)], (a('b', 4), 1));
+        while m.pop_waiting(t0 + ms(2)).is_some() {}
+        assert!(
+            m.lowest.as_ref().unwrap().is_empty(),
+            "nothing waits: nothing kept"
+        );
+        assert_eq!(m.take_lowest(&id(1)), None);
+
+        let mut off = Missing::new(4, 2, false);
+        assert!(off.wait(t0, id(1), a('a', 1)));
+        assert_eq!(off.take_lowest(&id(1)), None, "not kept unless asked");
+    }
+
+    #[test]
     fn waiting_announcements_are_kept_in_runs_and_given_back_one_by_one() {
         let t0 = Instant::now();
         let a = |peer, round| Announcer { peer, round };
-        let mut m = Missing::new(4, 2); // room for 8 waiting announcements
+        let mut m = Missing::new(4, 2, false); // room for 8 waiting announcements
         let arrivals = [
             (t0, id(1), a('a', 0)),
             (t0, id(2), a('a', 0)), // continues the first run

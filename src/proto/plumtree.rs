@@ -150,7 +150,11 @@ impl<I: NodeId> Plumtree<I> {
                     scoring: config.peer_scoring,
                 },
             ),
-            missing: Missing::new(config.max_missing, config.max_announcers),
+            missing: Missing::new(
+                config.max_missing,
+                config.max_announcers,
+                config.optimization_threshold > 0,
+            ),
             local,
             config,
             rng,

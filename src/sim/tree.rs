@@ -12,6 +12,8 @@ pub struct TreeShape {
     pub one_sided: usize,
     /// Connected components of the graph of links eager at both ends (1 for a connected tree).
     pub components: usize,
+    /// Running nodes in the largest of those components (islands hold the rest).
+    pub largest_component: usize,
 }
 
 impl Sim {
@@ -45,11 +47,12 @@ impl Sim {
                 .filter(|&&b| self.is_live(b))
                 .map(move |&b| (a, b))
         });
-        self.components(links)
+        self.component_sizes(links).len()
     }
 
-    /// Connected components among running nodes of the graph with `links` (undirected).
-    fn components(&self, links: impl Iterator<Item = (NodeIndex, NodeIndex)>) -> usize {
+    /// The sizes of the connected components among running nodes of the graph with `links`
+    /// (undirected).
+    fn component_sizes(&self, links: impl Iterator<Item = (NodeIndex, NodeIndex)>) -> Vec<usize> {
         let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
         fn root(parent: &mut [usize], mut i: usize) -> usize {
             while parent[i] != i {
@@ -62,20 +65,25 @@ impl Sim {
             let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
             parent[ra] = rb;
         }
-        self.live_nodes()
-            .filter(|&i| root(&mut parent, i as usize) == i as usize)
-            .count()
+        let mut sizes = vec![0; self.nodes.len()];
+        for i in self.live_nodes() {
+            sizes[root(&mut parent, i as usize)] += 1;
+        }
+        sizes.retain(|&n| n > 0);
+        sizes
     }
 
     /// Measures the eager graph now: symmetric links, one-sided links, components.
     pub fn tree_shape(&self) -> TreeShape {
         let links = self.eager_links();
         let mutual = links.iter().filter(|(_, _, m)| *m).count();
+        let sizes =
+            self.component_sizes(links.iter().filter(|(_, _, m)| *m).map(|&(a, b, _)| (a, b)));
         TreeShape {
             eager_links: mutual,
             one_sided: links.len() - mutual,
-            components: self
-                .components(links.iter().filter(|(_, _, m)| *m).map(|&(a, b, _)| (a, b))),
+            components: sizes.len(),
+            largest_component: sizes.iter().copied().max().unwrap_or(0),
         }
     }
 

@@ -33,6 +33,7 @@ impl<I: NodeId> Plumtree<I> {
             return;
         };
         let announced = self.missing.remove(&id);
+        let waiting = self.missing.take_lowest(&id);
         if announced.as_ref().is_some_and(|entry| {
             entry.grafts > 0 && entry.announcers.back().is_some_and(|a| a.peer == from)
         }) {
@@ -61,7 +62,11 @@ impl<I: NodeId> Plumtree<I> {
         // Optimization: an announcer that had the payload several hops earlier is a shorter
         // path; make it the eager link instead of the sender.
         let threshold = self.config.optimization_threshold;
-        let Some(best) = announced.and_then(|e| e.announcers.into_iter().min_by_key(|a| a.round))
+        let announcers = announced.map(|e| e.announcers).unwrap_or_default();
+        let Some(best) = announcers
+            .into_iter()
+            .chain(waiting)
+            .min_by_key(|a| a.round)
         else {
             return;
         };
@@ -112,7 +117,7 @@ impl<I: NodeId> Plumtree<I> {
         self.stats.grafts_received += 1;
         self.make_eager(&from);
         let Some(id) = graft.id else { return };
-        self.repaired(now);
+        self.graft_received(now);
         let Some(seen) = self.store.seen(&id) else {
             self.stats.grafts_unanswered += 1;
             return;

@@ -249,7 +249,8 @@ fn oversize_broadcast_is_refused() {
 fn optimization_swaps_a_long_path_for_a_short_one() {
     let t = Instant::now();
     let mut n = node_with(config().with_optimization_threshold(3), &[1, 2], &[3, 4], t);
-    n.handle_message(t, 3, ihave(&[(5, 1)]));
+    n.handle_message(t, 4, ihave(&[(5, 2)]));
+    n.handle_message(t, 3, ihave(&[(5, 1)])); // the lowest round of those waiting
     n.handle_message(t, 1, gossip(5, 4)); // 4 - 1 >= 3
     let (tx, ev) = drain(&mut n);
     assert!(tx.contains(&Transmit {
@@ -263,6 +264,11 @@ fn optimization_swaps_a_long_path_for_a_short_one() {
         urgent: true
     }));
     assert!(ev.contains(&Event::Promoted { peer: 3 }) && ev.contains(&Event::Demoted { peer: 1 }));
+    assert!(
+        !tx.iter()
+            .any(|t| t.to == 4 && matches!(t.message, Message::Graft(_))),
+        "only the closest announcer is grafted: {tx:?}"
+    );
 
     n.handle_message(t, 4, ihave(&[(6, 2)]));
     n.handle_message(t, 2, gossip(6, 4)); // 4 - 2 < 3: keep the tree

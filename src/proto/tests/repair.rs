@@ -258,3 +258,37 @@ fn requeued_announcements_leave_in_batches_and_are_capped() {
         "the newest four, two per IHave"
     );
 }
+
+#[test]
+fn a_graft_received_brings_the_next_flush_forward_but_keeps_the_stretched_interval() {
+    let t = Instant::now();
+    let c = config();
+    let mut n = node(t);
+    let mut now = t;
+    // Flushes with no repair in between stretch the interval: 2x, 4x, then 8x.
+    for seq in 1..=4 {
+        n.handle_message(now, 1, gossip(seq, 0));
+        let flush = n.poll_timeout().expect("a flush is armed");
+        n.handle_timeout(flush);
+        drain(&mut n);
+        now = flush;
+    }
+    n.handle_message(now, 1, gossip(5, 0));
+    assert_eq!(n.poll_timeout(), Some(now + c.ihave_interval * 8));
+
+    n.handle_message(now, 3, Message::Graft(Graft { id: Some(id(1)) }));
+    assert_eq!(
+        n.poll_timeout(),
+        Some(now + c.ihave_interval),
+        "brought forward"
+    );
+    now += c.ihave_interval;
+    n.handle_timeout(now);
+    assert!(sent(&drain(&mut n).0).contains(&(4, "ihave")));
+    n.handle_message(now, 1, gossip(6, 0));
+    assert_eq!(
+        n.poll_timeout(),
+        Some(now + c.ihave_interval * 8),
+        "still stretched: only a graft this node sends resets it"
+    );
+}
