@@ -58,11 +58,14 @@ fn single_sender_converges_to_a_tree() {
 }
 
 #[test]
-fn random_senders_all_deliver_and_redundancy_falls() {
+fn random_senders_all_deliver_within_the_redundancy_bound() {
     let r = run(Scenario::RandomSender, 150, 1);
     assert_eq!(r.reliability_min, 1.0);
     assert!(r.rmr_mean <= 0.3, "RMR {}", r.rmr_mean);
-    assert!(r.rmr_steady <= 0.1, "steady RMR {}", r.rmr_steady);
+    // With the optimization on (the default) redundancy under random senders settles about
+    // 0.2 instead of falling towards 0 in the second half (seeds 1-8: 0.02 to 0.24;
+    // docs/simulation.md, "Depth under random senders").
+    assert!(r.rmr_steady <= 0.3, "steady RMR {}", r.rmr_steady);
 }
 
 #[test]
