@@ -70,7 +70,13 @@ impl<I: NodeId> Plumtree<I> {
         else {
             return;
         };
-        if threshold > 0 && best.peer != from && round >= best.round.saturating_add(threshold) {
+        // A waiting announcer is not forgotten when it leaves the membership: check it is
+        // still a member, or the swap would prune the sender for a link that cannot be made.
+        if threshold > 0
+            && best.peer != from
+            && round >= best.round.saturating_add(threshold)
+            && self.peers.is_member(&best.peer)
+        {
             self.graft(&best.peer, None);
             self.prune(from);
         }

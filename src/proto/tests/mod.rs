@@ -281,6 +281,22 @@ fn optimization_swaps_a_long_path_for_a_short_one() {
 }
 
 #[test]
+fn optimization_never_swaps_to_an_announcer_that_left() {
+    let t = Instant::now();
+    let mut n = node_with(config().with_optimization_threshold(3), &[1, 2], &[3, 4], t);
+    n.handle_message(t, 3, ihave(&[(5, 1)]));
+    assert!(n.remove_peer(t, &3));
+    drain(&mut n);
+    n.handle_message(t, 1, gossip(5, 4)); // 4 - 1 >= 3, but 3 is gone
+    let (tx, _) = drain(&mut n);
+    assert!(
+        tx.iter()
+            .all(|t| !matches!(t.message, Message::Prune | Message::Graft(_))),
+        "{tx:?}"
+    );
+}
+
+#[test]
 fn failed_eager_peer_is_replaced_by_a_grafted_lazy_peer() {
     let t = Instant::now();
     let mut n = node_with(config().with_lazy_fanout(3), &[1, 2], &[3, 4], t);
