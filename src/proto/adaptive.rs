@@ -4,7 +4,7 @@
 //!   for a missing payload sent since the last flush), each flush doubles the interval, up to
 //!   [`MAX_IHAVE_SCALE`] times `ihave_interval`: fewer, fuller IHave frames over a healthy tree.
 //!   The first such graft brings it back to `ihave_interval` at once. A graft received only
-//!   brings the next flush within `ihave_interval` (`Plumtree::graft_received`). (Full batches leave
+//!   brings the next flush within `ihave_interval` (`Plumtree::flush_within_interval`). (Full batches leave
 //!   at once whatever the interval, so under load the frame count follows the rate.)
 //! - Cache retention: a payload is only needed while a graft for it can still come. That window
 //!   is bounded by the protocol's own timers (the longest IHave delay, the graft timeout and every

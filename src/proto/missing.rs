@@ -295,11 +295,15 @@ impl<I: Clone + PartialEq> Missing<I> {
         }
     }
 
-    /// Removes `peer` from every announcer list (it went down). Ids left with no announcer keep
-    /// their timer, and are given up when it fires.
+    /// Removes `peer` from every announcer list and the lowest-announcer table (it went down).
+    /// Ids left with no announcer keep their timer, and are given up when it fires.
     pub(crate) fn forget_peer(&mut self, peer: &I) {
         for entry in self.entries.values_mut() {
             entry.announcers.retain(|a| a.peer != *peer);
+        }
+        // A swap towards it would prune the sender for a link that cannot be made.
+        if let Some(lowest) = &mut self.lowest {
+            lowest.retain(|_, (best, _)| best.peer != *peer);
         }
     }
 

@@ -70,13 +70,7 @@ impl<I: NodeId> Plumtree<I> {
         else {
             return;
         };
-        // A waiting announcer is not forgotten when it leaves the membership: check it is
-        // still a member, or the swap would prune the sender for a link that cannot be made.
-        if threshold > 0
-            && best.peer != from
-            && round >= best.round.saturating_add(threshold)
-            && self.peers.is_member(&best.peer)
-        {
+        if threshold > 0 && best.peer != from && round >= best.round.saturating_add(threshold) {
             self.graft(&best.peer, None);
             self.prune(from);
         }
@@ -123,7 +117,7 @@ impl<I: NodeId> Plumtree<I> {
         self.stats.grafts_received += 1;
         self.make_eager(&from);
         let Some(id) = graft.id else { return };
-        self.graft_received(now);
+        self.flush_within_interval(now);
         let Some(seen) = self.store.seen(&id) else {
             self.stats.grafts_unanswered += 1;
             return;

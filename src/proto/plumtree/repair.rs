@@ -130,19 +130,13 @@ impl<I: NodeId> Plumtree<I> {
         }
     }
 
-    /// A graft for a payload came in: a neighbour is repairing, and what this node announces
-    /// may be what it or its neighbours lack. The next flush comes within `ihave_interval`,
-    /// but the stretched interval stays: resetting it as for a graft sent cost random senders
-    /// about 10% more control messages at 1,000 nodes for no faster repair
+    /// Brings a flush armed later than `ihave_interval` from now forward to then (only a
+    /// stretched interval arms one that late). A graft received calls this alone: a neighbour
+    /// is repairing, and what this node announces may be what it or its neighbours lack, but
+    /// this node's own tree needs no repair, so its stretch stays; resetting it too cost random
+    /// senders about 10% more control messages at 1,000 nodes for no faster repair
     /// (docs/adaptive-features.md).
-    pub(super) fn graft_received(&mut self, now: Instant) {
-        if self.config.adaptive_ihave {
-            self.flush_within_interval(now);
-        }
-    }
-
-    /// Brings a flush armed later than `ihave_interval` from now forward to then.
-    fn flush_within_interval(&mut self, now: Instant) {
+    pub(super) fn flush_within_interval(&mut self, now: Instant) {
         let soon = now + self.config.ihave_interval;
         if self.ihave_deadline.is_some_and(|at| at > soon) {
             self.ihave_deadline = Some(soon);
